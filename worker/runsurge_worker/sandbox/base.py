@@ -1,0 +1,64 @@
+"""The one interface every sandbox backend (process, bwrap, qemu, virtualbox) implements.
+
+The worker's task processor prepares a task folder on the host (script + inputs), then calls
+`backend.run(...)`. The backend runs `python3 <script>` with the folder as working directory,
+writes stdout to `log.out` and stderr to `error.err` inside it, samples memory/CPU from
+/proc/PID/status and /proc/PID/stat every `SAMPLE_INTERVAL_S`, enforces the limits and returns a
+RunResult. Outputs are whatever the script leaves in the folder; the task processor collects them.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+SAMPLE_INTERVAL_S = 0.5
+STDOUT_NAME = "log.out"
+STDERR_NAME = "error.err"
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_bytes: int
+    cpus: int = 1
+    timeout_s: float = 3600.0
+    output_bytes: int = 1 << 30
+
+
+@dataclass
+class RunResult:
+    exit_code: int | None  # None when the process was killed by us (timeout, cancel, limit)
+    wall_s: float
+    cpu_s: float
+    mem_avg_bytes: int
+    mem_peak_bytes: int
+    # Set when the sandbox, not the script, ended the run: "timeout after 5s", "cancelled",
+    # "memory limit", "output larger than ...", "sandbox error: ...". None for a normal exit.
+    failure: str | None = None
+    # True when the failure is the host's fault (VM would not start...), so the master may retry
+    # the task elsewhere instead of failing the job.
+    infrastructure_error: bool = False
+
+
+class SandboxBackend(ABC):
+    """A backend is created once per worker; `run` is called from many task threads at once."""
+
+    name: str = "abstract"
+
+    def start(self) -> None:
+        """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""
+
+    @abstractmethod
+    def run(
+        self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event
+    ) -> RunResult:
+        """Run `python3 script` inside `task_dir` under `limits` until it exits or is stopped.
+
+        `cancel` is set by CancelTask; the backend must then kill the run promptly and return
+        failure="cancelled".
+        """
+
+    def close(self) -> None:
+        """Release everything started by `start` (VMs, smbd). Idempotent."""
