@@ -1,0 +1,162 @@
+"""SQLAlchemy 2 models: the master's whole state. Schema changes go through Alembic migrations."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String,
+                        Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Worker(Base):
+    __tablename__ = "workers"
+    __table_args__ = (UniqueConstraint("owner_id", "fingerprint"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    fingerprint: Mapped[str] = mapped_column(String(128))
+    host: Mapped[str] = mapped_column(String(255))
+    grpc_port: Mapped[int] = mapped_column(Integer)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    cpus: Mapped[int] = mapped_column(Integer)
+    slots: Mapped[int] = mapped_column(Integer)
+    sandbox: Mapped[str] = mapped_column(String(32), default="")
+    online: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
+    last_heartbeat: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    running_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    memory_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    registered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    tasks_done: Mapped[int] = mapped_column(Integer, default=0)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.grpc_port}"
+
+
+class Heartbeat(Base):
+    """Recent load reports (pruned), for the dashboard and for debugging liveness."""
+
+    __tablename__ = "heartbeats"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    running_tasks: Mapped[int] = mapped_column(Integer)
+    memory_used_bytes: Mapped[int] = mapped_column(BigInteger)
+    free_slots: Mapped[int] = mapped_column(Integer)
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running|done|failed
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq")
+
+
+class DataObject(Base):
+    """Content-addressed bytes: the id is the sha256 hex of the content."""
+
+    __tablename__ = "data_objects"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class DataLocation(Base):
+    """Who holds a copy: the master (worker_id NULL) or a worker's cache."""
+
+    __tablename__ = "data_locations"
+    __table_args__ = (UniqueConstraint("data_id", "worker_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    data_id: Mapped[str] = mapped_column(ForeignKey("data_objects.id"), index=True)
+    worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"),
+                                                  nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("job_id", "name"), Index("ix_tasks_status", "status"))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # order in the spec
+    name: Mapped[str] = mapped_column(String(200))
+    script_name: Mapped[str] = mapped_column(String(255))
+    script_data_id: Mapped[str] = mapped_column(ForeignKey("data_objects.id"))
+    # pending (waits for inputs) | ready | assigned | running | done | failed | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    cpus: Mapped[int] = mapped_column(Integer, default=1)
+    timeout_s: Mapped[float] = mapped_column(Float)
+    collect_all_outputs: Mapped[bool] = mapped_column(Boolean, default=False)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mem_avg_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mem_peak_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    stdout_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stderr_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    job: Mapped[Job] = relationship(back_populates="tasks")
+    inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
+                                                   foreign_keys="TaskInput.task_id")
+    outputs: Mapped[list[TaskOutput]] = relationship(back_populates="task", cascade="all, delete-orphan")
+
+
+class TaskInput(Base):
+    """Task↔data dependency: a file the task reads, either uploaded or another task's output."""
+
+    __tablename__ = "task_inputs"
+    __table_args__ = (UniqueConstraint("task_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # Known for uploads; filled in when the producer completes for task outputs.
+    data_id: Mapped[str | None] = mapped_column(ForeignKey("data_objects.id"), nullable=True)
+    producer_task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
+    producer_output: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    task: Mapped[Task] = relationship(back_populates="inputs", foreign_keys=[task_id])
+
+
+class TaskOutput(Base):
+    __tablename__ = "task_outputs"
+    __table_args__ = (UniqueConstraint("task_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    # A job result (no task consumes it, or the spec says so): uploaded to the master.
+    is_result: Mapped[bool] = mapped_column(Boolean, default=False)
+    data_id: Mapped[str | None] = mapped_column(ForeignKey("data_objects.id"), nullable=True)
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    task: Mapped[Task] = relationship(back_populates="outputs")

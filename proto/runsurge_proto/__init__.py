@@ -1,0 +1,1 @@
+"""RunSurge's gRPC contract: generated stubs (`*_pb2*`) plus `wire`, the helpers both sides share."""
