@@ -68,10 +68,14 @@ class NodeHeartbeatRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeHeartbeatResponse(_message.Message):
-    __slots__ = ("worker_token",)
+    __slots__ = ("worker_token", "reregister", "cancel_task_ids")
     WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REREGISTER_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_token: str
-    def __init__(self, worker_token: _Optional[str] = ...) -> None: ...
+    reregister: bool
+    cancel_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_token: _Optional[str] = ..., reregister: _Optional[bool] = ..., cancel_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskStartedRequest(_message.Message):
     __slots__ = ("worker_id", "task_id")

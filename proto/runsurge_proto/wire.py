@@ -59,33 +59,61 @@ def file_chunks(path: Path) -> Iterator[common_pb2.DataChunk]:
                 return
 
 
+class FileReceiver:
+    """Writes a stream to a temporary file, checking size and hash; `commit` renames it into place.
+
+    Nothing is left at `dest` (or beside it) unless every byte checked out.
+    """
+
+    def __init__(self, dest: Path, expected_sha: str | None, max_size: int,
+                 expected_size: int | None = None):
+        self.dest, self.expected_sha, self.max_size, self.expected_size = (
+            dest, expected_sha, max_size, expected_size)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, block: bytes) -> None:
+        self.size += len(block)
+        limit = self.max_size if self.expected_size is None else min(self.max_size, self.expected_size)
+        if self.size > limit:
+            self.abort()
+            raise IntegrityError(f"data larger than allowed ({limit} bytes)")
+        self._hash.update(block)
+        self._file.write(block)
+
+    def commit(self) -> tuple[str, int]:
+        self._file.close()
+        digest = self._hash.hexdigest()
+        try:
+            if self.expected_size is not None and self.size != self.expected_size:
+                raise IntegrityError(f"size {self.size} != announced {self.expected_size}")
+            if self.expected_sha is not None and digest != self.expected_sha:
+                raise IntegrityError(f"sha256 {digest[:12]}… != announced {self.expected_sha[:12]}…")
+        except IntegrityError:
+            self.abort()
+            raise
+        os.replace(self._tmp, self.dest)
+        return digest, self.size
+
+    def abort(self) -> None:
+        self._file.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+
 def receive_file(
     blocks: Iterable[bytes], dest: Path, expected_sha: str | None, max_size: int,
     expected_size: int | None = None,
 ) -> tuple[str, int]:
-    """Write `blocks` to `dest` atomically, checking size and hash. Returns (sha256, size).
-
-    Nothing is left at `dest` (or in its folder) unless every byte checked out.
-    """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    h = hashlib.sha256()
-    size = 0
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
+    """Write `blocks` to `dest` atomically, checking size and hash. Returns (sha256, size)."""
+    rx = FileReceiver(dest, expected_sha, max_size, expected_size)
     try:
-        with os.fdopen(fd, "wb") as f:
-            for block in blocks:
-                size += len(block)
-                if size > max_size or (expected_size is not None and size > expected_size):
-                    raise IntegrityError(f"data larger than allowed ({max_size} bytes)")
-                h.update(block)
-                f.write(block)
-        digest = h.hexdigest()
-        if expected_size is not None and size != expected_size:
-            raise IntegrityError(f"size {size} != announced {expected_size}")
-        if expected_sha is not None and digest != expected_sha:
-            raise IntegrityError(f"sha256 {digest[:12]}… != announced {expected_sha[:12]}…")
-        os.replace(tmp, dest)
-        return digest, size
+        for block in blocks:
+            rx.write(block)
     except BaseException:
-        os.unlink(tmp)
+        rx.abort()
         raise
+    return rx.commit()

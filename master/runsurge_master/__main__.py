@@ -1,0 +1,3 @@
+from runsurge_master.main import main
+
+main()

@@ -1,0 +1,361 @@
+"""The HTTP API (FastAPI; OpenAPI at /docs). Handlers are plain `def`s: FastAPI runs them in a thread
+pool, so blocking database and file work never stalls the gRPC side of the event loop."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError as DBIntegrityError
+
+from runsurge_master import lifecycle
+from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
+from runsurge_master.config import MasterConfig
+from runsurge_master.db import Database
+from runsurge_master.jobspec import SpecError, check_file_name, parse_spec, single_script_spec
+from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
+from runsurge_master.scheduler import Scheduler
+from runsurge_master.store import ObjectStore
+from runsurge_proto.wire import CHUNK_SIZE, IntegrityError
+
+log = logging.getLogger("runsurge.api")
+
+
+@dataclass
+class Services:
+    cfg: MasterConfig
+    db: Database
+    tokens: TokenService
+    store: ObjectStore
+    scheduler: Scheduler
+
+
+class Credentials(BaseModel):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(max_length=4096)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+
+
+class TaskOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    worker_id: str | None
+    attempts: int
+    inputs: dict[str, str | None]  # file name → data id
+    outputs: dict[str, str | None]
+    memory_bytes: int
+    exit_code: int | None
+    wall_s: float | None
+    cpu_s: float | None
+    mem_avg_bytes: int | None
+    mem_peak_bytes: int | None
+    error: str | None
+    depends_on: list[str]
+
+
+class JobOut(BaseModel):
+    id: str
+    name: str
+    status: str
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    tasks_total: int
+    tasks_done: int
+    tasks: list[TaskOut] | None = None
+
+
+class ResultOut(BaseModel):
+    task: str
+    name: str
+    data_id: str
+    size: int
+
+
+class WorkerOut(BaseModel):
+    id: str
+    host: str
+    grpc_port: int
+    online: bool
+    sandbox: str
+    memory_bytes: int
+    cpus: int
+    slots: int
+    running_tasks: int
+    tasks_done: int
+    last_heartbeat: datetime
+
+
+class LocationOut(BaseModel):
+    data_id: str
+    holders: list[str]  # "master" or worker ids
+
+
+def create_app(sv: Services) -> FastAPI:
+    app = FastAPI(title="RunSurge master", version="0.1.0",
+                  description="Submit Python jobs to a volunteer compute network.")
+    bearer = HTTPBearer(auto_error=False)
+
+    def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
+        if creds is None:
+            raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            return sv.tokens.verify(creds.credentials, "access").sub
+        except TokenError as e:
+            raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
+
+    User_ = Annotated[str, Depends(current_user)]
+
+    def pair(user_id: str) -> TokenPair:
+        return TokenPair(access_token=sv.tokens.issue(user_id, "access", sv.cfg.access_token_ttl_s),
+                         refresh_token=sv.tokens.issue(user_id, "refresh", sv.cfg.refresh_token_ttl_s),
+                         expires_in=sv.cfg.access_token_ttl_s)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    @app.get("/api/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    # -- accounts ------------------------------------------------------------------------------
+    @app.post("/api/auth/register", status_code=201)
+    def register(body: Credentials) -> UserOut:
+        if not sv.cfg.allow_registration:
+            raise HTTPException(403, "registration is closed on this master")
+        try:
+            with sv.db.session() as s:
+                u = User(email=body.email.lower(), password_hash=hash_password(body.password))
+                s.add(u)
+                s.flush()
+                return UserOut(id=u.id, email=u.email)
+        except DBIntegrityError:
+            raise HTTPException(409, "that email is already registered") from None
+
+    @app.post("/api/auth/login")
+    def login(body: Credentials) -> TokenPair:
+        with sv.db.session() as s:
+            u = s.scalar(select(User).where(User.email == body.email.lower()))
+            ok = u is not None and verify_password(body.password, u.password_hash)
+        if not ok:
+            raise HTTPException(401, "wrong email or password")
+        return pair(u.id)
+
+    @app.post("/api/auth/refresh")
+    def refresh(body: RefreshRequest) -> TokenPair:
+        try:
+            user_id = sv.tokens.verify(body.refresh_token, "refresh").sub
+        except TokenError as e:
+            raise HTTPException(401, f"invalid refresh token: {e}") from None
+        with sv.db.session() as s:
+            if s.get(User, user_id) is None:
+                raise HTTPException(401, "unknown user")
+        return pair(user_id)
+
+    @app.get("/api/me")
+    def me(user: User_) -> UserOut:
+        with sv.db.session() as s:
+            u = s.get(User, user)
+            return UserOut(id=u.id, email=u.email)
+
+    # -- jobs ----------------------------------------------------------------------------------
+    @app.post("/api/jobs", status_code=201)
+    def submit(request: Request, user: User_,
+               files: Annotated[list[UploadFile], File(description="scripts and data files")],
+               spec: Annotated[str | None, Form(description="job spec (TOML)", max_length=1 << 20)] = None,
+               script: Annotated[str | None, Form(description="without a spec: the script to run")] = None,
+               ) -> JobOut:
+        size = request.headers.get("content-length")
+        if size and size.isdigit() and int(size) > sv.cfg.max_upload_bytes:
+            raise HTTPException(413, f"upload larger than {sv.cfg.max_upload_bytes} bytes")
+        if len(files) > sv.cfg.max_job_files:
+            raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
+        try:
+            names = [check_file_name(f.filename, "uploaded file") for f in files]
+            if len(set(names)) != len(names):
+                raise SpecError("two uploaded files have the same name")
+            if spec is None:
+                if script is None:
+                    scripts = [n for n in names if n.endswith(".py")]
+                    if len(scripts) != 1:
+                        raise SpecError("send a job spec, or name the script to run with the 'script' field")
+                    script = scripts[0]
+                check_file_name(script, "script")
+                spec = single_script_spec(script, [n for n in names if n != script])
+            with sv.db.session() as s:
+                biggest = max(s.scalars(select(Worker.memory_bytes)), default=None)
+            job_spec = parse_spec(spec, set(names), sv.cfg.default_task_memory,
+                                  sv.cfg.default_task_timeout_s, sv.cfg.max_tasks_per_job)
+            too_big = [t.name for t in job_spec.tasks if biggest is not None and t.memory_bytes > biggest]
+            if too_big:
+                raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any worker offers "
+                                f"({biggest} bytes)")
+            unused = set(names) - job_spec.uploads_used()
+            if unused:
+                raise SpecError(f"uploaded file(s) not used by any task: {', '.join(sorted(unused))}")
+            for t in job_spec.tasks:
+                if t.script not in names or not _is_python_text(files[names.index(t.script)]):
+                    raise SpecError(f"script {t.script!r} is not a UTF-8 text file")
+        except SpecError as e:
+            raise HTTPException(400, str(e)) from None
+        uploads = _store_uploads(files, names)
+        try:
+            with sv.db.session() as s:
+                for data_id, size in uploads.values():
+                    lifecycle.ensure_data(s, data_id, size, None)
+                job = lifecycle.create_job(s, user, job_spec, {n: d for n, (d, _) in uploads.items()})
+                s.flush()
+                out = _job_out(s, job, with_tasks=True)
+        except BaseException:
+            _discard_unreferenced({d for d, _ in uploads.values()})
+            raise
+        log.info("job submitted job=%s tasks=%d user=%s", out.id, out.tasks_total, user)
+        sv.scheduler.wake()
+        return out
+
+    def _store_uploads(files: list[UploadFile], names: list[str]) -> dict[str, tuple[str, int]]:
+        uploads: dict[str, tuple[str, int]] = {}
+        budget = sv.cfg.max_upload_bytes
+        try:
+            for f, name in zip(files, names, strict=True):
+                f.file.seek(0)
+                blocks = iter(lambda f=f: f.file.read(CHUNK_SIZE), b"")
+                uploads[name] = sv.store.put_stream(blocks, max_size=budget)
+                budget -= uploads[name][1]
+        except IntegrityError:
+            _discard_unreferenced({d for d, _ in uploads.values()})
+            raise HTTPException(413, f"uploads larger than {sv.cfg.max_upload_bytes} bytes in total") from None
+        return uploads
+
+    def _discard_unreferenced(data_ids: set[str]) -> None:
+        """Undo a failed submission's files, keeping objects that stored rows already reference."""
+        with sv.db.session() as s:
+            known = set(s.scalars(select(DataObject.id).where(DataObject.id.in_(data_ids))))
+        for data_id in data_ids - known:
+            sv.store.path(data_id).unlink(missing_ok=True)
+
+    def _own_job(s, job_id: str, user: str) -> Job:  # noqa: ANN001
+        job = s.get(Job, job_id)
+        if job is None or job.owner_id != user:  # someone else's job looks like no job at all
+            raise HTTPException(404, "no such job")
+        return job
+
+    @app.get("/api/jobs")
+    def list_jobs(user: User_, limit: int = 50) -> list[JobOut]:
+        with sv.db.session() as s:
+            jobs = s.scalars(select(Job).where(Job.owner_id == user)
+                             .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500))))
+            return [_job_out(s, j, with_tasks=False) for j in jobs]
+
+    @app.get("/api/jobs/{job_id}")
+    def get_job(job_id: str, user: User_) -> JobOut:
+        with sv.db.session() as s:
+            return _job_out(s, _own_job(s, job_id, user), with_tasks=True)
+
+    @app.get("/api/jobs/{job_id}/results")
+    def list_results(job_id: str, user: User_) -> list[ResultOut]:
+        with sv.db.session() as s:
+            job = _own_job(s, job_id, user)
+            return [ResultOut(task=t.name, name=o.name, data_id=o.data_id, size=o.size or 0)
+                    for t in job.tasks for o in t.outputs if o.is_result and o.data_id]
+
+    @app.get("/api/jobs/{job_id}/results/{task_name}/{file_name}")
+    def download_result(job_id: str, task_name: str, file_name: str, user: User_) -> FileResponse:
+        with sv.db.session() as s:
+            job = _own_job(s, job_id, user)
+            match = [o.data_id for t in job.tasks if t.name == task_name
+                     for o in t.outputs if o.name == file_name and o.is_result and o.data_id]
+        if not match or not sv.store.has(match[0]):
+            raise HTTPException(404, "no such result")
+        return FileResponse(sv.store.path(match[0]), filename=file_name,
+                            media_type="application/octet-stream")
+
+    @app.get("/api/jobs/{job_id}/locations")
+    def data_locations(job_id: str, user: User_) -> list[LocationOut]:
+        """Who holds each of the job's data objects (the master and/or workers' caches)."""
+        with sv.db.session() as s:
+            job = _own_job(s, job_id, user)
+            ids = {i.data_id for t in job.tasks for i in t.inputs if i.data_id}
+            ids |= {o.data_id for t in job.tasks for o in t.outputs if o.data_id}
+            holders: dict[str, list[str]] = {d: [] for d in ids}
+            for data_id, worker_id in s.execute(select(DataLocation.data_id, DataLocation.worker_id)
+                                                .where(DataLocation.data_id.in_(ids))):
+                holders[data_id].append(worker_id or "master")
+        return [LocationOut(data_id=d, holders=sorted(h)) for d, h in sorted(holders.items())]
+
+    @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse)
+    def task_logs(task_id: str, user: User_, stream: str = "stdout") -> PlainTextResponse:
+        if stream not in ("stdout", "stderr"):
+            raise HTTPException(400, "stream must be stdout or stderr")
+        with sv.db.session() as s:
+            t = s.get(Task, task_id)
+            if t is None or t.job.owner_id != user:
+                raise HTTPException(404, "no such task")
+            data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
+        if data_id is None:
+            return PlainTextResponse("")
+        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"))
+
+    # -- workers -------------------------------------------------------------------------------
+    @app.get("/api/workers")
+    def my_workers(user: User_) -> list[WorkerOut]:
+        with sv.db.session() as s:
+            return [WorkerOut(id=w.id, host=w.host, grpc_port=w.grpc_port, online=w.online, sandbox=w.sandbox,
+                              memory_bytes=w.memory_bytes, cpus=w.cpus, slots=w.slots,
+                              running_tasks=w.running_tasks, tasks_done=w.tasks_done,
+                              last_heartbeat=w.last_heartbeat)
+                    for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
+
+    return app
+
+
+def _is_python_text(f: UploadFile) -> bool:
+    f.file.seek(0)
+    head = f.file.read(1 << 20)
+    f.file.seek(0)
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return len(head) == 1 << 20 and e.start > len(head) - 4  # a character cut at the 1 MiB mark
+    return b"\0" not in head
+
+
+def _job_out(s, job: Job, with_tasks: bool) -> JobOut:  # noqa: ANN001
+    tasks = job.tasks
+    out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
+                 finished_at=job.finished_at, tasks_total=len(tasks),
+                 tasks_done=sum(t.status == "done" for t in tasks))
+    if with_tasks:
+        names = {t.id: t.name for t in tasks}
+        out.tasks = [TaskOut(
+            id=t.id, name=t.name, status=t.status, worker_id=t.worker_id, attempts=t.attempts,
+            inputs={i.name: i.data_id for i in t.inputs}, outputs={o.name: o.data_id for o in t.outputs},
+            memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
+            mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
+            depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}))
+            for t in tasks]
+    return out

@@ -1,0 +1,246 @@
+"""MasterService: what workers call. Authentication happens once, in the interceptor; each
+handler then checks that the caller acts only as itself and only on its own tasks."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import grpc
+from sqlalchemy import delete, select
+
+from runsurge_master import lifecycle
+from runsurge_master.auth import Claims, TokenError, TokenService
+from runsurge_master.config import MasterConfig
+from runsurge_master.db import Database
+from runsurge_master.jobspec import SpecError, check_file_name
+from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, Worker, utcnow
+from runsurge_master.scheduler import Scheduler
+from runsurge_master.store import ObjectStore
+from runsurge_proto import master_pb2, master_pb2_grpc
+from runsurge_proto.interceptor import current_claims
+from runsurge_proto.wire import IntegrityError, file_chunks, is_data_id
+
+log = logging.getLogger("runsurge.grpc")
+WORKER_TOKEN_TTL_S = 3600
+S = master_pb2.TaskStatus
+
+
+def make_check(tokens: TokenService):
+    """Which token kind each MasterService method accepts."""
+    def check(method: str, token: str) -> Claims:
+        kind = "access" if method.endswith("/NodeRegister") else "worker"
+        try:
+            return tokens.verify(token, kind)
+        except TokenError as e:
+            raise PermissionError(f"invalid token: {e}") from None
+    return check
+
+
+class MasterServicer(master_pb2_grpc.MasterServiceServicer):
+    def __init__(self, db: Database, cfg: MasterConfig, tokens: TokenService, store: ObjectStore,
+                 scheduler: Scheduler):
+        self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
+
+    async def _as_worker(self, worker_id: str, context) -> Claims:  # noqa: ANN001
+        claims: Claims = current_claims()
+        if claims.sub != worker_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker may act only as itself")
+        return claims
+
+    # -- membership ----------------------------------------------------------------------------
+    async def NodeRegister(self, request, context):  # noqa: ANN001, N802
+        claims: Claims = current_claims()
+        problem = _check_registration(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        with self.db.session() as s:
+            w = s.scalar(select(Worker).where(Worker.owner_id == claims.sub,
+                                              Worker.fingerprint == request.fingerprint))
+            if w is None:
+                w = Worker(owner_id=claims.sub, fingerprint=request.fingerprint)
+                s.add(w)
+                log.info("worker joined fingerprint=%s", request.fingerprint[:12])
+            else:  # a restart: whatever it was running is gone
+                cancels = self.scheduler.worker_lost(s, w, "worker restarted")
+                self.scheduler.cancel_remote(cancels)
+            w.host, w.grpc_port = request.host, request.grpc_port
+            w.memory_bytes, w.cpus, w.slots = request.memory_bytes, request.cpus, request.slots
+            w.sandbox, w.online, w.last_heartbeat = request.sandbox, True, utcnow()
+            s.flush()
+            s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
+            cached = {d for d in request.cached_data_ids if is_data_id(d)}
+            for data_id in s.scalars(select(DataObject.id).where(DataObject.id.in_(cached))):
+                s.add(DataLocation(data_id=data_id, worker_id=w.id))
+            worker_id = w.id
+        log.info("worker registered worker=%s address=%s:%d slots=%d memory=%d", worker_id,
+                 request.host, request.grpc_port, request.slots, request.memory_bytes)
+        self.scheduler.wake()
+        return master_pb2.NodeRegisterResponse(
+            worker_id=worker_id, master_public_key_pem=self.tokens.public_pem,
+            worker_token=self._worker_token(worker_id, claims.sub),
+            heartbeat_interval_s=self.cfg.heartbeat_interval_s)
+
+    def _worker_token(self, worker_id: str, owner: str) -> str:
+        return self.tokens.issue(worker_id, "worker", WORKER_TOKEN_TTL_S, owner=owner)
+
+    async def NodeHeartbeat(self, request, context):  # noqa: ANN001, N802
+        claims = await self._as_worker(request.worker_id, context)
+        resp = master_pb2.NodeHeartbeatResponse()
+        with self.db.session() as s:
+            w = s.get(Worker, request.worker_id)
+            if w is None or not w.online:
+                resp.reregister = True
+                return resp
+            w.last_heartbeat = utcnow()
+            w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
+            s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
+                            memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
+            if request.running_task_ids:
+                mine = set(s.scalars(select(Task.id).where(
+                    Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
+                    Task.status.in_(lifecycle.ACTIVE))))
+                resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
+        if claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
+            resp.worker_token = self._worker_token(request.worker_id, claims.owner or "")
+        return resp
+
+    # -- task reports --------------------------------------------------------------------------
+    async def TaskStarted(self, request, context):  # noqa: ANN001, N802
+        await self._as_worker(request.worker_id, context)
+        with self.db.session() as s:
+            t = s.get(Task, request.task_id)
+            if t is not None and t.worker_id == request.worker_id and t.status == "assigned":
+                t.status, t.started_at = "running", utcnow()
+        return master_pb2.Ack()
+
+    async def TaskComplete(self, request, context):  # noqa: ANN001, N802
+        await self._as_worker(request.worker_id, context)
+        with self.db.session() as s:
+            t = s.get(Task, request.task_id)
+            if (t is None or t.worker_id != request.worker_id or t.status not in lifecycle.ACTIVE
+                    or (request.attempt and request.attempt != t.attempts)):
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                                    "this task is not (or no longer) assigned to you")
+            cancels = self._complete(s, t, request)
+        self.scheduler.cancel_remote(cancels)
+        self.scheduler.wake()
+        return master_pb2.Ack()
+
+    def _complete(self, s, t: Task, r) -> list[tuple[str, str]]:  # noqa: ANN001
+        t.exit_code = r.exit_code
+        t.wall_s, t.cpu_s = r.wall_s, r.cpu_s
+        t.mem_avg_bytes, t.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes
+        for field in ("stdout_data_id", "stderr_data_id"):
+            value = getattr(r, field)
+            setattr(t, field, value if value and self.store.has(value) else None)
+        if r.status == S.TASK_STATUS_WORKER_ERROR:
+            return lifecycle.requeue_task(s, t, r.error or "worker error", self.cfg.max_attempts)
+        if r.status == S.TASK_STATUS_CANCELLED:
+            t.status = "cancelled"
+            return []
+        if r.status != S.TASK_STATUS_SUCCEEDED:
+            return lifecycle.fail_task(s, t, r.error or f"exit code {r.exit_code}")
+        outputs, problem = self._check_outputs(t, r.outputs)
+        if problem:
+            return lifecycle.fail_task(s, t, problem)
+        expected_results = {o.name for o in t.outputs if o.is_result} if not t.collect_all_outputs else set(outputs)
+        missing_upload = [n for n in expected_results if not self.store.has(outputs[n][0])]
+        if missing_upload:
+            return lifecycle.requeue_task(s, t, f"result(s) not uploaded: {', '.join(missing_upload)}",
+                                          self.cfg.max_attempts)
+        for name, (data_id, size) in outputs.items():
+            lifecycle.ensure_data(s, data_id, size, t.worker_id)
+            if name in expected_results:
+                lifecycle.ensure_data(s, data_id, size, None)
+        w = s.get(Worker, t.worker_id)
+        w.tasks_done += 1
+        lifecycle.finish_task_ok(s, t, outputs)
+        return []
+
+    def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:  # noqa: ANN001
+        outputs: dict[str, tuple[str, int]] = {}
+        for o in reported:
+            try:
+                check_file_name(o.name, "output")
+            except SpecError as e:
+                return {}, str(e)
+            if not is_data_id(o.data_id) or o.name in outputs:
+                return {}, f"worker reported a malformed output {o.name!r}"
+            outputs[o.name] = (o.data_id, o.size)
+        if not t.collect_all_outputs:
+            declared = {o.name for o in t.outputs}
+            missing = declared - set(outputs)
+            if missing:
+                return {}, f"the script did not write its declared output(s): {', '.join(sorted(missing))}"
+            outputs = {k: v for k, v in outputs.items() if k in declared}
+        return outputs, None
+
+    # -- data ----------------------------------------------------------------------------------
+    async def _stream(self, request, context, script: bool):  # noqa: ANN001
+        claims: Claims = current_claims()
+        if not is_data_id(request.data_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
+        with self.db.session() as s:
+            t = s.get(Task, request.task_id)
+            allowed = t is not None and t.worker_id == claims.sub and (
+                t.script_data_id == request.data_id if script else
+                s.scalar(select(TaskInput.id).where(TaskInput.task_id == t.id,
+                                                    TaskInput.data_id == request.data_id)) is not None)
+        if not allowed:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "that data is not an input of your task")
+        if not self.store.has(request.data_id):
+            await context.abort(grpc.StatusCode.NOT_FOUND, "the master does not hold that data")
+        for chunk in file_chunks(self.store.path(request.data_id)):
+            yield chunk
+
+    async def StreamData(self, request, context):  # noqa: ANN001, N802
+        async for chunk in self._stream(request, context, script=False):
+            yield chunk
+
+    async def StreamPythonFile(self, request, context):  # noqa: ANN001, N802
+        async for chunk in self._stream(request, context, script=True):
+            yield chunk
+
+    async def ReceiveData(self, request_iterator, context):  # noqa: ANN001, N802
+        claims: Claims = current_claims()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("part") != "header":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a header")
+        h = first.header
+        await self._as_worker(h.worker_id, context)
+        if not is_data_id(h.data_id):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
+        if h.size > self.cfg.max_output_bytes:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "output larger than the limit")
+        with self.db.session() as s:
+            t = s.get(Task, h.task_id)
+            if t is None or t.worker_id != claims.sub or t.status not in lifecycle.ACTIVE:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
+        if not self.store.has(h.data_id):
+            rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
+            try:
+                async for part in request_iterator:
+                    rx.write(part.chunk)
+                rx.commit()
+            except IntegrityError as e:
+                log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
+                await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
+            except BaseException:
+                rx.abort()
+                raise
+        with self.db.session() as s:
+            lifecycle.ensure_data(s, h.data_id, h.size, None)
+        return master_pb2.UploadResult(data_id=h.data_id, size=h.size)
+
+
+def _check_registration(r) -> str | None:  # noqa: ANN001
+    if not 8 <= len(r.fingerprint) <= 128:
+        return "fingerprint must be 8-128 characters"
+    if not r.host or len(r.host) > 255 or any(c.isspace() for c in r.host):
+        return "host must be a host name or address"
+    if not 0 < r.grpc_port < 65536:
+        return "grpc_port must be 1-65535"
+    if r.memory_bytes <= 0 or not 0 < r.cpus <= 4096 or not 0 < r.slots <= 1024:
+        return "memory, cpus and slots must be positive"
+    return None

@@ -1,0 +1,146 @@
+"""Job and task state transitions. Every change to a job's state goes through these functions,
+each called inside one database transaction by the HTTP API, the gRPC service or the scheduler.
+
+Task states: pending (waits for a producer) → ready → assigned → running → done | failed | cancelled.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from runsurge_master.jobspec import JobSpec
+from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, utcnow
+
+log = logging.getLogger("runsurge.lifecycle")
+ACTIVE = ("assigned", "running")
+OPEN = ("pending", "ready", "assigned", "running")
+
+
+def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]) -> Job:
+    """Rows for a validated spec. `uploads` maps uploaded file name → data id (already stored)."""
+    job = Job(owner_id=owner_id, name=spec.name, status="running")
+    s.add(job)
+    s.flush()
+    consumed = spec.consumed()
+    tasks: dict[str, Task] = {}
+    for seq, t in enumerate(spec.tasks):
+        task = Task(job_id=job.id, seq=seq, name=t.name, script_name=t.script,
+                    script_data_id=uploads[t.script], memory_bytes=t.memory_bytes, cpus=t.cpus,
+                    timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None,
+                    status="pending" if spec.producers_of(t) else "ready")
+        for out in t.outputs or ():
+            task.outputs.append(TaskOutput(name=out, is_result=(t.name, out) not in consumed))
+        s.add(task)
+        tasks[t.name] = task
+    s.flush()
+    for t in spec.tasks:
+        for local, src in t.inputs.items():
+            s.add(TaskInput(task_id=tasks[t.name].id, name=local,
+                            data_id=uploads[src.upload] if src.upload else None,
+                            producer_task_id=tasks[src.task].id if src.task else None,
+                            producer_output=src.output))
+    return job
+
+
+def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> None:
+    """Record that `worker_id` (None: the master) holds the object."""
+    if s.get(DataObject, data_id) is None:
+        s.add(DataObject(id=data_id, size=size))
+        s.flush()
+    exists = s.scalar(select(DataLocation.id).where(
+        DataLocation.data_id == data_id,
+        DataLocation.worker_id.is_(None) if worker_id is None else DataLocation.worker_id == worker_id))
+    if exists is None:
+        s.add(DataLocation(data_id=data_id, worker_id=worker_id))
+
+
+def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) -> None:
+    """Record outputs (name → (data id, size)) and release the tasks waiting for them."""
+    task.status = "done"
+    task.finished_at = utcnow()
+    declared = {o.name: o for o in task.outputs}
+    for name, (data_id, size) in outputs.items():
+        out = declared.get(name)
+        if out is None:  # collect-all task: every new file is a result
+            out = TaskOutput(name=name, is_result=True)
+            task.outputs.append(out)
+        out.data_id, out.size = data_id, size
+    s.flush()
+    for out in task.outputs:
+        s.execute(update(TaskInput)
+                  .where(TaskInput.producer_task_id == task.id, TaskInput.producer_output == out.name)
+                  .values(data_id=out.data_id))
+    for consumer_id in set(s.scalars(select(TaskInput.task_id).where(TaskInput.producer_task_id == task.id))):
+        consumer = s.get(Task, consumer_id)
+        if consumer.status == "pending" and all(i.data_id for i in consumer.inputs):
+            consumer.status = "ready"
+    job = task.job
+    if all(t.status == "done" for t in job.tasks):
+        job.status = "done"
+        job.finished_at = utcnow()
+        log.info("job done job=%s", job.id)
+
+
+def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
+    """Fail the job; returns (worker id, task id) of tasks still running, to be cancelled."""
+    if job.status != "running":
+        return []
+    job.status = "failed"
+    job.error = error
+    job.finished_at = utcnow()
+    to_cancel = []
+    for t in job.tasks:
+        if t.status in ACTIVE and t.worker_id:
+            to_cancel.append((t.worker_id, t.id))
+        if t.status in OPEN:
+            t.status = "cancelled"
+            t.finished_at = utcnow()
+    log.info("job failed job=%s error=%s", job.id, error.splitlines()[0] if error else "")
+    return to_cancel
+
+
+def fail_task(s: Session, task: Task, error: str) -> list[tuple[str, str]]:
+    task.status = "failed"
+    task.error = error
+    task.finished_at = utcnow()
+    return fail_job(s, task.job, f"task {task.name!r} failed: {error}")
+
+
+def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
+    """The worker could not finish the task (lost, crashed, could not fetch): run it elsewhere,
+    unless it already used its retry budget, which fails the job."""
+    log.info("requeue task=%s attempt=%d reason=%s", task.id, task.attempts, reason)
+    if task.attempts >= max_attempts:
+        return fail_task(s, task, f"gave up after {task.attempts} attempts; last: {reason}")
+    task.status = "ready"
+    task.worker_id = None
+    task.error = reason
+    return []
+
+
+def reopen_lost_producers(s: Session, task: Task, live_workers: set[str]) -> bool:
+    """Lineage: if an input produced by another task is held by nobody reachable, re-run its
+    producer (and the producer's own lost inputs, when the scheduler gets to it). True if reopened."""
+    reopened = False
+    for inp in task.inputs:
+        if not inp.producer_task_id or not inp.data_id:
+            continue
+        holders = s.scalars(select(DataLocation.worker_id).where(DataLocation.data_id == inp.data_id)).all()
+        if any(h is None or h in live_workers for h in holders):
+            continue
+        producer = s.get(Task, inp.producer_task_id)
+        if producer.status == "done":
+            log.info("lineage: re-running task=%s for lost data=%s", producer.id, inp.data_id[:12])
+            producer.status = "ready"
+            producer.worker_id = None
+            task.job.status = "running"
+        reopened = True
+    if reopened:
+        task.status = "pending"
+        for inp in task.inputs:
+            if inp.producer_task_id and s.get(Task, inp.producer_task_id).status != "done":
+                inp.data_id = None
+    return reopened

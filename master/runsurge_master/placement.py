@@ -1,0 +1,46 @@
+"""Where each ready task goes: a pure function, so the policy is easy to read and to test.
+
+Policy, per task in submission order: among live workers with a free slot and enough free memory,
+take the one already holding the most input bytes (less data to move), then the best fit (least
+memory left over, which keeps big holes for big tasks), then the lowest id for determinism.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ReadyTask:
+    id: str
+    memory_bytes: int
+    inputs: dict[str, int] = field(default_factory=dict)  # data id → size
+
+
+@dataclass
+class Capacity:
+    id: str
+    free_memory: int
+    free_slots: int
+    holds: set[str] = field(default_factory=set)  # data ids in its cache
+
+
+def place(tasks: list[ReadyTask], workers: list[Capacity]) -> list[tuple[str, str]]:
+    """Returns (task id, worker id) pairs; tasks that fit nowhere now are left out."""
+    placements = []
+    for task in tasks:
+        best: tuple | None = None
+        for w in workers:
+            if w.free_slots < 1 or w.free_memory < task.memory_bytes:
+                continue
+            local = sum(size for d, size in task.inputs.items() if d in w.holds)
+            key = (-local, w.free_memory - task.memory_bytes, w.id)
+            if best is None or key < best[0]:
+                best = (key, w)
+        if best is None:
+            continue
+        w = best[1]
+        w.free_slots -= 1
+        w.free_memory -= task.memory_bytes
+        placements.append((task.id, w.id))
+    return placements
