@@ -1,7 +1,9 @@
 """The HTTP API (FastAPI; OpenAPI at /docs). Handlers are plain `def`s: FastAPI runs them in a thread
-pool, so blocking database and file work never stalls the gRPC side of the event loop."""
+pool, so blocking database and file work never stalls the gRPC side of the event loop.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: FastAPI must see the dependency annotations, which
+are local to create_app, as real objects."""
+
 
 import logging
 from dataclasses import dataclass

@@ -1,11 +1,12 @@
-"""Master settings: embedded defaults, overridden by a TOML file, then by RUNSURGE_* variables."""
+"""Master settings (see runsurge_proto.settings for how defaults, TOML and RUNSURGE_* combine)."""
 
 from __future__ import annotations
 
 import os
-import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
+
+from runsurge_proto.settings import load_settings
 
 
 def default_home() -> Path:
@@ -45,29 +46,8 @@ class MasterConfig:
         return self.home / "objects"
 
 
-def _coerce(kind: type | str, value: object) -> object:
-    kind = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}.get(kind, kind)  # type: ignore[arg-type]
-    if kind is bool and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return kind(value)  # type: ignore[operator]
-
-
 def load_config(path: Path | None = None, **overrides: object) -> MasterConfig:
-    """Defaults < TOML file (RUNSURGE_CONFIG or `path`) < environment < explicit overrides."""
-    values: dict[str, object] = {}
-    path = path or (Path(os.environ["RUNSURGE_CONFIG"]) if os.environ.get("RUNSURGE_CONFIG") else None)
-    if path:
-        values.update(tomllib.loads(Path(path).read_text()).get("master", {}))
-    for f in fields(MasterConfig):
-        env = os.environ.get(f"RUNSURGE_{f.name.upper()}")
-        if env is not None:
-            values[f.name] = env
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name: f.type for f in fields(MasterConfig)}
-    unknown = set(values) - set(known)
-    if unknown:
-        raise ValueError(f"unknown master setting(s): {', '.join(sorted(unknown))}")
-    cfg = MasterConfig(**{k: _coerce(known[k], v) for k, v in values.items()})
+    cfg = load_settings(MasterConfig, "master", path, **overrides)
     if cfg.home == Path():
         cfg.home = default_home()
     return cfg

@@ -1,0 +1,5 @@
+import sys
+
+from runsurge_client.cli import main
+
+sys.exit(main())

@@ -1,0 +1,120 @@
+"""`runsurge`: submit Python jobs to a RunSurge master and fetch their results."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from runsurge_client.api import ApiError, Client
+
+
+def _password(args: argparse.Namespace) -> str:
+    return os.environ.get("RUNSURGE_PASSWORD") or getpass.getpass("password: ")
+
+
+def _bar(job: dict) -> None:
+    total, done = job["tasks_total"], job["tasks_done"]
+    width = 30
+    filled = width * done // total if total else width
+    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks  {job['status']:<8}"
+    sys.stderr.write(line)
+    if job["status"] in ("done", "failed"):
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _print_job(job: dict) -> None:
+    print(f"job {job['id']}  {job['name']}  {job['status']}  {job['tasks_done']}/{job['tasks_total']} tasks done")
+    if job.get("error"):
+        print(f"error: {job['error']}")
+    for t in job.get("tasks") or []:
+        extra = ""
+        if t["wall_s"] is not None:
+            extra = f"  {t['wall_s']:.2f}s wall  {t['cpu_s']:.2f}s cpu  peak {t['mem_peak_bytes'] / 2**20:.1f} MiB"
+        worker = (t["worker_id"] or "-")[:8]
+        print(f"  {t['id']}  {t['name']:<20} {t['status']:<9} worker {worker}{extra}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="runsurge", description=__doc__)
+    p.add_argument("--master", help="master URL (default: the one you logged in to, or RUNSURGE_MASTER_URL)")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("register", "login"):
+        c = sub.add_parser(name, help=f"{name} an account (password from RUNSURGE_PASSWORD or a prompt)")
+        c.add_argument("email")
+    c = sub.add_parser("submit", help="submit a script with data files, or a job spec")
+    c.add_argument("script", nargs="?", type=Path, help="the Python script to run")
+    c.add_argument("--data", nargs="*", type=Path, default=[], help="data files the script reads")
+    c.add_argument("--spec", type=Path, help="a job spec (TOML) describing several tasks")
+    c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
+    c = sub.add_parser("status", help="list your jobs, or show one")
+    c.add_argument("job", nargs="?")
+    c = sub.add_parser("logs", help="a task's output")
+    c.add_argument("task")
+    c.add_argument("--stderr", action="store_true", help="show stderr instead of stdout")
+    c = sub.add_parser("result", help="download a job's results")
+    c.add_argument("job")
+    c.add_argument("-o", "--out", type=Path, default=Path("."))
+    c = sub.add_parser("wait", help="wait for a job to finish")
+    c.add_argument("job")
+    sub.add_parser("workers", help="list your workers")
+    args = p.parse_args(argv)
+    try:
+        return _run(args)
+    except ApiError as e:
+        print(f"runsurge: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"runsurge: {e.strerror or e}: {e.filename or ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    client = Client.from_saved(args.master)
+    if args.command == "register":
+        client.register(args.email, _password(args))
+        print(f"registered {args.email}; now run: runsurge login {args.email}")
+    elif args.command == "login":
+        client.login(args.email, _password(args))
+        client.save()
+        print(f"logged in to {client.url} as {args.email}")
+    elif args.command == "submit":
+        if args.spec:
+            job = client.submit_spec(args.spec)
+        elif args.script:
+            job = client.submit([args.script, *args.data], script=args.script.name)
+        else:
+            raise ApiError("give a script (runsurge submit job.py --data in.csv) or --spec job.toml")
+        print(job["id"])
+        if args.wait:
+            return _wait(client, job["id"])
+    elif args.command == "wait":
+        return _wait(client, args.job)
+    elif args.command == "status":
+        if args.job:
+            _print_job(client.job(args.job))
+        else:
+            for job in client.jobs():
+                print(f"{job['id']}  {job['status']:<8} {job['tasks_done']}/{job['tasks_total']}  {job['name']}")
+    elif args.command == "logs":
+        sys.stdout.write(client.logs(args.task, "stderr" if args.stderr else "stdout"))
+    elif args.command == "result":
+        for path in client.download_results(args.job, args.out):
+            print(path)
+    elif args.command == "workers":
+        for w in client.workers():
+            state = "online" if w["online"] else "offline"
+            print(f"{w['id']}  {state:<7} {w['host']}:{w['grpc_port']}  {w['sandbox']:<8} "
+                  f"{w['running_tasks']}/{w['slots']} running  {w['tasks_done']} done")
+    return 0
+
+
+def _wait(client: Client, job_id: str) -> int:
+    job = client.wait(job_id, progress=_bar)
+    _print_job(job)
+    return 0 if job["status"] == "done" else 1

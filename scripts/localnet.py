@@ -1,0 +1,121 @@
+"""A RunSurge network on this machine's loopback: one master and N workers as real processes.
+
+Used by `make demo`, the integration tests and the benchmarks. Each process logs to a file in the
+network's root folder; `stop()` ends them all.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+EMAIL = "demo@runsurge.local"
+PASSWORD = "demo-password-1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalNet:
+    def __init__(self, root: Path, sandbox: str = "process", slots: int = 1, heartbeat_s: float = 1.0,
+                 worker_memory: int = 2 << 30, extra_env: dict[str, str] | None = None):
+        self.root = root
+        self.sandbox, self.slots, self.heartbeat_s, self.worker_memory = sandbox, slots, heartbeat_s, worker_memory
+        self.extra_env = extra_env or {}
+        self.http_port, self.grpc_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.master: subprocess.Popen | None = None
+        self.workers: dict[int, subprocess.Popen] = {}
+        self.worker_ports: dict[int, int] = {}
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "password").write_text(PASSWORD)
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
+        log = open(self.root / f"{name}.log", "ab")
+        return subprocess.Popen([sys.executable, *args], stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, **self.extra_env, **env}, start_new_session=True)
+
+    def start_master(self) -> None:
+        self.master = self._spawn("master", ["-m", "runsurge_master"], {
+            "RUNSURGE_HOME": str(self.root / "master"), "RUNSURGE_HTTP_PORT": str(self.http_port),
+            "RUNSURGE_GRPC_PORT": str(self.grpc_port), "RUNSURGE_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s)})
+        self._until(lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200, "master up")
+        httpx.post(f"{self.url}/api/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=10)
+
+    def start_worker(self, i: int, sandbox: str | None = None, wait: bool = True) -> None:
+        port = self.worker_ports.setdefault(i, free_port())
+        self.workers[i] = self._spawn(f"worker{i}", ["-m", "runsurge_worker"], {
+            "RUNSURGE_HOME": str(self.root / f"worker{i}"), "RUNSURGE_MASTER_URL": self.url,
+            "RUNSURGE_MASTER_GRPC": f"127.0.0.1:{self.grpc_port}", "RUNSURGE_EMAIL": EMAIL,
+            "RUNSURGE_PASSWORD_FILE": str(self.root / "password"), "RUNSURGE_PORT": str(port),
+            "RUNSURGE_SLOTS": str(self.slots), "RUNSURGE_MEMORY": str(self.worker_memory),
+            "RUNSURGE_SANDBOX": sandbox or self.sandbox})
+        if wait:
+            self._until(lambda: self.worker_online(port), f"worker {i} registered")
+
+    def worker_online(self, port: int) -> bool:
+        return any(w["grpc_port"] == port and w["online"] for w in self.client().workers())
+
+    def start(self, workers: int = 2) -> LocalNet:
+        self.start_master()
+        for i in range(workers):
+            self.start_worker(i)
+        return self
+
+    def client(self):  # noqa: ANN201
+        from runsurge_client.api import Client
+        c = Client(self.url)
+        c.login(EMAIL, PASSWORD)
+        return c
+
+    def kill_worker(self, i: int, sig: int = signal.SIGKILL) -> None:
+        proc = self.workers.pop(i)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        procs = [*self.workers.values(), *([self.master] if self.master else [])]
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        self.workers.clear()
+        self.master = None
+
+    def log(self, name: str) -> str:
+        return (self.root / f"{name}.log").read_text(errors="replace")
+
+    def _until(self, ok, what: str, timeout_s: float = 60) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for p in [self.master, *self.workers.values()]:
+                if p is not None and p.poll() is not None:
+                    raise RuntimeError(f"a process exited while waiting for {what}; see logs in {self.root}")
+            try:
+                if ok():
+                    return
+            except (httpx.HTTPError, OSError, RuntimeError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"timed out waiting for {what}; see logs in {self.root}")
+
+    def __enter__(self) -> LocalNet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,192 @@
+"""Build the RunSurge guest image from Debian's packages (debootstrap), cached by recipe hash.
+
+    python vm-images/build.py [--out DIR]
+
+Prints the image directory (``DIR/<hash>``) holding ``disk.qcow2``, ``vmlinuz``, ``initrd.img``,
+``disk.vdi`` and ``manifest.json``. The hash covers every recipe file and this builder, so a changed
+recipe gives a new directory and an unchanged one is never rebuilt. A build happens in a temporary
+directory renamed into place at the end: a crashed build never leaves an image that looks valid.
+Needs root (debootstrap, chroot), debootstrap, e2fsprogs >= 1.43 (mkfs.ext4 -d) and qemu-img.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RECIPE = HERE / "recipe"
+SUITE = "bookworm"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+# Free space left in the guest's root file system beyond what the tree uses. Kept small on purpose:
+# a script that fills the disk fills this, inside its own throw-away overlay.
+HEADROOM_MB = 768
+MANIFEST = "manifest.json"
+
+
+def default_out_dir() -> Path:
+    return Path(os.environ.get("RUNSURGE_IMAGE_DIR", "/var/cache/runsurge/images"))
+
+
+def recipe_hash() -> str:
+    """SHA-256 over the recipe files (path, mode, content) and this builder, first 16 hex digits."""
+    h = hashlib.sha256()
+    files = sorted(p for p in RECIPE.rglob("*") if p.is_file()) + [Path(__file__).resolve()]
+    for path in files:
+        h.update(str(path.relative_to(HERE)).encode() + b"\0")
+        h.update(oct(path.stat().st_mode & 0o777).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def find_image(out: Path | None = None) -> Path | None:
+    """The finished image for the current recipe, or None when it has not been built."""
+    path = (out or default_out_dir()) / recipe_hash()
+    return path if (path / MANIFEST).is_file() else None
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    print("+", " ".join(cmd)[:200], file=sys.stderr, flush=True)
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def _packages() -> list[str]:
+    lines = (RECIPE / "packages.txt").read_text().splitlines()
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def _bootstrap(tree: Path) -> None:
+    mirror = os.environ.get("RUNSURGE_DEBIAN_MIRROR", DEFAULT_MIRROR)
+    _run(["debootstrap", "--variant=minbase", "--components=main",
+          "--include=" + ",".join(_packages()), SUITE, str(tree), mirror],
+         stdout=subprocess.DEVNULL)
+
+
+def _configure(tree: Path) -> None:
+    shutil.copytree(RECIPE / "overlay", tree, dirs_exist_ok=True, symlinks=True)
+    shutil.copy2(RECIPE / "setup.sh", tree / "setup.sh")
+    _run(["mount", "-t", "proc", "proc", str(tree / "proc")])
+    try:
+        _run(["chroot", str(tree), "/setup.sh"])
+        listing = subprocess.run(
+            ["chroot", str(tree), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
+            check=True, capture_output=True, text=True).stdout
+    finally:
+        _run(["umount", str(tree / "proc")])
+    (tree / "setup.sh").unlink()
+    (tree / "etc/runsurge/packages.lock").write_text(listing)
+
+
+def _boot_files(tree: Path, dest: Path) -> str:
+    """Copy the kernel and initrd out of /boot (direct kernel boot); returns the kernel version."""
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+    if len(kernels) != 1:
+        raise RuntimeError(f"expected one kernel in /boot, found {kernels}")
+    version = kernels[0].name.removeprefix("vmlinuz-")
+    shutil.copy2(kernels[0], dest / "vmlinuz")
+    shutil.copy2(tree / "boot" / f"initrd.img-{version}", dest / "initrd.img")
+    return version
+
+
+def _tree_mb(tree: Path) -> int:
+    out = subprocess.run(["du", "-sxm", str(tree)], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[0])
+
+
+def _make_disks(tree: Path, dest: Path) -> int:
+    size_mb = (_tree_mb(tree) * 115 // 100 + HEADROOM_MB + 63) // 64 * 64
+    raw = dest / "disk.raw"
+    with open(raw, "wb") as f:
+        f.truncate(size_mb << 20)
+    _run(["mkfs.ext4", "-q", "-F", "-L", "rsroot", "-d", str(tree), str(raw)])
+    _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(dest / "disk.qcow2")])
+    _run(["qemu-img", "convert", "-f", "raw", "-O", "vdi", str(raw), str(dest / "disk.vdi")])
+    raw.unlink()
+    return size_mb
+
+
+def build(out: Path | None = None, force: bool = False) -> Path:
+    """Build (or find) the image for the current recipe; returns its directory."""
+    out = (out or default_out_dir()).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    key = recipe_hash()
+    final = out / key
+    with open(out / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a waiter then finds it done
+        if (final / MANIFEST).is_file() and not force:
+            return final
+        if os.geteuid() != 0:
+            raise SystemExit("building the image needs root (debootstrap, chroot)")
+        for stale in out.glob(".tmp-*"):  # left by a killed build (we hold the lock)
+            _discard(stale)
+        tmp = out / f".tmp-{key}-{os.getpid()}"
+        tree = tmp / "tree"
+        tree.mkdir(parents=True)
+        started = time.monotonic()
+        try:
+            _bootstrap(tree)
+            _configure(tree)
+            kernel = _boot_files(tree, tmp)
+            size_mb = _make_disks(tree, tmp)
+            shutil.rmtree(tree)
+            manifest = {
+                "recipe_hash": key,
+                "suite": SUITE,
+                "kernel": kernel,
+                "disk_mb": size_mb,
+                "cmdline": "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0",
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "build_s": round(time.monotonic() - started, 1),
+                "files": ["disk.qcow2", "disk.vdi", "vmlinuz", "initrd.img"],
+            }
+            # The manifest is written last: its presence is what marks a directory as complete.
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+        except BaseException:
+            _discard(tmp)
+            raise
+        _point_current(out, key)
+        return final
+
+
+def _discard(tmp: Path) -> None:
+    proc = tmp / "tree" / "proc"
+    if os.path.ismount(proc):
+        subprocess.run(["umount", "-l", str(proc)], check=False)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _point_current(out: Path, key: str) -> None:
+    """`DIR/current` -> the latest image, replaced atomically."""
+    tmp_link = out / f".current-{os.getpid()}"
+    tmp_link.unlink(missing_ok=True)
+    tmp_link.symlink_to(key)
+    os.replace(tmp_link, out / "current")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=None,
+                        help="cache directory (default $RUNSURGE_IMAGE_DIR or "
+                             "/var/cache/runsurge/images)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if cached")
+    parser.add_argument("--hash", action="store_true", help="print the recipe hash and exit")
+    args = parser.parse_args()
+    if args.hash:
+        print(recipe_hash())
+        return
+    print(build(args.out, force=args.force))
+
+
+if __name__ == "__main__":
+    main()

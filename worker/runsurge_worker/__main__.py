@@ -1,0 +1,3 @@
+from runsurge_worker.main import main
+
+main()

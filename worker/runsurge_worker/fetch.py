@@ -1,0 +1,72 @@
+"""Getting a data object into the cache: from the peer that holds it, or from the master.
+Every byte is checked against the data id (its sha256) before it lands in the cache."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import grpc
+
+from runsurge_proto import common_pb2, worker_pb2_grpc
+from runsurge_proto.wire import CHANNEL_OPTIONS, IntegrityError
+from runsurge_worker.cache import Cache
+from runsurge_worker.master_link import MasterLink
+
+log = logging.getLogger("runsurge.worker.fetch")
+
+
+class FetchError(RuntimeError):
+    pass
+
+
+class Fetcher:
+    def __init__(self, cache: Cache, link: MasterLink, max_size: int):
+        self.cache, self.link, self.max_size = cache, link, max_size
+        self._peers: dict[str, grpc.Channel] = {}
+        self._lock = threading.Lock()
+        self._inflight: dict[str, threading.Lock] = {}
+
+    def _peer(self, address: str) -> worker_pb2_grpc.WorkerServiceStub:
+        with self._lock:
+            if address not in self._peers:
+                self._peers[address] = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+            return worker_pb2_grpc.WorkerServiceStub(self._peers[address])
+
+    def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
+        """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
+        with self._lock:
+            gate = self._inflight.setdefault(loc.data_id, threading.Lock())
+        with gate:  # two tasks needing the same object fetch it once
+            if self.cache.has(loc.data_id):
+                return "cache"
+            req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id)
+            if loc.on_master:
+                source = "master"
+                rpc = self.link.stub.StreamPythonFile if script else self.link.stub.StreamData
+            else:
+                source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
+                rpc = self._peer(loc.peer_address).StreamData
+            rx = None
+            try:
+                for chunk in rpc(req, metadata=self.link.metadata(), timeout=3600):
+                    if rx is None:
+                        rx = self.cache.receiver(loc.data_id, chunk.total_size, self.max_size)
+                    rx.write(chunk.data)
+                if rx is None:
+                    raise FetchError(f"empty stream for {loc.data_id[:12]} from {source}")
+                rx.commit()
+            except grpc.RpcError as e:
+                if rx:
+                    rx.abort()
+                raise FetchError(f"fetching {loc.data_id[:12]} from {source} failed: {e.code().name} "
+                                 f"{e.details()}") from None
+            except IntegrityError as e:
+                log.warning("rejected data %s from %s: %s", loc.data_id[:12], source, e)
+                raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}") from None
+        log.info("fetched data=%s size=%d from %s for task=%s", loc.data_id[:12], rx.size, source, task_id)
+        return source
+
+    def close(self) -> None:
+        for ch in self._peers.values():
+            ch.close()

@@ -1,0 +1,117 @@
+"""`runsurge-worker`: serve WorkerService, register with the master, heartbeat, run tasks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from runsurge_proto import master_pb2, worker_pb2_grpc
+from runsurge_proto.interceptor import AuthInterceptor
+from runsurge_proto.wire import CHANNEL_OPTIONS
+from runsurge_worker.cache import Cache
+from runsurge_worker.config import WorkerConfig, load_config
+from runsurge_worker.fetch import Fetcher
+from runsurge_worker.fingerprint import fingerprint
+from runsurge_worker.master_link import LoginError, MasterLink
+from runsurge_worker.sandbox import get_backend
+from runsurge_worker.service import WorkerServicer, make_check
+from runsurge_worker.tasks import TaskRunner
+
+log = logging.getLogger("runsurge.worker")
+MAX_DATA_BYTES = 64 << 30  # the largest single object a worker will fetch
+
+
+def run(cfg: WorkerConfig, stop: threading.Event) -> None:
+    cfg.home.mkdir(parents=True, exist_ok=True)
+    cache = Cache(cfg.home / "cache")
+    link = MasterLink(cfg)
+    sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir,
+                          pool_size=cfg.pool_size)
+    sandbox.start()
+    runner = TaskRunner(cache, link, Fetcher(cache, link, MAX_DATA_BYTES), sandbox, cfg.slots, cfg.memory,
+                        cfg.input_wait_s)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
+                         interceptors=[AuthInterceptor(make_check(link))])
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(runner, cache, link), server)
+    port = server.add_insecure_port(f"{cfg.listen}:{cfg.port}")
+    if port == 0:
+        raise SystemExit(f"runsurge-worker: cannot listen on {cfg.listen}:{cfg.port}")
+    server.start()
+    fp = fingerprint(cfg.home)
+
+    def register() -> None:
+        link.register(fp, port, cache.ids())
+
+    try:
+        while True:
+            try:
+                register()
+                break
+            except (LoginError, grpc.RpcError) as e:
+                detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
+                if isinstance(e, LoginError) and "refused" in str(e):
+                    raise SystemExit(f"runsurge-worker: {detail}") from None
+                log.warning("cannot register yet (%s); retrying", detail)
+                if stop.wait(2):
+                    return
+
+        def status() -> master_pb2.NodeHeartbeatRequest:
+            ids = runner.running_ids()
+            return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=len(ids),
+                                                   memory_used_bytes=runner.memory_used(),
+                                                   free_slots=runner.free_slots(), running_task_ids=ids)
+
+        log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
+                 cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
+        link.heartbeat_loop(status, register, runner.cancel, stop)
+    finally:
+        for task_id in runner.running_ids():
+            runner.cancel(task_id)
+        server.stop(grace=1)
+        sandbox.close()
+        link.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="runsurge-worker", description="RunSurge worker: contribute this machine")
+    p.add_argument("--config", type=Path, help="TOML file with a [worker] table")
+    p.add_argument("--home", type=Path, help="worker state directory")
+    p.add_argument("--master-url", help="master HTTP URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--master-grpc", help="master gRPC address host:port")
+    p.add_argument("--email")
+    p.add_argument("--password-file")
+    p.add_argument("--host", help="address the master and peers reach this worker at")
+    p.add_argument("--port", type=int)
+    p.add_argument("--slots", type=int)
+    p.add_argument("--cpus", type=int)
+    p.add_argument("--memory", type=int, help="bytes offered to tasks")
+    p.add_argument("--sandbox", help="qemu (default) | bwrap | virtualbox | process (development only)")
+    p.add_argument("--image-dir", type=Path)
+    args = p.parse_args(argv)
+    try:
+        cfg = load_config(args.config, home=args.home, master_url=args.master_url, master_grpc=args.master_grpc,
+                          email=args.email, password_file=args.password_file, host=args.host, port=args.port,
+                          slots=args.slots, cpus=args.cpus, memory=args.memory, sandbox=args.sandbox,
+                          image_dir=args.image_dir)
+    except (ValueError, OSError) as e:
+        sys.exit(f"runsurge-worker: bad configuration: {e}")
+    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
+                        datefmt="%Y-%m-%dT%H:%M:%S")
+    if not cfg.email or not cfg.password:
+        sys.exit("runsurge-worker: set the contributor account (RUNSURGE_EMAIL and RUNSURGE_PASSWORD or "
+                 "--password-file)")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run(cfg, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,12 @@
+"""Free loopback TCP ports for per-VM SSH forwards and the worker's smbd."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_port() -> int:
+    """A port free right now on 127.0.0.1. Callers retry if someone takes it before they bind."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,82 @@
+"""`process`: the script as a plain subprocess in its task folder. NO ISOLATION: for development
+and for measuring the control plane only; opt-in, and loud about it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from runsurge_worker.monitor import Meter
+from runsurge_worker.sandbox.base import (SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult,
+                                          SandboxBackend)
+
+log = logging.getLogger("runsurge.sandbox.process")
+WARNING = ("SANDBOX 'process' RUNS UNTRUSTED CODE DIRECTLY ON THIS MACHINE WITH NO ISOLATION. "
+           "Use it only for development and benchmarks; contributors must use 'qemu' (or 'bwrap').")
+
+
+class ProcessSandbox(SandboxBackend):
+    name = "process"
+
+    def __init__(self, work_dir: Path, **_: object):
+        self.task_root = work_dir / "tasks"
+
+    def start(self) -> None:
+        self.task_root.mkdir(parents=True, exist_ok=True)
+        log.warning(WARNING)
+        print(f"\n*** WARNING: {WARNING} ***\n", file=sys.stderr, flush=True)
+
+    def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event) -> RunResult:
+        start = time.monotonic()
+        with open(task_dir / STDOUT_NAME, "wb") as out, open(task_dir / STDERR_NAME, "wb") as err:
+            proc = subprocess.Popen([sys.executable, script], cwd=task_dir, stdout=out, stderr=err,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(task_dir)})
+        meter, failure = Meter(), None
+        pidfd = os.pidfd_open(proc.pid)
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            while True:
+                self._sample(proc.pid, meter)
+                if meter.rss_peak > limits.memory_bytes:
+                    failure = f"memory limit: used more than {limits.memory_bytes} bytes"
+                elif time.monotonic() - start > limits.timeout_s:
+                    failure = f"timeout after {limits.timeout_s:g}s"
+                elif cancel.is_set():
+                    failure = "cancelled"
+                if failure:
+                    _kill_group(proc.pid)
+                if poller.poll(SAMPLE_INTERVAL_S * 1000):  # returns as soon as the process exits
+                    break
+            _, status, usage = os.wait4(proc.pid, 0)
+            proc.returncode = os.waitstatus_to_exitcode(status)
+        finally:
+            os.close(pidfd)
+            _kill_group(proc.pid)  # leave no daemonised children behind
+        # VmHWM restarts at exec; ru_maxrss would include the worker's own pages from before the exec.
+        rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
+        return RunResult(exit_code=None if failure else proc.returncode, wall_s=time.monotonic() - start,
+                         cpu_s=usage.ru_utime + usage.ru_stime, mem_avg_bytes=meter.avg or rss_peak,
+                         mem_peak_bytes=rss_peak, failure=failure)
+
+    @staticmethod
+    def _sample(pid: int, meter: Meter) -> None:
+        try:
+            meter.add(Path(f"/proc/{pid}/status").read_text(), Path(f"/proc/{pid}/stat").read_text())
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,100 @@
+"""One QEMU guest: cold boot or restore from a snapshot, SSH to it, destroy it with its overlay."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+from fabric import Connection
+
+from . import ssh
+from .commands import QemuSpec, overlay_cmd
+from .ports import free_port
+
+log = logging.getLogger(__name__)
+
+
+class VmError(RuntimeError):
+    """The VM could not be started or reached: the host's fault, never the task's."""
+
+
+class Vm:
+    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path):
+        self.id = uuid.uuid4().hex[:12]
+        self.spec = spec
+        self.dir = vms_dir / self.id
+        self.dir.mkdir(parents=True)
+        self.disk = self.dir / "disk.qcow2"
+        self.qmp_socket = self.dir / "qmp.sock"
+        self.console_log = self.dir / "console.log"
+        self.ssh_port = 0
+        self.proc: subprocess.Popen | None = None
+        self.conn: Connection | None = None
+        self.host_key = ""
+        self.slot: Path | None = None  # the host folder its share mount points at
+        self.ready_s = 0.0  # start -> SSH ready
+        subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
+
+    def launch(self, key_path: Path, host_key: str | None, incoming: Path | None = None,
+               ssh_timeout: float = 600.0) -> None:
+        """Start QEMU (restoring `incoming` when given) and open SSH; raises VmError."""
+        started = time.monotonic()
+        for _attempt in range(3):  # the free port may be taken before QEMU binds it
+            self.ssh_port = free_port()
+            fd = os.open(incoming, os.O_RDONLY) if incoming else None
+            try:
+                argv = self.spec.argv(self.disk, self.ssh_port, self.qmp_socket,
+                                      self.console_log, incoming_fd=fd)
+                self.proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=open(self.dir / "qemu.err", "wb"), pass_fds=(fd,) if fd else (),
+                    start_new_session=True)
+            finally:
+                if fd is not None:
+                    os.close(fd)
+            time.sleep(0.05)
+            if self.proc.poll() is None:
+                break
+            if b"hostfwd" not in (self.dir / "qemu.err").read_bytes():
+                break
+        try:
+            self.conn, self.host_key = ssh.connect(
+                self.ssh_port, key_path, host_key, timeout=ssh_timeout, alive=self.alive)
+        except Exception as exc:
+            err = (self.dir / "qemu.err").read_text(errors="replace")[-500:]
+            self.destroy()
+            raise VmError(f"guest not reachable over SSH: {exc}; qemu: {err.strip()}") from exc
+        self.ready_s = time.monotonic() - started
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    @property
+    def rss_bytes(self) -> int:
+        """Host memory used by this VM's QEMU process."""
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        except (OSError, AttributeError):
+            pass
+        return 0
+
+    def destroy(self) -> None:
+        """Kill QEMU and delete the overlay. Idempotent; the VM never runs another task."""
+        if self.conn is not None:
+            try:
+                self.conn.close()
+            except Exception:  # noqa: BLE001 - the guest may already be gone
+                pass
+            self.conn = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

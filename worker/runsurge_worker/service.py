@@ -1,0 +1,78 @@
+"""WorkerService: what the master (and, for StreamData, peers) call on this worker."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+import jwt
+
+from runsurge_proto import worker_pb2, worker_pb2_grpc
+from runsurge_proto.interceptor import current_claims
+from runsurge_proto.wire import file_chunks, is_data_id
+from runsurge_worker.cache import Cache
+from runsurge_worker.master_link import MasterLink
+from runsurge_worker.tasks import TaskRunner
+
+log = logging.getLogger("runsurge.worker.service")
+
+
+def make_check(link: MasterLink):
+    """Only the master may command this worker; peers (worker tokens) may only fetch data.
+    Tokens are verified with the master's public key received at registration."""
+    def check(method: str, token: str) -> dict:
+        if not link.public_key_pem:
+            raise PermissionError("worker not registered yet")
+        try:
+            claims = jwt.decode(token, link.public_key_pem, algorithms=["EdDSA"], issuer="runsurge-master",
+                                options={"require": ["exp", "sub", "typ"]})
+        except jwt.PyJWTError as e:
+            raise PermissionError(f"invalid token: {e}") from None
+        allowed = ("master", "worker") if method.endswith("/StreamData") else ("master",)
+        if claims["typ"] not in allowed:
+            raise PermissionError(f"a {claims['typ']} token cannot call {method.rsplit('/', 1)[-1]}")
+        return claims
+    return check
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
+    def __init__(self, runner: TaskRunner, cache: Cache, link: MasterLink):
+        self.runner, self.cache, self.link = runner, cache, link
+
+    def AssignTask(self, request, context):  # noqa: ANN001, N802
+        if not request.task_id or not is_data_id(request.script_data_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task id and script data id are required")
+        accepted, reason = self.runner.accept(request)
+        log.info("assign task=%s accepted=%s %s", request.task_id, accepted, reason)
+        return worker_pb2.AssignTaskResponse(accepted=accepted, reason=reason)
+
+    def NotifyData(self, request, context):  # noqa: ANN001, N802
+        loc = request.location
+        if not is_data_id(loc.data_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
+        where = "master" if loc.on_master else f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
+        log.info("notify task=%s data=%s is on %s", request.task_id, loc.data_id[:12], where)
+        self.runner.notify(request.task_id, loc)
+        return worker_pb2.NotifyDataResponse()
+
+    def StreamData(self, request, context):  # noqa: ANN001, N802
+        if not is_data_id(request.data_id):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
+        if not self.cache.has(request.data_id):
+            context.abort(grpc.StatusCode.NOT_FOUND, "this worker does not hold that data")
+        caller = current_claims()["sub"]
+        log.info("serving data=%s to %s", request.data_id[:12], caller[:8])
+        yield from file_chunks(self.cache.path(request.data_id))
+
+    def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
+        return worker_pb2.WorkerStatus(
+            worker_id=self.link.worker_id, running_task_ids=self.runner.running_ids(),
+            free_slots=self.runner.free_slots(), memory_used_bytes=self.runner.memory_used(),
+            cached_data_ids=self.cache.ids())
+
+    def CancelTask(self, request, context):  # noqa: ANN001, N802
+        return worker_pb2.CancelTaskResponse(found=self.runner.cancel(request.task_id))
+
+    def DeleteData(self, request, context):  # noqa: ANN001, N802
+        deleted = sum(self.cache.delete(d) for d in request.data_ids if is_data_id(d))
+        return worker_pb2.DeleteDataResponse(deleted=deleted)

@@ -1,0 +1,232 @@
+"""The task processor: AssignTask is accepted at once, then each task runs in its own thread:
+wait for NotifyData → fetch script and inputs → run in the sandbox → keep outputs in the cache →
+upload results and logs → TaskComplete."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from runsurge_proto import common_pb2, master_pb2, worker_pb2
+from runsurge_proto.wire import file_chunks
+from runsurge_worker.cache import Cache
+from runsurge_worker.fetch import FetchError, Fetcher
+from runsurge_worker.master_link import MasterLink
+from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
+
+log = logging.getLogger("runsurge.worker.tasks")
+S = master_pb2.TaskStatus
+LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
+ERROR_TAIL = 4000  # characters of stderr quoted in a failure
+
+
+@dataclass
+class Running:
+    req: worker_pb2.AssignTaskRequest
+    locations: dict[str, common_pb2.DataLocation] = field(default_factory=dict)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    notified: threading.Condition = field(default_factory=threading.Condition)
+
+
+class TaskRunner:
+    def __init__(self, cache: Cache, link: MasterLink, fetcher: Fetcher, sandbox: SandboxBackend,
+                 slots: int, memory: int, input_wait_s: float):
+        self.cache, self.link, self.fetcher, self.sandbox = cache, link, fetcher, sandbox
+        self.slots, self.memory, self.input_wait_s = slots, memory, input_wait_s
+        self._running: dict[str, Running] = {}
+        self._lock = threading.Lock()
+
+    # -- called by WorkerService -----------------------------------------------------------------
+    def accept(self, req: worker_pb2.AssignTaskRequest) -> tuple[bool, str]:
+        with self._lock:
+            if req.task_id in self._running:
+                return True, "already running"
+            if len(self._running) >= self.slots:
+                return False, "no free slot"
+            if self.memory_used() + req.limits.memory_bytes > self.memory:
+                return False, "not enough free memory"
+            run = self._running[req.task_id] = Running(req=req)
+        threading.Thread(target=self._process, args=(run,), name=f"task-{req.task_id[:8]}", daemon=True).start()
+        return True, ""
+
+    def notify(self, task_id: str, loc: common_pb2.DataLocation) -> None:
+        with self._lock:
+            run = self._running.get(task_id)
+        if run is not None:
+            with run.notified:
+                run.locations[loc.data_id] = loc
+                run.notified.notify_all()
+
+    def cancel(self, task_id: str) -> bool:
+        with self._lock:
+            run = self._running.get(task_id)
+        if run is not None:
+            run.cancel.set()
+            with run.notified:
+                run.notified.notify_all()
+        return run is not None
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def memory_used(self) -> int:
+        return sum(r.req.limits.memory_bytes for r in list(self._running.values()))
+
+    def free_slots(self) -> int:
+        return max(0, self.slots - len(self._running))
+
+    # -- one task ------------------------------------------------------------------------------
+    def _process(self, run: Running) -> None:
+        req = run.req
+        task_dir = self.sandbox.task_root / req.task_id
+        report = master_pb2.TaskCompleteRequest(worker_id=self.link.worker_id, task_id=req.task_id,
+                                                attempt=req.attempt)
+        try:
+            shutil.rmtree(task_dir, ignore_errors=True)
+            task_dir.mkdir(parents=True)
+            self._prepare(run, task_dir)
+            if run.cancel.is_set():
+                report.status = S.TASK_STATUS_CANCELLED
+            else:
+                self._call("TaskStarted", master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
+                                                                        task_id=req.task_id))
+                limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
+                                timeout_s=req.limits.timeout_s or 3600, output_bytes=req.limits.output_bytes)
+                result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel)
+                self._finish(run, task_dir, result, report)
+        except FetchError as e:
+            report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
+        except Exception as e:  # a worker bug must still end in a report, never a silent hang
+            log.exception("task %s crashed in the worker", req.task_id)
+            report.status, report.error = S.TASK_STATUS_WORKER_ERROR, f"worker error: {e}"
+        finally:
+            shutil.rmtree(task_dir, ignore_errors=True)
+            with self._lock:
+                self._running.pop(req.task_id, None)
+        log.info("task done task=%s status=%s exit=%s wall=%.2fs cpu=%.2fs peak=%d", req.task_id,
+                 S.Name(report.status), report.exit_code, report.wall_s, report.cpu_s, report.mem_peak_bytes)
+        self._call("TaskComplete", report)
+
+    def _prepare(self, run: Running, task_dir: Path) -> None:
+        req = run.req
+        script = common_pb2.DataLocation(data_id=req.script_data_id, on_master=True)
+        self.fetcher.fetch(req.task_id, script, script=True)
+        self.cache.copy_to(req.script_data_id, task_dir / req.script_name)
+        deadline = time.monotonic() + self.input_wait_s
+        for inp in req.inputs:
+            if not self.cache.has(inp.data_id):
+                with run.notified:
+                    while inp.data_id not in run.locations and not run.cancel.is_set():
+                        if not run.notified.wait(timeout=deadline - time.monotonic()):
+                            raise FetchError(f"no location for input {inp.name!r} arrived in time")
+                if run.cancel.is_set():
+                    return
+                self.fetcher.fetch(req.task_id, run.locations[inp.data_id])
+            self.cache.copy_to(inp.data_id, task_dir / inp.name)
+
+    def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:  # noqa: ANN001
+        req = run.req
+        report.exit_code = -1 if result.exit_code is None else result.exit_code
+        report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
+        report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
+        report.stdout_data_id = self._upload_log(req.task_id, task_dir / STDOUT_NAME)
+        report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)
+        if result.failure == "cancelled":
+            report.status = S.TASK_STATUS_CANCELLED
+            return
+        if result.failure or result.exit_code != 0:
+            report.status = S.TASK_STATUS_WORKER_ERROR if result.infrastructure_error else S.TASK_STATUS_FAILED
+            report.error = result.failure or _tail(task_dir / STDERR_NAME) or f"exit code {result.exit_code}"
+            return
+        files, problem = self._outputs(req, task_dir)
+        if problem:
+            report.status, report.error = S.TASK_STATUS_FAILED, problem
+            return
+        uploads = {o.name for o in req.outputs if o.upload_to_master}
+        for name, path in files.items():
+            data_id, size = self.cache.add_file(path)
+            if req.collect_all_outputs or name in uploads:
+                self._upload(req.task_id, data_id, size)
+            report.outputs.append(master_pb2.OutputData(name=name, data_id=data_id, size=size, sha256=data_id))
+        report.status = S.TASK_STATUS_SUCCEEDED
+
+    def _outputs(self, req: worker_pb2.AssignTaskRequest, task_dir: Path) -> tuple[dict[str, Path], str | None]:
+        """Regular files only (never follow a link the script made), within the output cap."""
+        given = {req.script_name, STDOUT_NAME, STDERR_NAME} | {i.name for i in req.inputs}
+        if req.collect_all_outputs:
+            names = sorted(n for n in os.listdir(task_dir) if n not in given)
+        else:
+            names = [o.name for o in req.outputs]
+        files, total = {}, 0
+        for name in names:
+            path = task_dir / name
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if req.collect_all_outputs:
+                    continue
+                return {}, f"the script did not write its declared output {name!r}"
+            if not stat.S_ISREG(st.st_mode):
+                if req.collect_all_outputs:
+                    continue
+                return {}, f"output {name!r} is not a regular file"
+            total += st.st_size
+            files[name] = path
+        if req.limits.output_bytes and total > req.limits.output_bytes:
+            return {}, f"outputs total {total} bytes, more than the limit of {req.limits.output_bytes}"
+        return files, None
+
+    # -- talking to the master -----------------------------------------------------------------
+    def _upload_log(self, task_id: str, path: Path) -> str:
+        if not path.is_file() or path.is_symlink():
+            return ""
+        size = path.stat().st_size
+        if size > LOG_CAP:  # keep the end, where the error usually is
+            with open(path, "rb") as f:
+                f.seek(size - LOG_CAP)
+                tail = f.read()
+            path.write_bytes(b"[... log truncated ...]\n" + tail)
+        data_id, size = self.cache.add_file(path)
+        self._upload(task_id, data_id, size)
+        return data_id
+
+    def _upload(self, task_id: str, data_id: str, size: int) -> None:
+        def parts() -> Iterator[master_pb2.UploadPart]:
+            yield master_pb2.UploadPart(header=master_pb2.UploadHeader(
+                worker_id=self.link.worker_id, task_id=task_id, data_id=data_id, size=size))
+            for chunk in file_chunks(self.cache.path(data_id)):
+                yield master_pb2.UploadPart(chunk=chunk.data)
+        self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600)
+
+    def _call(self, method: str, request) -> None:  # noqa: ANN001
+        for attempt in range(5):
+            try:
+                getattr(self.link.stub, method)(request, metadata=self.link.metadata(), timeout=30)
+                return
+            except grpc.RpcError as e:
+                if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED):
+                    log.info("%s for task %s refused: %s", method, request.task_id, e.details())
+                    return
+                log.warning("%s failed (attempt %d): %s", method, attempt + 1, e.details())
+                time.sleep(min(2 ** attempt, 10))
+
+
+def _tail(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - ERROR_TAIL))
+            return f.read().decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
