@@ -48,6 +48,8 @@ class Client:
 
     # -- requests ------------------------------------------------------------------------------
     def _request(self, method: str, path: str, auth: bool = True, **kw) -> httpx.Response:  # noqa: ANN003
+        if auth and not self.access_token:
+            raise ApiError("not logged in: run `runsurge login EMAIL` first")
         for again in (True, False):
             headers = {"authorization": f"Bearer {self.access_token}"} if auth else {}
             try:

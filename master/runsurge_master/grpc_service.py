@@ -149,6 +149,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if missing_upload:
             return lifecycle.requeue_task(s, t, f"result(s) not uploaded: {', '.join(missing_upload)}",
                                           self.cfg.max_attempts)
+        for inp in t.inputs:  # the worker keeps what it fetched: later tasks can use that copy
+            lifecycle.ensure_data(s, inp.data_id, s.get(DataObject, inp.data_id).size, t.worker_id)
         for name, (data_id, size) in outputs.items():
             lifecycle.ensure_data(s, data_id, size, t.worker_id)
             if name in expected_results:

@@ -54,7 +54,8 @@ class ProcessSandbox(SandboxBackend):
                     failure = "cancelled"
                 if failure:
                     _kill_group(proc.pid)
-                if poller.poll(SAMPLE_INTERVAL_S * 1000):  # returns as soon as the process exits
+                # Sample densely at first so short scripts are metered too; returns at exit.
+                if poller.poll(min(SAMPLE_INTERVAL_S, 0.005 * 2 ** meter.samples) * 1000):
                     break
             _, status, usage = os.wait4(proc.pid, 0)
             proc.returncode = os.waitstatus_to_exitcode(status)

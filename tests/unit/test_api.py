@@ -1,0 +1,123 @@
+"""The HTTP API in process, on a real SQLite database and object store (no workers needed)."""
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from runsurge_master.api import create_app
+from runsurge_master.config import load_config
+from runsurge_master.main import build
+from runsurge_master.models import DataObject, Job, Task
+
+SPEC = """
+[[tasks]]
+name = "a"
+script = "s.py"
+inputs = { "in.txt" = "data.txt" }
+outputs = ["out.txt"]
+[[tasks]]
+name = "b"
+script = "s.py"
+inputs = { "in.txt" = "task:a/out.txt" }
+"""
+
+
+@pytest.fixture
+def api(tmp_path):
+    sv = build(load_config(home=tmp_path / "m"))
+    with TestClient(create_app(sv)) as client:
+        yield client, sv
+
+
+def login(client, email="u@x.org"):
+    client.post("/api/auth/register", json={"email": email, "password": "password123"})
+    r = client.post("/api/auth/login", json={"email": email, "password": "password123"})
+    assert r.status_code == 200
+    return {"authorization": f"Bearer {r.json()['access_token']}"}
+
+
+def files(**named):
+    return [("files", (name, data, "application/octet-stream")) for name, data in named.items()]
+
+
+def counts(sv):
+    with sv.db.session() as s:
+        rows = tuple(s.scalar(select(func.count()).select_from(m)) for m in (Job, Task, DataObject))
+    stored = [p for p in sv.store.root.rglob("*") if p.is_file()]
+    return rows, stored
+
+
+def test_accounts(api):
+    client, _ = api
+    assert client.post("/api/auth/register", json={"email": "a@b.co", "password": "password123"}).status_code == 201
+    assert client.post("/api/auth/register", json={"email": "A@b.co", "password": "password123"}).status_code == 409
+    assert client.post("/api/auth/register", json={"email": "bad", "password": "password123"}).status_code == 422
+    assert client.post("/api/auth/login", json={"email": "a@b.co", "password": "wrong-password"}).status_code == 401
+    tokens = client.post("/api/auth/login", json={"email": "a@b.co", "password": "password123"}).json()
+    refreshed = client.post("/api/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert refreshed.status_code == 200
+    # an access token is not a refresh token, and vice versa
+    assert client.post("/api/auth/refresh", json={"refresh_token": tokens["access_token"]}).status_code == 401
+    assert client.get("/api/jobs", headers={"authorization": f"Bearer {tokens['refresh_token']}"}).status_code == 401
+
+
+def test_submit_builds_the_dag(api):
+    client, sv = api
+    h = login(client)
+    r = client.post("/api/jobs", headers=h, data={"spec": SPEC}, files=files(**{"s.py": b"print(1)", "data.txt": b"x"}))
+    assert r.status_code == 201, r.text
+    job = r.json()
+    assert job["tasks_total"] == 2 and [t["status"] for t in job["tasks"]] == ["ready", "pending"]
+    assert job["tasks"][1]["depends_on"] == ["a"]
+    single = client.post("/api/jobs", headers=h, files=files(**{"job.py": b"print(2)", "d.csv": b"1,2"}))
+    assert single.status_code == 201 and single.json()["tasks"][0]["inputs"].keys() == {"d.csv"}
+
+
+@pytest.mark.parametrize("spec, uploads, message", [
+    (SPEC, {"s.py": b"x", "data.txt": b"x", "extra.bin": b"x"}, "not used by any task"),
+    (SPEC.replace("task:a/out.txt", "task:b/in.txt"), {"s.py": b"x", "data.txt": b"x"}, "does not declare"),
+    (SPEC, {"s.py": b"\xff\xfe\x00binary", "data.txt": b"x"}, "not a UTF-8 text file"),
+    (SPEC, {"../s.py": b"x", "data.txt": b"x"}, "not a valid file name"),
+    (None, {"a.py": b"x", "b.py": b"x"}, "send a job spec"),
+    ("[[tasks]\n", {"s.py": b"x"}, "not valid TOML"),
+])
+def test_bad_submissions_are_refused_and_store_nothing(api, spec, uploads, message):
+    client, sv = api
+    h = login(client)
+    before = counts(sv)
+    data = {"spec": spec} if spec else {}
+    r = client.post("/api/jobs", headers=h, data=data, files=files(**uploads))
+    assert r.status_code == 400 and message in r.json()["detail"]
+    assert "Traceback" not in r.text
+    assert counts(sv) == before
+
+
+def test_oversized_uploads_are_refused_and_store_nothing(api):
+    client, sv = api
+    sv.cfg.max_upload_bytes = 1000
+    h = login(client)
+    before = counts(sv)
+    r = client.post("/api/jobs", headers=h, files=files(**{"job.py": b"print(1)", "big.bin": b"x" * 5000}))
+    assert r.status_code == 413
+    assert counts(sv) == before
+
+
+def test_users_see_only_their_own_jobs(api):
+    client, _ = api
+    alice, bob = login(client, "alice@x.org"), login(client, "bob@x.org")
+    job = client.post("/api/jobs", headers=alice, files=files(**{"job.py": b"print(1)"})).json()
+    assert client.get(f"/api/jobs/{job['id']}", headers=alice).status_code == 200
+    assert client.get(f"/api/jobs/{job['id']}", headers=bob).status_code == 404
+    assert client.get(f"/api/jobs/{job['id']}/results", headers=bob).status_code == 404
+    assert client.get(f"/api/tasks/{job['tasks'][0]['id']}/logs", headers=bob).status_code == 404
+    assert client.get("/api/jobs", headers=bob).json() == []
+
+
+@pytest.mark.parametrize("header", [None, "Bearer nope", "Basic dXNlcjpwYXNz"])
+def test_every_private_route_needs_a_token(api, header):
+    client, _ = api
+    h = {"authorization": header} if header else {}
+    for method, path in [("GET", "/api/jobs"), ("GET", "/api/jobs/x"), ("GET", "/api/workers"),
+                         ("GET", "/api/tasks/x/logs"), ("GET", "/api/jobs/x/results"), ("GET", "/api/me")]:
+        assert client.request(method, path, headers=h).status_code == 401, path
+    assert client.post("/api/jobs", headers=h, files=files(**{"job.py": b"1"})).status_code == 401
