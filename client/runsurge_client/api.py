@@ -10,8 +10,8 @@ from pathlib import Path
 
 import httpx
 
-CONFIG = Path(os.environ.get("RUNSURGE_CLIENT_CONFIG",
-                             Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "runsurge" / "client.json"))
+_CONFIG_HOME = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
+CONFIG = Path(os.environ.get("RUNSURGE_CLIENT_CONFIG", _CONFIG_HOME / "runsurge" / "client.json"))
 DEFAULT_URL = os.environ.get("RUNSURGE_MASTER_URL", "http://127.0.0.1:8080")
 FINISHED = ("done", "failed")
 
@@ -89,8 +89,8 @@ class Client:
         data = {k: v for k, v in (("spec", spec), ("script", script)) if v is not None}
         handles = [open(f, "rb") for f in files]
         try:
-            return self._json("POST", "/api/jobs", data=data,
-                              files=[("files", (f.name, h, "application/octet-stream")) for f, h in zip(files, handles)])
+            parts = [("files", (f.name, h, "application/octet-stream")) for f, h in zip(files, handles, strict=True)]
+            return self._json("POST", "/api/jobs", data=data, files=parts)
         finally:
             for h in handles:
                 h.close()
@@ -106,7 +106,8 @@ class Client:
         for t in doc.get("tasks", []):
             if isinstance(t, dict):
                 names.add(t.get("script"))
-                names |= {v for v in (t.get("inputs") or {}).values() if isinstance(v, str) and not v.startswith("task:")}
+                sources = (t.get("inputs") or {}).values()
+                names |= {v for v in sources if isinstance(v, str) and not v.startswith("task:")}
         files = [spec_path.parent / n for n in sorted(n for n in names if isinstance(n, str))]
         missing = [str(f) for f in files if not f.is_file()]
         if missing:

@@ -129,7 +129,7 @@ def create_app(sv: Services) -> FastAPI:
         except TokenError as e:
             raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
 
-    User_ = Annotated[str, Depends(current_user)]
+    UserId = Annotated[str, Depends(current_user)]  # noqa: N806 - a type alias
 
     def pair(user_id: str) -> TokenPair:
         return TokenPair(access_token=sv.tokens.issue(user_id, "access", sv.cfg.access_token_ttl_s),
@@ -179,14 +179,14 @@ def create_app(sv: Services) -> FastAPI:
         return pair(user_id)
 
     @app.get("/api/me")
-    def me(user: User_) -> UserOut:
+    def me(user: UserId) -> UserOut:
         with sv.db.session() as s:
             u = s.get(User, user)
             return UserOut(id=u.id, email=u.email)
 
     # -- jobs ----------------------------------------------------------------------------------
     @app.post("/api/jobs", status_code=201)
-    def submit(request: Request, user: User_,
+    def submit(request: Request, user: UserId,
                files: Annotated[list[UploadFile], File(description="scripts and data files")],
                spec: Annotated[str | None, Form(description="job spec (TOML)", max_length=1 << 20)] = None,
                script: Annotated[str | None, Form(description="without a spec: the script to run")] = None,
@@ -267,26 +267,26 @@ def create_app(sv: Services) -> FastAPI:
         return job
 
     @app.get("/api/jobs")
-    def list_jobs(user: User_, limit: int = 50) -> list[JobOut]:
+    def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
         with sv.db.session() as s:
             jobs = s.scalars(select(Job).where(Job.owner_id == user)
                              .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500))))
             return [_job_out(s, j, with_tasks=False) for j in jobs]
 
     @app.get("/api/jobs/{job_id}")
-    def get_job(job_id: str, user: User_) -> JobOut:
+    def get_job(job_id: str, user: UserId) -> JobOut:
         with sv.db.session() as s:
             return _job_out(s, _own_job(s, job_id, user), with_tasks=True)
 
     @app.get("/api/jobs/{job_id}/results")
-    def list_results(job_id: str, user: User_) -> list[ResultOut]:
+    def list_results(job_id: str, user: UserId) -> list[ResultOut]:
         with sv.db.session() as s:
             job = _own_job(s, job_id, user)
             return [ResultOut(task=t.name, name=o.name, data_id=o.data_id, size=o.size or 0)
                     for t in job.tasks for o in t.outputs if o.is_result and o.data_id]
 
     @app.get("/api/jobs/{job_id}/results/{task_name}/{file_name}")
-    def download_result(job_id: str, task_name: str, file_name: str, user: User_) -> FileResponse:
+    def download_result(job_id: str, task_name: str, file_name: str, user: UserId) -> FileResponse:
         with sv.db.session() as s:
             job = _own_job(s, job_id, user)
             match = [o.data_id for t in job.tasks if t.name == task_name
@@ -297,7 +297,7 @@ def create_app(sv: Services) -> FastAPI:
                             media_type="application/octet-stream")
 
     @app.get("/api/jobs/{job_id}/locations")
-    def data_locations(job_id: str, user: User_) -> list[LocationOut]:
+    def data_locations(job_id: str, user: UserId) -> list[LocationOut]:
         """Who holds each of the job's data objects (the master and/or workers' caches)."""
         with sv.db.session() as s:
             job = _own_job(s, job_id, user)
@@ -310,7 +310,7 @@ def create_app(sv: Services) -> FastAPI:
         return [LocationOut(data_id=d, holders=sorted(h)) for d, h in sorted(holders.items())]
 
     @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse)
-    def task_logs(task_id: str, user: User_, stream: str = "stdout") -> PlainTextResponse:
+    def task_logs(task_id: str, user: UserId, stream: str = "stdout") -> PlainTextResponse:
         if stream not in ("stdout", "stderr"):
             raise HTTPException(400, "stream must be stdout or stderr")
         with sv.db.session() as s:
@@ -324,7 +324,7 @@ def create_app(sv: Services) -> FastAPI:
 
     # -- workers -------------------------------------------------------------------------------
     @app.get("/api/workers")
-    def my_workers(user: User_) -> list[WorkerOut]:
+    def my_workers(user: UserId) -> list[WorkerOut]:
         with sv.db.session() as s:
             return [WorkerOut(id=w.id, host=w.host, grpc_port=w.grpc_port, online=w.online, sandbox=w.sandbox,
                               memory_bytes=w.memory_bytes, cpus=w.cpus, slots=w.slots,

@@ -206,7 +206,7 @@ def _check_acyclic(spec: JobSpec, by_name: dict[str, TaskSpec]) -> None:
 
 def single_script_spec(script: str, data_files: list[str]) -> str:
     """The spec of `runsurge submit script.py --data a.csv ...`: one task, every new file a result."""
-    lines = ['name = "%s"' % script, "[[tasks]]", 'name = "main"', f'script = "{script}"']
+    lines = [f'name = "{script}"', "[[tasks]]", 'name = "main"', f'script = "{script}"']
     if data_files:
         lines.append("inputs = { " + ", ".join(f'"{d}" = "{d}"' for d in data_files) + " }")
     return "\n".join(lines) + "\n"

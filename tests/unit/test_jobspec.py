@@ -70,7 +70,8 @@ outputs = ["out"]
 def test_a_long_chain_does_not_hit_the_recursion_limit():
     parts = ['[[tasks]]\nname = "t0"\nscript = "s.py"\noutputs = ["o"]\n']
     for i in range(1, 3000):
-        parts.append(f'[[tasks]]\nname = "t{i}"\nscript = "s.py"\ninputs = {{ "i" = "task:t{i-1}/o" }}\noutputs = ["o"]\n')
+        parts.append(f'[[tasks]]\nname = "t{i}"\nscript = "s.py"\n'
+                     f'inputs = {{ "i" = "task:t{i-1}/o" }}\noutputs = ["o"]\n')
     spec = parse_spec("".join(parts), {"s.py"}, 1 << 20, 60, 5000)
     assert len(spec.tasks) == 3000
 

@@ -19,7 +19,7 @@ import grpc
 from runsurge_proto import common_pb2, master_pb2, worker_pb2
 from runsurge_proto.wire import file_chunks
 from runsurge_worker.cache import Cache
-from runsurge_worker.fetch import FetchError, Fetcher
+from runsurge_worker.fetch import Fetcher, FetchError
 from runsurge_worker.master_link import MasterLink
 from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
 

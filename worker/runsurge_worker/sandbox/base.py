@@ -47,7 +47,7 @@ class SandboxBackend(ABC):
 
     name: str = "abstract"
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""
 
     @abstractmethod
@@ -60,5 +60,5 @@ class SandboxBackend(ABC):
         failure="cancelled".
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook
         """Release everything started by `start` (VMs, smbd). Idempotent."""

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from runsurge_worker.monitor import Meter
-from runsurge_worker.sandbox.base import (SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult,
-                                          SandboxBackend)
+from runsurge_worker.sandbox.base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
 
 log = logging.getLogger("runsurge.sandbox.process")
 WARNING = ("SANDBOX 'process' RUNS UNTRUSTED CODE DIRECTLY ON THIS MACHINE WITH NO ISOLATION. "
