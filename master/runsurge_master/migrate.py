@@ -14,8 +14,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def alembic_config(engine: Engine) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False))
-    cfg.attributes["engine"] = engine
+    cfg.attributes["engine"] = engine  # env.py uses it: no URL in the ini (it would need %-escaping)
     return cfg
 
 
