@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import grpc
 from sqlalchemy import delete, func, select
+from sqlalchemy.orm import selectinload
 
 from runsurge_master import lifecycle
 from runsurge_master.auth import TokenService
@@ -26,7 +27,7 @@ from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 
 log = logging.getLogger("runsurge.scheduler")
 SAFETY_TICK_S = 5.0
-BATCH = 2000  # ready tasks considered per pass
+BATCH = 2000  # most ready tasks considered per pass
 
 
 @dataclass
@@ -108,15 +109,19 @@ class Scheduler:
             workers = {w.id: w for w in s.scalars(select(Worker).where(Worker.online))}
             if not workers:
                 return []
-            ready = s.scalars(select(Task).where(Task.status == "ready")
-                              .order_by(Task.created_at, Task.seq).limit(BATCH)).all()
-            ready = [t for t in ready if not lifecycle.reopen_lost_producers(s, t, set(workers))]
-            if not ready:
-                return []
             used = {wid: (n, mem) for wid, n, mem in s.execute(
                 select(Task.worker_id, func.count(), func.coalesce(func.sum(Task.memory_bytes), 0))
                 .where(Task.status.in_(lifecycle.ACTIVE), Task.worker_id.in_(workers))
                 .group_by(Task.worker_id))}
+            free = sum(max(0, w.slots - used.get(w.id, (0, 0))[0]) for w in workers.values())
+            if not free:
+                return []
+            window = min(BATCH, max(64, 8 * free))  # enough to fill every slot, not the whole queue
+            ready = s.scalars(select(Task).where(Task.status == "ready")
+                              .options(selectinload(Task.inputs), selectinload(Task.outputs))
+                              .order_by(Task.created_at, Task.seq).limit(window)).all()
+            if not ready:
+                return []
             wanted = {i.data_id for t in ready for i in t.inputs if i.data_id}
             holders: dict[str | None, set[str]] = {}
             sizes: dict[str, int] = {}
@@ -128,6 +133,12 @@ class Scheduler:
                     if wid is None or wid in workers:
                         holders.setdefault(wid, set()).add(data_id)
                         sizes[data_id] = size
+            reachable = set().union(*holders.values())
+            lost = {t.id for t in ready if any(i.data_id not in reachable for i in t.inputs if i.data_id)}
+            for t in ready:  # lineage: recompute inputs nobody reachable holds any more
+                if t.id in lost:
+                    lifecycle.reopen_lost_producers(s, t, set(workers))
+            ready = [t for t in ready if t.id not in lost]
             caps = [Capacity(id=w.id, free_memory=w.memory_bytes - used.get(w.id, (0, 0))[1],
                              free_slots=w.slots - used.get(w.id, (0, 0))[0], holds=holders.get(w.id, set()))
                     for w in workers.values()]

@@ -104,3 +104,42 @@ def test_sdk_refuses_bad_input_cleanly(net, tmp_path):
         assert "not logged in" in str(e)
     else:
         raise AssertionError("no token, yet the jobs were listed")
+
+
+def test_lost_intermediate_data_is_recomputed_by_its_producer(net, tmp_path):
+    """The only holder of an intermediate output dies before its consumer ran: lineage re-runs the producer."""
+    (tmp_path / "make.py").write_text("open('x.txt', 'w').write('41')\n")
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(5)\nopen('y.txt', 'w').write('1')\n")
+    (tmp_path / "add.py").write_text("open('sum.txt', 'w').write(str(int(open('x').read()) + int(open('y').read())))\n")
+    (tmp_path / "job.toml").write_text("""
+[[tasks]]
+name = "make"
+script = "make.py"
+outputs = ["x.txt"]
+[[tasks]]
+name = "slow"
+script = "slow.py"
+outputs = ["y.txt"]
+[[tasks]]
+name = "add"
+script = "add.py"
+inputs = { "x" = "task:make/x.txt", "y" = "task:slow/y.txt" }
+outputs = ["sum.txt"]
+""")
+    client = net.client()
+    job_id = client.submit_spec(tmp_path / "job.toml")["id"]
+    deadline = time.monotonic() + 30
+    while (tasks := {t["name"]: t for t in client.job(job_id)["tasks"]})["make"]["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    holder = tasks["make"]["worker_id"]
+    assert tasks["slow"]["worker_id"] != holder  # one slot each
+    victim = next(i for i, port in net.worker_ports.items()
+                  if any(w["id"] == holder and w["grpc_port"] == port for w in client.workers()))
+    net.kill_worker(victim)
+    job = client.wait(job_id, timeout_s=60)
+    assert job["status"] == "done", job
+    tasks = {t["name"]: t for t in job["tasks"]}
+    assert tasks["make"]["attempts"] == 2 and tasks["make"]["worker_id"] != holder
+    (result,) = client.download_results(job_id, tmp_path / "out")
+    assert result.read_text() == "42"
