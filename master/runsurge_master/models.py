@@ -47,10 +47,21 @@ class Worker(Base):
     memory_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     registered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     tasks_done: Mapped[int] = mapped_column(Integer, default=0)
+    cert_serial: Mapped[str | None] = mapped_column(String(40), nullable=True)  # its current TLS certificate
+    cert_not_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.grpc_port}"
+
+
+class RevokedCert(Base):
+    """Certificates the master no longer accepts (a worker retired or compromised)."""
+
+    __tablename__ = "revoked_certs"
+    serial: Mapped[str] = mapped_column(String(40), primary_key=True)  # hex
+    revoked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(String(200), default="")
 
 
 class Heartbeat(Base):
