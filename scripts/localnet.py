@@ -32,7 +32,7 @@ class LocalNet:
         self.root = root
         self.sandbox, self.slots, self.heartbeat_s, self.worker_memory = sandbox, slots, heartbeat_s, worker_memory
         self.extra_env = extra_env or {}
-        self.http_port, self.grpc_port = free_port(), free_port()
+        self.http_port, self.grpc_port, self.enroll_port = free_port(), free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.master: subprocess.Popen | None = None
         self.workers: dict[int, subprocess.Popen] = {}
@@ -48,7 +48,8 @@ class LocalNet:
     def start_master(self) -> None:
         self.master = self._spawn("master", ["-m", "runsurge_master"], {
             "RUNSURGE_HOME": str(self.root / "master"), "RUNSURGE_HTTP_PORT": str(self.http_port),
-            "RUNSURGE_GRPC_PORT": str(self.grpc_port), "RUNSURGE_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s)})
+            "RUNSURGE_GRPC_PORT": str(self.grpc_port), "RUNSURGE_ENROLL_PORT": str(self.enroll_port),
+            "RUNSURGE_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s)})
         self._until(lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200, "master up")
         httpx.post(f"{self.url}/api/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=10)
 
@@ -57,11 +58,16 @@ class LocalNet:
         self.workers[i] = self._spawn(f"worker{i}", ["-m", "runsurge_worker"], {
             "RUNSURGE_HOME": str(self.root / f"worker{i}"), "RUNSURGE_MASTER_URL": self.url,
             "RUNSURGE_MASTER_GRPC": f"127.0.0.1:{self.grpc_port}", "RUNSURGE_EMAIL": EMAIL,
+            "RUNSURGE_MASTER_ENROLL": f"127.0.0.1:{self.enroll_port}", "RUNSURGE_CA_FILE": str(self.ca_file),
             "RUNSURGE_PASSWORD_FILE": str(self.root / "password"), "RUNSURGE_PORT": str(port),
             "RUNSURGE_SLOTS": str(self.slots), "RUNSURGE_MEMORY": str(self.worker_memory),
             "RUNSURGE_SANDBOX": sandbox or self.sandbox})
         if wait:
             self._until(lambda: self.worker_online(port), f"worker {i} registered")
+
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "master" / "pki" / "ca.pem"  # the master creates its CA on first start
 
     def worker_online(self, port: int) -> bool:
         return any(w["grpc_port"] == port and w["online"] for w in self.client().workers())

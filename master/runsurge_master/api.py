@@ -19,12 +19,16 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
 from runsurge_master import lifecycle
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
+from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.jobspec import SpecError, check_file_name, parse_spec, single_script_spec
+from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
+from runsurge_master.tls import MasterTLS
+from runsurge_master.web import web_router
 from runsurge_proto.wire import CHUNK_SIZE, IntegrityError
 
 log = logging.getLogger("runsurge.api")
@@ -37,6 +41,7 @@ class Services:
     tokens: TokenService
     store: ObjectStore
     scheduler: Scheduler
+    tls: MasterTLS
 
 
 class Credentials(BaseModel):
@@ -332,6 +337,9 @@ def create_app(sv: Services) -> FastAPI:
                               last_heartbeat=w.last_heartbeat)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
+    app.include_router(billing_router(sv, current_user))
+    app.include_router(metrics_router(sv))
+    app.include_router(web_router(sv))
     return app
 
 

@@ -22,7 +22,10 @@ class MasterConfig:
     http_host: str = "127.0.0.1"        # RUNSURGE_HTTP_HOST
     http_port: int = 8080               # RUNSURGE_HTTP_PORT
     grpc_host: str = "127.0.0.1"        # RUNSURGE_GRPC_HOST
-    grpc_port: int = 50051              # RUNSURGE_GRPC_PORT
+    grpc_port: int = 50051              # RUNSURGE_GRPC_PORT: mutual TLS, for registered workers
+    enroll_port: int = 50052            # RUNSURGE_ENROLL_PORT: TLS, where workers register (send a CSR)
+    tls_hosts: str = "127.0.0.1,localhost"  # RUNSURGE_TLS_HOSTS: names/IPs in the master's certificate
+    pki_dir: Path = Path()              # RUNSURGE_PKI_DIR: the private CA (default: home/pki)
     heartbeat_interval_s: float = 2.0   # RUNSURGE_HEARTBEAT_INTERVAL_S: workers beat this often
     missed_heartbeats: int = 3          # RUNSURGE_MISSED_HEARTBEATS: then the worker is offline
     max_attempts: int = 3               # RUNSURGE_MAX_ATTEMPTS: runs of a task before its job fails
@@ -36,6 +39,9 @@ class MasterConfig:
     max_output_bytes: int = 1 << 30     # RUNSURGE_MAX_OUTPUT_BYTES: per task
     allow_registration: bool = True     # RUNSURGE_ALLOW_REGISTRATION
     log_level: str = "INFO"             # RUNSURGE_LOG_LEVEL
+    price_cpu_hour: int = 1_000_000     # RUNSURGE_PRICE_CPU_HOUR: micro-credits per CPU-hour used (docs/billing.md)
+    price_gib_hour: int = 250_000       # RUNSURGE_PRICE_GIB_HOUR: micro-credits per GiB-hour of reserved memory
+    platform_fee_percent: int = 10      # RUNSURGE_PLATFORM_FEE_PERCENT: share of each charge kept by the platform
 
     @property
     def db_url(self) -> str:
@@ -50,4 +56,6 @@ def load_config(path: Path | None = None, **overrides: object) -> MasterConfig:
     cfg = load_settings(MasterConfig, "master", path, **overrides)
     if cfg.home == Path():
         cfg.home = default_home()
+    if cfg.pki_dir == Path():
+        cfg.pki_dir = cfg.home / "pki"
     return cfg

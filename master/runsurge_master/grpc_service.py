@@ -7,6 +7,7 @@ import logging
 import time
 
 import grpc
+from runsurge_pki.ca import PkiError
 from sqlalchemy import delete, select
 
 from runsurge_master import lifecycle
@@ -17,8 +18,9 @@ from runsurge_master.jobspec import SpecError, check_file_name
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, Worker, utcnow
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
+from runsurge_master.tls import MasterTLS
 from runsurge_proto import master_pb2, master_pb2_grpc
-from runsurge_proto.interceptor import current_claims
+from runsurge_proto.interceptor import Peer, current_claims
 from runsurge_proto.wire import IntegrityError, file_chunks, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
@@ -26,21 +28,33 @@ WORKER_TOKEN_TTL_S = 3600
 S = master_pb2.TaskStatus
 
 
-def make_check(tokens: TokenService):
-    """Which token kind each MasterService method accepts."""
-    def check(method: str, token: str) -> Claims:
-        kind = "access" if method.endswith("/NodeRegister") else "worker"
+def make_check(tokens: TokenService, tls: MasterTLS, enrollment: bool):
+    """The enrolment port serves only NodeRegister (a user's token); the main port serves the rest
+    to workers presenting both their token and their current certificate, which must agree."""
+    def check(method: str, token: str, peer: Peer) -> Claims:
+        registering = method.endswith("/NodeRegister")
+        if registering != enrollment:
+            raise PermissionError("NodeRegister is served on the enrolment port, everything else on the main port")
         try:
-            return tokens.verify(token, kind)
+            claims = tokens.verify(token, "access" if registering else "worker")
         except TokenError as e:
             raise PermissionError(f"invalid token: {e}") from None
+        if not registering:
+            if peer.common_name != claims.sub:
+                raise PermissionError("the token and the client certificate name different workers")
+            problem = tls.check_worker(claims.sub, peer.cert_pem)
+            if problem:
+                log.warning("refused worker=%s: %s", claims.sub, problem)
+                raise PermissionError(problem)
+        return claims
     return check
 
 
 class MasterServicer(master_pb2_grpc.MasterServiceServicer):
     def __init__(self, db: Database, cfg: MasterConfig, tokens: TokenService, store: ObjectStore,
-                 scheduler: Scheduler):
+                 scheduler: Scheduler, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
+        self.tls = tls
 
     async def _as_worker(self, worker_id: str, context) -> Claims:  # noqa: ANN001
         claims: Claims = current_claims()
@@ -66,8 +80,15 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 self.scheduler.cancel_remote(cancels)
             w.host, w.grpc_port = request.host, request.grpc_port
             w.memory_bytes, w.cpus, w.slots = request.memory_bytes, request.cpus, request.slots
-            w.sandbox, w.online, w.last_heartbeat = request.sandbox, True, utcnow()
+            # Schedulable from its first heartbeat over mutual TLS (its server starts once it has
+            # the certificate); until then "no beat since registering" marks it as new.
+            w.sandbox, w.online = request.sandbox, False
+            w.registered_at = w.last_heartbeat = utcnow()
             s.flush()
+            try:
+                cert, w.cert_serial, w.cert_not_after = self.tls.enroll(w.id, request.csr_pem, request.host)
+            except PkiError as e:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
             cached = {d for d in request.cached_data_ids if is_data_id(d)}
             for data_id in s.scalars(select(DataObject.id).where(DataObject.id.in_(cached))):
@@ -75,11 +96,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             worker_id = w.id
         log.info("worker registered worker=%s address=%s:%d slots=%d memory=%d", worker_id,
                  request.host, request.grpc_port, request.slots, request.memory_bytes)
-        self.scheduler.wake()
         return master_pb2.NodeRegisterResponse(
             worker_id=worker_id, master_public_key_pem=self.tokens.public_pem,
             worker_token=self._worker_token(worker_id, claims.sub),
-            heartbeat_interval_s=self.cfg.heartbeat_interval_s)
+            heartbeat_interval_s=self.cfg.heartbeat_interval_s, certificate_pem=cert, ca_pem=self.tls.ca_pem)
 
     def _worker_token(self, worker_id: str, owner: str) -> str:
         return self.tokens.issue(worker_id, "worker", WORKER_TOKEN_TTL_S, owner=owner)
@@ -89,9 +109,13 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         resp = master_pb2.NodeHeartbeatResponse()
         with self.db.session() as s:
             w = s.get(Worker, request.worker_id)
-            if w is None or not w.online:
-                resp.reregister = True
+            if w is None or (not w.online and w.last_heartbeat > w.registered_at):
+                resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
                 return resp
+            if not w.online:
+                w.online = True
+                self.scheduler.wake()
+                log.info("worker online worker=%s", w.id)
             w.last_heartbeat = utcnow()
             w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
             s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
@@ -135,6 +159,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             value = getattr(r, field)
             setattr(t, field, value if value and self.store.has(value) else None)
         if r.status == S.TASK_STATUS_WORKER_ERROR:
+            if r.bad_peer_worker_id and is_data_id(r.bad_data_id):
+                self._distrust(s, r.bad_peer_worker_id, r.bad_data_id, t)
             return lifecycle.requeue_task(s, t, r.error or "worker error", self.cfg.max_attempts)
         if r.status == S.TASK_STATUS_CANCELLED:
             t.status = "cancelled"
@@ -159,6 +185,16 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         w.tasks_done += 1
         lifecycle.finish_task_ok(s, t, outputs)
         return []
+
+    def _distrust(self, s, peer_id: str, data_id: str, t: Task) -> None:  # noqa: ANN001
+        """A peer served bytes that do not hash to their id: forget its copy (lineage recomputes the
+        data if nobody else has it) and stop assigning it work until it registers again."""
+        log.warning("SECURITY corrupt data=%s served by worker=%s to worker=%s for task=%s",
+                    data_id[:12], peer_id, t.worker_id, t.id)
+        s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
+        peer = s.get(Worker, peer_id)
+        if peer is not None and peer.online:
+            self.scheduler.cancel_remote(self.scheduler.worker_lost(s, peer, "served corrupt data"))
 
     def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:  # noqa: ANN001
         outputs: dict[str, tuple[str, int]] = {}

@@ -24,6 +24,7 @@ from runsurge_master.logs import setup_logging
 from runsurge_master.models import User
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
+from runsurge_master.tls import MasterTLS
 from runsurge_proto import master_pb2_grpc
 from runsurge_proto.interceptor import AioAuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS
@@ -36,19 +37,29 @@ def build(cfg: MasterConfig) -> Services:
     db = Database(cfg.db_url)
     db.upgrade()
     tokens = TokenService(load_or_create_key(cfg.home / "jwt_ed25519.pem"))
+    tls = MasterTLS(cfg, db)
     return Services(cfg=cfg, db=db, tokens=tokens, store=ObjectStore(cfg.store_dir),
-                    scheduler=Scheduler(db, cfg, tokens))
+                    scheduler=Scheduler(db, cfg, tokens, tls), tls=tls)
+
+
+async def start_grpc(sv: Services, port: int, enrollment: bool) -> grpc.aio.Server:
+    """The main port (mutual TLS) or the enrolment port (TLS; NodeRegister only)."""
+    server = grpc.aio.server(interceptors=[AioAuthInterceptor(make_check(sv.tokens, sv.tls, enrollment))],
+                             options=CHANNEL_OPTIONS)
+    master_pb2_grpc.add_MasterServiceServicer_to_server(
+        MasterServicer(sv.db, sv.cfg, sv.tokens, sv.store, sv.scheduler, sv.tls), server)
+    addr = f"{sv.cfg.grpc_host}:{port}"
+    if server.add_secure_port(addr, sv.tls.server_credentials(require_client_cert=not enrollment)) == 0:
+        raise SystemExit(f"cannot listen for gRPC on {addr}")
+    await server.start()
+    return server
 
 
 async def serve(cfg: MasterConfig) -> None:
     sv = build(cfg)
-    server = grpc.aio.server(interceptors=[AioAuthInterceptor(make_check(sv.tokens))], options=CHANNEL_OPTIONS)
-    master_pb2_grpc.add_MasterServiceServicer_to_server(
-        MasterServicer(sv.db, cfg, sv.tokens, sv.store, sv.scheduler), server)
     grpc_addr = f"{cfg.grpc_host}:{cfg.grpc_port}"
-    if server.add_insecure_port(grpc_addr) == 0:
-        raise SystemExit(f"cannot listen for gRPC on {grpc_addr}")
-    await server.start()
+    servers = [await start_grpc(sv, cfg.grpc_port, enrollment=False),
+               await start_grpc(sv, cfg.enroll_port, enrollment=True)]
     http = uvicorn.Server(uvicorn.Config(create_app(sv), host=cfg.http_host, port=cfg.http_port,
                                          log_config=None, access_log=False, lifespan="off"))
     http.install_signal_handlers = lambda: None  # we own the signals below
@@ -58,13 +69,13 @@ async def serve(cfg: MasterConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     sched = asyncio.create_task(sv.scheduler.run())
     web = asyncio.create_task(http.serve())
-    log.info("master ready http=%s:%d grpc=%s db=%s", cfg.http_host, cfg.http_port, grpc_addr,
-             cfg.db_url.split("@")[-1])
+    log.info("master ready http=%s:%d grpc=%s enroll=%d db=%s", cfg.http_host, cfg.http_port, grpc_addr,
+             cfg.enroll_port, cfg.db_url.split("@")[-1])
     await asyncio.wait([asyncio.create_task(stop.wait()), web], return_when=asyncio.FIRST_COMPLETED)
     log.info("master stopping")
     http.should_exit = True
     sched.cancel()
-    await server.stop(grace=2)
+    await asyncio.gather(*(s.stop(grace=2) for s in servers))
     await sv.scheduler.close()
     await asyncio.gather(web, return_exceptions=True)
     if not web.cancelled() and web.exception() is None and not http.started:

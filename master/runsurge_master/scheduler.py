@@ -22,11 +22,13 @@ from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
+from runsurge_master.tls import MasterTLS
 from runsurge_proto import common_pb2, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 
 log = logging.getLogger("runsurge.scheduler")
 SAFETY_TICK_S = 5.0
+CAPABILITY_TTL_S = 900  # a peer fetch starts right after assignment; this only bounds a leaked token
 BATCH = 2000  # most ready tasks considered per pass
 
 
@@ -39,8 +41,8 @@ class Dispatch:
 
 
 class Scheduler:
-    def __init__(self, db: Database, cfg: MasterConfig, tokens: TokenService):
-        self.db, self.cfg, self.tokens = db, cfg, tokens
+    def __init__(self, db: Database, cfg: MasterConfig, tokens: TokenService, tls: MasterTLS):
+        self.db, self.cfg, self.tokens, self.tls = db, cfg, tokens, tls
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._channels: dict[str, tuple[str, grpc.aio.Channel]] = {}
@@ -175,6 +177,7 @@ class Scheduler:
                 loc.on_master = True
             else:
                 loc.peer_worker_id, loc.peer_address = src, workers[src].address
+                loc.capability = self.tokens.issue(w.id, "cap", CAPABILITY_TTL_S, data=i.data_id, task=t.id)
             notices.append(loc)
         return Dispatch(worker_id=w.id, address=w.address, request=req, notices=notices)
 
@@ -191,7 +194,7 @@ class Scheduler:
         if known is None or known[0] != address:
             if known:
                 self._spawn(known[1].close())
-            known = (address, grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS))
+            known = (address, grpc.aio.secure_channel(address, self.tls.channel_credentials(), options=CHANNEL_OPTIONS))
             self._channels[worker_id] = known
         return worker_pb2_grpc.WorkerServiceStub(known[1])
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/common.proto\x12\x0brunsurge.v1\"=\n\tDataChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"C\n\x0b\x44\x61taRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"~\n\x0c\x44\x61taLocation\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x11\n\ton_master\x18\x02 \x01(\x08\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\x16\n\x0epeer_worker_id\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0e\n\x06sha256\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/common.proto\x12\x0brunsurge.v1\"=\n\tDataChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x12\n\ntotal_size\x18\x03 \x01(\x04\"C\n\x0b\x44\x61taRequest\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x12\n\ncapability\x18\x02 \x01(\t\x12\x0f\n\x07task_id\x18\x03 \x01(\t\"\x92\x01\n\x0c\x44\x61taLocation\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x11\n\ton_master\x18\x02 \x01(\x08\x12\x14\n\x0cpeer_address\x18\x03 \x01(\t\x12\x16\n\x0epeer_worker_id\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0e\n\x06sha256\x18\x06 \x01(\t\x12\x12\n\ncapability\x18\x07 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATACHUNK']._serialized_end=102
   _globals['_DATAREQUEST']._serialized_start=104
   _globals['_DATAREQUEST']._serialized_end=171
-  _globals['_DATALOCATION']._serialized_start=173
-  _globals['_DATALOCATION']._serialized_end=299
+  _globals['_DATALOCATION']._serialized_start=174
+  _globals['_DATALOCATION']._serialized_end=320
 # @@protoc_insertion_point(module_scope)

@@ -25,17 +25,19 @@ class DataRequest(_message.Message):
     def __init__(self, data_id: _Optional[str] = ..., capability: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class DataLocation(_message.Message):
-    __slots__ = ("data_id", "on_master", "peer_address", "peer_worker_id", "size", "sha256")
+    __slots__ = ("data_id", "on_master", "peer_address", "peer_worker_id", "size", "sha256", "capability")
     DATA_ID_FIELD_NUMBER: _ClassVar[int]
     ON_MASTER_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     PEER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
+    CAPABILITY_FIELD_NUMBER: _ClassVar[int]
     data_id: str
     on_master: bool
     peer_address: str
     peer_worker_id: str
     size: int
     sha256: str
-    def __init__(self, data_id: _Optional[str] = ..., on_master: _Optional[bool] = ..., peer_address: _Optional[str] = ..., peer_worker_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
+    capability: str
+    def __init__(self, data_id: _Optional[str] = ..., on_master: _Optional[bool] = ..., peer_address: _Optional[str] = ..., peer_worker_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., capability: _Optional[str] = ...) -> None: ...

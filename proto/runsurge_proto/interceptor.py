@@ -1,7 +1,8 @@
 """One authentication interceptor for both gRPC servers (the master's grpc.aio, the worker's sync).
 
-`check(method, token)` returns the caller's claims or raises PermissionError; the claims are then
-available to the handler through `current_claims()`. A call without a valid token never reaches a
+`check(method, token, peer)` returns the caller's claims or raises PermissionError; the claims are
+then available to the handler through `current_claims()`. `peer` is the verified TLS client
+certificate (common name and PEM; empty without one). A call that fails the check never reaches a
 handler: it ends with UNAUTHENTICATED.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import inspect
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -17,11 +19,27 @@ import grpc
 from runsurge_proto.wire import AUTH_KEY
 
 _claims: contextvars.ContextVar[Any] = contextvars.ContextVar("runsurge_claims", default=None)
-Check = Callable[[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Peer:
+    common_name: str = ""
+    cert_pem: bytes = b""
+
+
+Check = Callable[[str, str, Peer], Any]
 
 
 def current_claims() -> Any:
     return _claims.get()
+
+
+def peer_of(context) -> Peer:  # noqa: ANN001
+    """The client certificate gRPC verified against the CA during the TLS handshake."""
+    auth = context.auth_context() or {}
+    cn = auth.get("x509_common_name") or [b""]
+    pem = auth.get("x509_pem_cert") or [b""]
+    return Peer(common_name=cn[0].decode(errors="replace"), cert_pem=pem[0])
 
 
 def _token(metadata) -> str:  # noqa: ANN001
@@ -32,43 +50,70 @@ def _token(metadata) -> str:  # noqa: ANN001
 
 
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
+_MALFORMED = object()  # what a request that does not parse becomes: refused as INVALID_ARGUMENT
+_BAD_REQUEST = "malformed request"
+
+
+def _lenient(deserializer):  # noqa: ANN001, ANN202
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data) if deserializer else data
+        except Exception:  # noqa: BLE001 - any parse failure is the caller's fault, not ours
+            return _MALFORMED
+    return parse
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.RpcMethodHandler:
     kind = next(k for k in _KINDS if getattr(handler, k))
     behavior = getattr(handler, kind)
+    streamed_request = kind.startswith("stream")
 
-    def authorize(context) -> Any:  # noqa: ANN001
+    def refusal(request, context) -> tuple[grpc.StatusCode, str] | None:  # noqa: ANN001
         try:
-            return check(method, _token(context.invocation_metadata()))
+            _claims.set(check(method, _token(context.invocation_metadata()), peer_of(context)))
         except PermissionError as e:
-            return e
+            return grpc.StatusCode.UNAUTHENTICATED, str(e)
+        if not streamed_request and request is _MALFORMED:
+            return grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST
+        return None
+
+    async def checked_stream(requests, context):  # noqa: ANN001, ANN202
+        async for r in requests:
+            if r is _MALFORMED:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST)
+            yield r
+
+    def checked_stream_sync(requests, context):  # noqa: ANN001, ANN202
+        for r in requests:
+            if r is _MALFORMED:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST)
+            yield r
 
     if inspect.isasyncgenfunction(behavior):
         async def wrapped(request, context):  # noqa: ANN001
-            claims = authorize(context)
-            if isinstance(claims, PermissionError):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(claims))
-            _claims.set(claims)
+            if problem := refusal(request, context):
+                await context.abort(*problem)
+            if streamed_request:
+                request = checked_stream(request, context)
             async for item in behavior(request, context):
                 yield item
     elif inspect.iscoroutinefunction(behavior):
         async def wrapped(request, context):  # noqa: ANN001
-            claims = authorize(context)
-            if isinstance(claims, PermissionError):
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(claims))
-            _claims.set(claims)
+            if problem := refusal(request, context):
+                await context.abort(*problem)
+            if streamed_request:
+                request = checked_stream(request, context)
             return await behavior(request, context)
     else:
         def wrapped(request, context):  # noqa: ANN001
-            claims = authorize(context)
-            if isinstance(claims, PermissionError):
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, str(claims))
-            _claims.set(claims)
+            if problem := refusal(request, context):
+                context.abort(*problem)
+            if streamed_request:
+                request = checked_stream_sync(request, context)
             return behavior(request, context)
 
     factory = getattr(grpc, f"{kind}_rpc_method_handler")
-    return factory(wrapped, request_deserializer=handler.request_deserializer,
+    return factory(wrapped, request_deserializer=_lenient(handler.request_deserializer),
                    response_serializer=handler.response_serializer)
 
 

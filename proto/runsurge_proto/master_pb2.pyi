@@ -22,7 +22,7 @@ TASK_STATUS_WORKER_ERROR: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 
 class NodeRegisterRequest(_message.Message):
-    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids")
+    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
@@ -31,6 +31,7 @@ class NodeRegisterRequest(_message.Message):
     GRPC_PORT_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     CACHED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
+    CSR_PEM_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     memory_bytes: int
     cpus: int
@@ -39,19 +40,24 @@ class NodeRegisterRequest(_message.Message):
     grpc_port: int
     sandbox: str
     cached_data_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    csr_pem: bytes
+    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeRegisterResponse(_message.Message):
-    __slots__ = ("worker_id", "worker_token", "master_public_key_pem", "heartbeat_interval_s")
+    __slots__ = ("worker_id", "worker_token", "master_public_key_pem", "heartbeat_interval_s", "certificate_pem", "ca_pem")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     WORKER_TOKEN_FIELD_NUMBER: _ClassVar[int]
     MASTER_PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_S_FIELD_NUMBER: _ClassVar[int]
+    CERTIFICATE_PEM_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     worker_token: str
     master_public_key_pem: str
     heartbeat_interval_s: float
-    def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ...) -> None: ...
+    certificate_pem: bytes
+    ca_pem: bytes
+    def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., certificate_pem: _Optional[bytes] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeatRequest(_message.Message):
     __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids")
@@ -98,7 +104,7 @@ class OutputData(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class TaskCompleteRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt")
+    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +118,8 @@ class TaskCompleteRequest(_message.Message):
     STDOUT_DATA_ID_FIELD_NUMBER: _ClassVar[int]
     STDERR_DATA_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BAD_PEER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    BAD_DATA_ID_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
     status: TaskStatus
@@ -125,7 +133,9 @@ class TaskCompleteRequest(_message.Message):
     stdout_data_id: str
     stderr_data_id: str
     attempt: int
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    bad_peer_worker_id: str
+    bad_data_id: str
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ()

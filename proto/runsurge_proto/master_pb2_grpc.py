@@ -28,6 +28,9 @@ if _version_not_supported:
 
 class MasterServiceStub:
     """What a worker calls on the master. Every call carries `authorization: Bearer <jwt>`.
+    NodeRegister is served on the master's enrolment port (TLS, no client certificate yet: the
+    worker sends a CSR and gets its certificate back); every other call goes to the main port over
+    mutual TLS with that certificate.
     """
 
     def __init__(self, channel):
@@ -75,6 +78,9 @@ class MasterServiceStub:
 
 class MasterServiceServicer:
     """What a worker calls on the master. Every call carries `authorization: Bearer <jwt>`.
+    NodeRegister is served on the master's enrolment port (TLS, no client certificate yet: the
+    worker sends a CSR and gets its certificate back); every other call goes to the main port over
+    mutual TLS with that certificate.
     """
 
     def NodeRegister(self, request, context):
@@ -168,6 +174,9 @@ def add_MasterServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class MasterService:
     """What a worker calls on the master. Every call carries `authorization: Bearer <jwt>`.
+    NodeRegister is served on the master's enrolment port (TLS, no client certificate yet: the
+    worker sends a CSR and gets its certificate back); every other call goes to the main port over
+    mutual TLS with that certificate.
     """
 
     @staticmethod

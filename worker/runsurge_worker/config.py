@@ -22,7 +22,9 @@ def _total_memory() -> int:
 class WorkerConfig:
     home: Path = Path()                      # state: cache, task area, sandbox files
     master_url: str = "http://127.0.0.1:8080"  # the master's HTTP API (login)
-    master_grpc: str = "127.0.0.1:50051"     # the master's gRPC address
+    master_grpc: str = "127.0.0.1:50051"     # the master's gRPC address (mutual TLS)
+    master_enroll: str = "127.0.0.1:50052"   # the master's enrolment address (registration)
+    ca_file: Path = Path("/etc/runsurge/ca.pem")  # the private CA's certificate (from the master's pki dir)
     email: str = ""                          # the contributor's account
     password: str = ""                       # (or password_file)
     password_file: str = ""

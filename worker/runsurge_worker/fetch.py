@@ -17,7 +17,9 @@ log = logging.getLogger("runsurge.worker.fetch")
 
 
 class FetchError(RuntimeError):
-    pass
+    def __init__(self, message: str, bad_peer: str = "", data_id: str = ""):
+        super().__init__(message)
+        self.bad_peer, self.data_id = bad_peer, data_id  # set when a peer served corrupt bytes
 
 
 class Fetcher:
@@ -28,10 +30,13 @@ class Fetcher:
         self._inflight: dict[str, threading.Lock] = {}
 
     def _peer(self, address: str) -> worker_pb2_grpc.WorkerServiceStub:
+        """Mutual TLS to the peer, with our current certificate (a renewal opens new channels)."""
+        key = f"{address}/{hash(self.link.tls.cert_pem)}"
         with self._lock:
-            if address not in self._peers:
-                self._peers[address] = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-            return worker_pb2_grpc.WorkerServiceStub(self._peers[address])
+            if key not in self._peers:
+                self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(),
+                                                       options=CHANNEL_OPTIONS)
+            return worker_pb2_grpc.WorkerServiceStub(self._peers[key])
 
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
         """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
@@ -40,7 +45,7 @@ class Fetcher:
         with gate:  # two tasks needing the same object fetch it once
             if self.cache.has(loc.data_id):
                 return "cache"
-            req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id)
+            req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id, capability=loc.capability)
             if loc.on_master:
                 source = "master"
                 rpc = self.link.stub.StreamPythonFile if script else self.link.stub.StreamData
@@ -63,7 +68,8 @@ class Fetcher:
                                  f"{e.details()}") from None
             except IntegrityError as e:
                 log.warning("rejected data %s from %s: %s", loc.data_id[:12], source, e)
-                raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}") from None
+                raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}",
+                                 bad_peer="" if loc.on_master else loc.peer_worker_id, data_id=loc.data_id) from None
         log.info("fetched data=%s size=%d from %s for task=%s", loc.data_id[:12], rx.size, source, task_id)
         return source
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 from concurrent import futures
@@ -23,15 +24,26 @@ from runsurge_worker.master_link import LoginError, MasterLink
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, make_check
 from runsurge_worker.tasks import TaskRunner
+from runsurge_worker.tls import WorkerTLS
 
 log = logging.getLogger("runsurge.worker")
 MAX_DATA_BYTES = 64 << 30  # the largest single object a worker will fetch
 
 
+def pick_port(listen: str, port: int) -> int:
+    """The port to announce at registration, before the server (which needs the certificate) starts."""
+    if port:
+        return port
+    with socket.socket() as s:
+        s.bind((listen, 0))
+        return s.getsockname()[1]
+
+
 def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     cfg.home.mkdir(parents=True, exist_ok=True)
     cache = Cache(cfg.home / "cache")
-    link = MasterLink(cfg)
+    tls = WorkerTLS(cfg.home, cfg.ca_file)
+    link = MasterLink(cfg, tls)
     sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir,
                           pool_size=cfg.pool_size)
     sandbox.start()
@@ -40,10 +52,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
     worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(runner, cache, link), server)
-    port = server.add_insecure_port(f"{cfg.listen}:{cfg.port}")
-    if port == 0:
-        raise SystemExit(f"runsurge-worker: cannot listen on {cfg.listen}:{cfg.port}")
-    server.start()
+    port = pick_port(cfg.listen, cfg.port)
     fp = fingerprint(cfg.home)
 
     def register() -> None:
@@ -58,9 +67,14 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                 detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
                 if isinstance(e, LoginError) and "refused" in str(e):
                     raise SystemExit(f"runsurge-worker: {detail}") from None
+                if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise SystemExit(f"runsurge-worker: the master refused the registration: {detail}") from None
                 log.warning("cannot register yet (%s); retrying", detail)
                 if stop.wait(2):
                     return
+        if server.add_secure_port(f"{cfg.listen}:{port}", tls.server_credentials()) == 0:
+            raise SystemExit(f"runsurge-worker: cannot listen on {cfg.listen}:{port}")
+        server.start()
 
         def status() -> master_pb2.NodeHeartbeatRequest:
             ids = runner.running_ids()
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--home", type=Path, help="worker state directory")
     p.add_argument("--master-url", help="master HTTP URL, e.g. http://127.0.0.1:8080")
     p.add_argument("--master-grpc", help="master gRPC address host:port")
+    p.add_argument("--master-enroll", help="master enrolment address host:port")
+    p.add_argument("--ca-file", type=Path, help="the private CA's certificate")
     p.add_argument("--email")
     p.add_argument("--password-file")
     p.add_argument("--host", help="address the master and peers reach this worker at")
@@ -97,11 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     try:
         cfg = load_config(args.config, home=args.home, master_url=args.master_url, master_grpc=args.master_grpc,
+                          master_enroll=args.master_enroll, ca_file=args.ca_file,
                           email=args.email, password_file=args.password_file, host=args.host, port=args.port,
                           slots=args.slots, cpus=args.cpus, memory=args.memory, sandbox=args.sandbox,
                           image_dir=args.image_dir)
     except (ValueError, OSError) as e:
         sys.exit(f"runsurge-worker: bad configuration: {e}")
+    if not cfg.ca_file.is_file():
+        sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: copy the master's pki/ca.pem "
+                 "there or set RUNSURGE_CA_FILE")
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")
     if not cfg.email or not cfg.password:

@@ -15,6 +15,7 @@ import grpc
 from runsurge_proto import master_pb2, master_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 from runsurge_worker.config import WorkerConfig
+from runsurge_worker.tls import WorkerTLS
 
 log = logging.getLogger("runsurge.worker.master")
 
@@ -38,10 +39,11 @@ def login(master_url: str, email: str, password: str) -> str:
 
 
 class MasterLink:
-    def __init__(self, cfg: WorkerConfig):
-        self.cfg = cfg
-        self.channel = grpc.insecure_channel(cfg.master_grpc, options=CHANNEL_OPTIONS)
-        self.stub = master_pb2_grpc.MasterServiceStub(self.channel)
+    def __init__(self, cfg: WorkerConfig, tls: WorkerTLS):
+        self.cfg, self.tls = cfg, tls
+        self._enroll = grpc.secure_channel(cfg.master_enroll, tls.enrollment_credentials(), options=CHANNEL_OPTIONS)
+        self.channel: grpc.Channel | None = None
+        self.stub: master_pb2_grpc.MasterServiceStub | None = None  # after registration (needs our certificate)
         self.worker_id = ""
         self.token = ""
         self.public_key_pem = ""
@@ -53,22 +55,31 @@ class MasterLink:
 
     def register(self, fingerprint: str, grpc_port: int, cached: list[str]) -> None:
         user_token = login(self.cfg.master_url, self.cfg.email, self.cfg.password)
-        resp = self.stub.NodeRegister(master_pb2.NodeRegisterRequest(
+        resp = master_pb2_grpc.MasterServiceStub(self._enroll).NodeRegister(master_pb2.NodeRegisterRequest(
             fingerprint=fingerprint, memory_bytes=self.cfg.memory, cpus=self.cfg.cpus, slots=self.cfg.slots,
-            host=self.cfg.host, grpc_port=grpc_port, sandbox=self.cfg.sandbox, cached_data_ids=cached),
-            metadata=bearer(user_token), timeout=30)
+            host=self.cfg.host, grpc_port=grpc_port, sandbox=self.cfg.sandbox, cached_data_ids=cached,
+            csr_pem=self.tls.csr()), metadata=bearer(user_token), timeout=30)
+        self.tls.set_certificate(resp.certificate_pem, resp.ca_pem)
+        old = self.channel
+        channel = grpc.secure_channel(self.cfg.master_grpc, self.tls.channel_credentials(), options=CHANNEL_OPTIONS)
         with self._lock:
             self.worker_id, self.token = resp.worker_id, resp.worker_token
             self.public_key_pem = resp.master_public_key_pem
             self.heartbeat_interval_s = resp.heartbeat_interval_s or 2.0
+            self.channel, self.stub = channel, master_pb2_grpc.MasterServiceStub(channel)
+        if old is not None:  # let calls in flight on the old certificate finish
+            threading.Timer(60, old.close).start()
         log.info("registered worker=%s master=%s", self.worker_id, self.cfg.master_grpc)
 
     def heartbeat_loop(self, status: Callable[[], master_pb2.NodeHeartbeatRequest],
                        reregister: Callable[[], None], cancel: Callable[[str], None],
                        stop: threading.Event) -> None:
         failures = 0
-        while not stop.wait(self.heartbeat_interval_s):
+        while True:  # the first beat at once: it makes a freshly registered worker schedulable
             try:
+                if self.tls.renewal_due():
+                    log.info("renewing the worker certificate")
+                    reregister()
                 resp = self.stub.NodeHeartbeat(status(), metadata=self.metadata(), timeout=10)
                 if failures:
                     log.info("master reachable again")
@@ -90,6 +101,10 @@ class MasterLink:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
+            if stop.wait(self.heartbeat_interval_s):
+                return
 
     def close(self) -> None:
-        self.channel.close()
+        self._enroll.close()
+        if self.channel is not None:
+            self.channel.close()

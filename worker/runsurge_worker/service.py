@@ -6,9 +6,10 @@ import logging
 
 import grpc
 import jwt
+from runsurge_pki.ca import MASTER_CN
 
 from runsurge_proto import worker_pb2, worker_pb2_grpc
-from runsurge_proto.interceptor import current_claims
+from runsurge_proto.interceptor import Peer, current_claims
 from runsurge_proto.wire import file_chunks, is_data_id
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
@@ -17,20 +18,28 @@ from runsurge_worker.tasks import TaskRunner
 log = logging.getLogger("runsurge.worker.service")
 
 
+def verify(link: MasterLink, token: str) -> dict:
+    """A JWT the master signed (checked with the public key it gave us at registration)."""
+    try:
+        return jwt.decode(token, link.public_key_pem, algorithms=["EdDSA"], issuer="runsurge-master",
+                          options={"require": ["exp", "sub", "typ"]})
+    except jwt.PyJWTError as e:
+        raise PermissionError(f"invalid token: {e}") from None
+
+
 def make_check(link: MasterLink):
-    """Only the master may command this worker; peers (worker tokens) may only fetch data.
-    Tokens are verified with the master's public key received at registration."""
-    def check(method: str, token: str) -> dict:
+    """Only the master may command this worker; a peer may only fetch data (with a capability,
+    checked in StreamData). The token and the TLS client certificate must name the same party."""
+    def check(method: str, token: str, peer: Peer) -> dict:
         if not link.public_key_pem:
             raise PermissionError("worker not registered yet")
-        try:
-            claims = jwt.decode(token, link.public_key_pem, algorithms=["EdDSA"], issuer="runsurge-master",
-                                options={"require": ["exp", "sub", "typ"]})
-        except jwt.PyJWTError as e:
-            raise PermissionError(f"invalid token: {e}") from None
+        claims = verify(link, token)
         allowed = ("master", "worker") if method.endswith("/StreamData") else ("master",)
         if claims["typ"] not in allowed:
             raise PermissionError(f"a {claims['typ']} token cannot call {method.rsplit('/', 1)[-1]}")
+        expected_cn = MASTER_CN if claims["typ"] == "master" else claims["sub"]
+        if peer.common_name != expected_cn:
+            raise PermissionError("the token and the client certificate name different parties")
         return claims
     return check
 
@@ -58,9 +67,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     def StreamData(self, request, context):  # noqa: ANN001, N802
         if not is_data_id(request.data_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
+        caller = current_claims()["sub"]
+        if current_claims()["typ"] != "master":
+            try:
+                cap = verify(self.link, request.capability)
+            except PermissionError as e:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, f"capability refused: {e}")
+            if cap.get("typ") != "cap" or cap["sub"] != caller or cap.get("data") != request.data_id:
+                log.warning("SECURITY refused data=%s to %s: capability not for it", request.data_id[:12], caller)
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, "no capability for that data")
         if not self.cache.has(request.data_id):
             context.abort(grpc.StatusCode.NOT_FOUND, "this worker does not hold that data")
-        caller = current_claims()["sub"]
         log.info("serving data=%s to %s", request.data_id[:12], caller[:8])
         yield from file_chunks(self.cache.path(request.data_id))
 

@@ -106,6 +106,7 @@ class TaskRunner:
                 self._finish(run, task_dir, result, report)
         except FetchError as e:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
+            report.bad_peer_worker_id, report.bad_data_id = e.bad_peer, e.data_id
         except Exception as e:  # a worker bug must still end in a report, never a silent hang
             log.exception("task %s crashed in the worker", req.task_id)
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, f"worker error: {e}"

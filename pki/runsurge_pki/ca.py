@@ -1,0 +1,211 @@
+"""The private CA behind RunSurge's mutual TLS.
+
+A CA folder holds `ca.pem` (public), `ca.key` (0600), `issued/<serial>.pem` (every certificate it
+signed) and `crl.pem` (a signed list of revoked serials). Keys are EC P-256: every TLS stack
+(gRPC's BoringSSL included) speaks it. Certificates carry both serverAuth and clientAuth because
+each party is a server to some peers and a client to others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+CA_DAYS = 3650
+SERVER_DAYS = 365
+WORKER_DAYS = 30
+MASTER_CN = "runsurge-master"
+
+
+class PkiError(ValueError):
+    """A bad CSR, a missing CA, an unknown serial: the message says which."""
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Create a 0600 file atomically (the key is never readable by others, not even briefly)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def load_or_create_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"{path} is not an EC private key")
+        return key
+    key = new_key()
+    write_private(path, key_pem(key))
+    return key
+
+
+def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
+    csr = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])).sign(key, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
+    names: list[x509.GeneralName] = []
+    for h in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            names.append(x509.DNSName(h))
+    return x509.SubjectAlternativeName(names)
+
+
+@dataclass(frozen=True)
+class CertInfo:
+    serial: str  # hex
+    common_name: str
+    not_after: dt.datetime
+    hosts: tuple[str, ...]
+
+
+def cert_info(pem: bytes) -> CertInfo:
+    cert = x509.load_pem_x509_certificate(pem)
+    cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        hosts = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
+            str(v) for v in san.get_values_for_type(x509.IPAddress))
+    except x509.ExtensionNotFound:
+        hosts = ()
+    return CertInfo(serial=format(cert.serial_number, "x"), common_name=str(cn[0].value) if cn else "",
+                    not_after=cert.not_valid_after_utc, hosts=hosts)
+
+
+class CertAuthority:
+    def __init__(self, folder: Path):
+        self.folder = folder
+        if not self.cert_path.exists() or not self.key_path.exists():
+            raise PkiError(f"no CA in {folder} (create one with `runsurge-pki init --dir {folder}`)")
+        self.cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError("the CA key is not an EC key")
+        self.key = key
+
+    cert_path = property(lambda self: self.folder / "ca.pem")
+    key_path = property(lambda self: self.folder / "ca.key")
+    crl_path = property(lambda self: self.folder / "crl.pem")
+
+    @classmethod
+    def create(cls, folder: Path, name: str = "RunSurge private CA") -> CertAuthority:
+        """A new CA; refuses to overwrite an existing one (that would orphan every certificate)."""
+        if (folder / "ca.key").exists():
+            raise PkiError(f"a CA already exists in {folder}")
+        key = new_key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now() - dt.timedelta(minutes=5)).not_valid_after(now() + dt.timedelta(days=CA_DAYS))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                             content_commitment=False, key_encipherment=False,
+                                             data_encipherment=False, key_agreement=False,
+                                             encipher_only=False, decipher_only=False), critical=True)
+                .sign(key, hashes.SHA256()))
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)
+        write_private(folder / "ca.key", key_pem(key))
+        (folder / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        ca = cls(folder)
+        ca.write_crl()
+        return ca
+
+    @classmethod
+    def open_or_create(cls, folder: Path) -> CertAuthority:
+        return cls(folder) if (folder / "ca.key").exists() else cls.create(folder)
+
+    @property
+    def ca_pem(self) -> bytes:
+        return self.cert_path.read_bytes()
+
+    def sign(self, public_key, common_name: str, hosts: list[str], days: int) -> bytes:  # noqa: ANN001
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+                   .issuer_name(self.cert.subject).public_key(public_key)
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(now() - dt.timedelta(minutes=5))
+                   .not_valid_after(min(now() + dt.timedelta(days=days), self.cert.not_valid_after_utc))
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                         ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
+        if hosts:
+            builder = builder.add_extension(_san(hosts), critical=False)
+        pem = builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        issued = self.folder / "issued"
+        issued.mkdir(exist_ok=True)
+        (issued / f"{cert_info(pem).serial}.pem").write_bytes(pem)
+        return pem
+
+    def sign_csr(self, csr_pem: bytes, common_name: str, hosts: list[str], days: int = WORKER_DAYS) -> bytes:
+        """Sign a worker's CSR. Only its public key is used: the subject and names come from the
+        master (the worker id, the address it registered), never from the requester."""
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError:
+            raise PkiError("the certificate request is not a PEM CSR") from None
+        if not csr.is_signature_valid:
+            raise PkiError("the certificate request's signature is invalid")
+        key = csr.public_key()
+        if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+            raise PkiError("the certificate request must use an EC P-256 key")
+        return self.sign(key, common_name, hosts, days)
+
+    def issue(self, common_name: str, hosts: list[str], days: int = SERVER_DAYS) -> tuple[bytes, bytes]:
+        """A key and certificate made here (for the master; workers send CSRs instead)."""
+        key = new_key()
+        return key_pem(key), self.sign(key.public_key(), common_name, hosts, days)
+
+    def issued(self) -> list[CertInfo]:
+        return sorted((cert_info(p.read_bytes()) for p in (self.folder / "issued").glob("*.pem")),
+                      key=lambda c: c.not_after)
+
+    def revoked(self) -> set[str]:
+        if not self.crl_path.exists():
+            return set()
+        crl = x509.load_pem_x509_crl(self.crl_path.read_bytes())
+        return {format(r.serial_number, "x") for r in crl}
+
+    def revoke(self, serial: str) -> None:
+        if not (self.folder / "issued" / f"{serial}.pem").exists():
+            raise PkiError(f"this CA issued no certificate with serial {serial}")
+        self.write_crl(self.revoked() | {serial})
+
+    def write_crl(self, serials: set[str] = frozenset()) -> None:
+        builder = (x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
+                   .last_update(now()).next_update(now() + dt.timedelta(days=CA_DAYS)))
+        for serial in sorted(serials):
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(now()).build())
+        crl = builder.sign(self.key, hashes.SHA256())
+        tmp = self.crl_path.with_suffix(".tmp")
+        tmp.write_bytes(crl.public_bytes(serialization.Encoding.PEM))
+        os.replace(tmp, self.crl_path)
