@@ -8,10 +8,10 @@ STAMP  := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): requirements-dev.txt proto/pyproject.toml master/pyproject.toml worker/pyproject.toml client/pyproject.toml
+$(STAMP): requirements-dev.txt proto/pyproject.toml pki/pyproject.toml master/pyproject.toml worker/pyproject.toml client/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.txt -e proto -e "master[postgresql]" -e worker -e client
+	$(PY) -m pip install -q -r requirements-dev.txt -e proto -e pki -e "master[postgresql]" -e worker -e client
 	touch $(STAMP)
 
 proto: install  ## regenerate the gRPC stubs from proto/runsurge/v1/*.proto

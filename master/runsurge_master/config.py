@@ -38,6 +38,8 @@ class MasterConfig:
     default_task_timeout_s: float = 3600.0  # RUNSURGE_DEFAULT_TASK_TIMEOUT_S
     max_output_bytes: int = 1 << 30     # RUNSURGE_MAX_OUTPUT_BYTES: per task
     allow_registration: bool = True     # RUNSURGE_ALLOW_REGISTRATION
+    login_attempts_per_minute: int = 10  # RUNSURGE_LOGIN_ATTEMPTS_PER_MINUTE: failed logins per address/account
+    cors_origins: str = ""              # RUNSURGE_CORS_ORIGINS: comma-separated origins allowed (default: none)
     log_level: str = "INFO"             # RUNSURGE_LOG_LEVEL
     price_cpu_hour: int = 1_000_000     # RUNSURGE_PRICE_CPU_HOUR: micro-credits per CPU-hour used (docs/billing.md)
     price_gib_hour: int = 250_000       # RUNSURGE_PRICE_GIB_HOUR: micro-credits per GiB-hour of reserved memory

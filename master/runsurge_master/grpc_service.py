@@ -187,14 +187,12 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return []
 
     def _distrust(self, s, peer_id: str, data_id: str, t: Task) -> None:  # noqa: ANN001
-        """A peer served bytes that do not hash to their id: forget its copy (lineage recomputes the
-        data if nobody else has it) and stop assigning it work until it registers again."""
+        """A peer served bytes that do not hash to their id: forget its copy and tell it to drop it
+        (a disk fault heals; a liar is caught again). Lineage recomputes the data if nobody else has it."""
         log.warning("SECURITY corrupt data=%s served by worker=%s to worker=%s for task=%s",
                     data_id[:12], peer_id, t.worker_id, t.id)
         s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
-        peer = s.get(Worker, peer_id)
-        if peer is not None and peer.online:
-            self.scheduler.cancel_remote(self.scheduler.worker_lost(s, peer, "served corrupt data"))
+        self.scheduler.delete_remote(peer_id, [data_id])
 
     def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:  # noqa: ANN001
         outputs: dict[str, tuple[str, int]] = {}

@@ -60,6 +60,10 @@ class Scheduler:
         if pairs and self._loop is not None:
             self._loop.call_soon_threadsafe(self._spawn, self._cancel(pairs))
 
+    def delete_remote(self, worker_id: str, data_ids: list[str]) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._spawn, self._delete(worker_id, data_ids))
+
     def _spawn(self, coro) -> None:  # noqa: ANN001
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -224,12 +228,20 @@ class Scheduler:
             self._wake.set()
 
     async def _cancel(self, pairs: list[tuple[str, str]]) -> None:
-        with self.db.session() as s:
-            addresses = {w.id: w.address for w in s.scalars(select(Worker).where(Worker.id.in_({w for w, _ in pairs})))}
         for worker_id, task_id in pairs:
-            if worker_id in addresses:
-                try:
-                    await self.stub(worker_id, addresses[worker_id]).CancelTask(
-                        worker_pb2.CancelTaskRequest(task_id=task_id), metadata=self._metadata(), timeout=5)
-                except grpc.aio.AioRpcError as e:
-                    log.info("cancel not delivered task=%s worker=%s: %s", task_id, worker_id, e.code())
+            await self._tell(worker_id, "CancelTask", worker_pb2.CancelTaskRequest(task_id=task_id))
+
+    async def _delete(self, worker_id: str, data_ids: list[str]) -> None:
+        await self._tell(worker_id, "DeleteData", worker_pb2.DeleteDataRequest(data_ids=data_ids))
+
+    async def _tell(self, worker_id: str, method: str, request) -> None:  # noqa: ANN001
+        """A best-effort command: a worker that cannot be reached is handled by liveness."""
+        with self.db.session() as s:
+            w = s.get(Worker, worker_id)
+            address = w.address if w else None
+        if address is None:
+            return
+        try:
+            await getattr(self.stub(worker_id, address), method)(request, metadata=self._metadata(), timeout=5)
+        except grpc.aio.AioRpcError as e:
+            log.info("%s not delivered to worker=%s: %s", method, worker_id, e.code().name)

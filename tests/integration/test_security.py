@@ -253,3 +253,69 @@ def test_malformed_and_oversized_messages_are_refused_and_the_master_stays_up(ne
     stub = master_pb2_grpc.MasterServiceStub(channel)
     stub.NodeHeartbeat(master_pb2.NodeHeartbeatRequest(worker_id=a.id), metadata=md)  # still serving
     assert net.master.poll() is None
+
+
+def test_a_peer_serving_corrupt_bytes_is_caught_and_the_data_recomputed(net, tmp_path):
+    """A worker whose cached copy does not match its data id (tampered, or a disk fault) serves it
+    to a peer: the peer rejects it, the master logs the event, drops that copy, re-runs the
+    producer, and the job still gets the right answer."""
+    import time
+    (tmp_path / "make.py").write_text("open('x.txt', 'w').write('41' + ' ' * 1000)\n")
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(4)\nopen('y.txt', 'w').write('1' + ' ' * 50000)\n")
+    (tmp_path / "add.py").write_text("open('sum.txt', 'w').write(str(int(open('x').read()) + int(open('y').read())))\n")
+    (tmp_path / "job.toml").write_text("""
+[[tasks]]
+name = "make"
+script = "make.py"
+outputs = ["x.txt"]
+[[tasks]]
+name = "slow"
+script = "slow.py"
+outputs = ["y.txt"]
+[[tasks]]
+name = "add"
+script = "add.py"
+inputs = { "x" = "task:make/x.txt", "y" = "task:slow/y.txt" }
+outputs = ["sum.txt"]
+""")
+    client = net.client()
+    job_id = client.submit_spec(tmp_path / "job.toml")["id"]
+    deadline = time.monotonic() + 30
+    while (tasks := {t["name"]: t for t in client.job(job_id)["tasks"]})["make"]["status"] != "done":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    liar = tasks["make"]["worker_id"]
+    data_id = tasks["make"]["outputs"]["x.txt"]
+    index = next(i for i, port in net.worker_ports.items()
+                 if any(w["id"] == liar and w["grpc_port"] == port for w in client.workers()))
+    cached = net.root / f"worker{index}" / "cache" / data_id[:2] / data_id
+    cached.write_text("99" + " " * 1000)  # same size, different bytes
+    job = client.wait(job_id, timeout_s=60)
+    assert job["status"] == "done", job
+    (result,) = client.download_results(job_id, tmp_path / "out")
+    assert result.read_text() == "42"
+    tasks = {t["name"]: t for t in job["tasks"]}
+    assert tasks["add"]["worker_id"] != liar and tasks["add"]["attempts"] == 2
+    assert tasks["make"]["attempts"] == 2  # recomputed
+    assert f"SECURITY corrupt data={data_id[:12]} served by worker={liar}" in net.log("master")
+    assert f"rejected data {data_id[:12]}" in net.log(f"worker{1 - index}")
+
+
+def test_a_worker_cannot_report_on_a_task_that_is_not_its_own(net, ids, tmp_path):
+    a, _ = ids
+    script = tmp_path / "s.py"
+    script.write_text("print(1)\n")
+    client = net.client()
+    job = client.wait(client.submit([script])["id"], timeout_s=60)
+    task_id = job["tasks"][0]["id"]
+    stub = master_pb2_grpc.MasterServiceStub(grpc.secure_channel(f"127.0.0.1:{net.grpc_port}",
+                                                                 a.creds(net.ca_file.read_bytes())))
+    before = db_state(net)
+    for call in (lambda: stub.TaskComplete(master_pb2.TaskCompleteRequest(
+                     worker_id=a.id, task_id=task_id, status=master_pb2.TASK_STATUS_FAILED), metadata=bearer(a.token)),
+                 lambda: stub.ReceiveData(iter([master_pb2.UploadPart(header=master_pb2.UploadHeader(
+                     worker_id=a.id, task_id=task_id, data_id="0" * 64, size=1))]), metadata=bearer(a.token))):
+        with pytest.raises(grpc.RpcError) as e:
+            call()
+        assert e.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
+    assert db_state(net) == before

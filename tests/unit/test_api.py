@@ -121,3 +121,62 @@ def test_every_private_route_needs_a_token(api, header):
                          ("GET", "/api/tasks/x/logs"), ("GET", "/api/jobs/x/results"), ("GET", "/api/me")]:
         assert client.request(method, path, headers=h).status_code == 401, path
     assert client.post("/api/jobs", headers=h, files=files(**{"job.py": b"1"})).status_code == 401
+
+
+def test_logins_are_rate_limited_per_account_and_address(api):
+    client, sv = api
+    client.post("/api/auth/register", json={"email": "v@x.org", "password": "password123"})
+    for _ in range(sv.cfg.login_attempts_per_minute):
+        assert client.post("/api/auth/login", json={"email": "v@x.org", "password": "guess-guess"}).status_code == 401
+    r = client.post("/api/auth/login", json={"email": "v@x.org", "password": "password123"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right password waits
+
+
+def test_security_headers_and_closed_cors(api):
+    client, _ = api
+    r = client.get("/api/health", headers={"origin": "https://evil.example"})
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert "default-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["cache-control"] == "no-store"
+    assert "access-control-allow-origin" not in r.headers
+    pre = client.options("/api/jobs", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert "access-control-allow-origin" not in pre.headers
+
+
+def test_every_route_refuses_expired_forged_and_foreign_tokens(api):
+    """The HTTP half of the authorization matrix: every route, every bad credential, no change."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from runsurge_master.auth import TokenService
+    client, sv = api
+    owner = login(client, "owner@x.org")
+    job = client.post("/api/jobs", headers=owner, files=files(**{"job.py": b"print(1)"})).json()
+    task = job["tasks"][0]["id"]
+    other = login(client, "other@x.org")
+    user_id = sv.tokens.verify(owner["authorization"][7:], "access").sub
+    bad = {
+        "expired": sv.tokens.issue(user_id, "access", -5),
+        "forged": TokenService(Ed25519PrivateKey.generate()).issue(user_id, "access", 60),
+        "refresh-as-access": sv.tokens.issue(user_id, "refresh", 60),
+        "worker token": sv.tokens.issue("w", "worker", 60, owner=user_id),
+    }
+    routes = [r for r in sv_routes(client) if r[1].startswith("/api/") and r[1] not in PUBLIC]
+    assert len(routes) >= 8
+    before = counts(sv)
+    for method, path in routes:
+        url = path.replace("{job_id}", job["id"]).replace("{task_id}", task).replace(
+            "{task_name}", "main").replace("{file_name}", "x")
+        for what, token in bad.items():
+            r = client.request(method, url, headers={"authorization": f"Bearer {token}"})
+            assert r.status_code == 401, (method, url, what, r.status_code)
+        if "{job_id}" in path or "{task_id}" in path:  # another user's valid token: as if it did not exist
+            r = client.request(method, url, headers=other)
+            assert r.status_code in (404, 422), (method, url, r.status_code)
+    assert counts(sv) == before
+
+
+PUBLIC = {"/api/health", "/api/auth/register", "/api/auth/login", "/api/auth/refresh"}
+
+
+def sv_routes(client):
+    return [(m, r.path) for r in client.app.routes for m in getattr(r, "methods", ()) if m in ("GET", "POST")]
