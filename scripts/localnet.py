@@ -46,10 +46,11 @@ class LocalNet:
                                 env={**os.environ, **self.extra_env, **env}, start_new_session=True)
 
     def start_master(self) -> None:
-        self.master = self._spawn("master", ["-m", "runsurge_master"], {
+        self.master_env = {
             "RUNSURGE_HOME": str(self.root / "master"), "RUNSURGE_HTTP_PORT": str(self.http_port),
             "RUNSURGE_GRPC_PORT": str(self.grpc_port), "RUNSURGE_ENROLL_PORT": str(self.enroll_port),
-            "RUNSURGE_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s)})
+            "RUNSURGE_HEARTBEAT_INTERVAL_S": str(self.heartbeat_s)}
+        self.master = self._spawn("master", ["-m", "runsurge_master"], self.master_env)
         self._until(lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200, "master up")
         httpx.post(f"{self.url}/api/auth/register", json={"email": EMAIL, "password": PASSWORD}, timeout=10)
 
@@ -83,6 +84,13 @@ class LocalNet:
         c = Client(self.url)
         c.login(EMAIL, PASSWORD)
         return c
+
+    def restart_master(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the master and start it again on the same ports, home and database."""
+        os.killpg(self.master.pid, sig)
+        self.master.wait(timeout=30)
+        self.master = self._spawn("master", ["-m", "runsurge_master"], self.master_env)
+        self._until(lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200, "master back")
 
     def kill_worker(self, i: int, sig: int = signal.SIGKILL) -> None:
         proc = self.workers.pop(i)

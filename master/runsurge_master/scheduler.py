@@ -72,6 +72,7 @@ class Scheduler:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         tick = min(SAFETY_TICK_S, self.cfg.heartbeat_interval_s)
+        await self.reconcile()
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=tick)
@@ -88,6 +89,37 @@ class Scheduler:
     async def close(self) -> None:
         for _, ch in self._channels.values():
             await ch.close()
+
+    # -- after a master restart ----------------------------------------------------------------
+    async def reconcile(self) -> None:
+        """The master was down: give workers a fresh liveness window, then ask each what it really
+        runs. Tasks it no longer has go back to the queue; tasks it runs that are not its own (any
+        more) are cancelled. Nothing is lost and nothing runs twice."""
+        with self.db.session() as s:
+            workers = s.scalars(select(Worker).where(Worker.online)).all()
+            for w in workers:
+                w.last_heartbeat = utcnow()
+            targets = [(w.id, w.address) for w in workers]
+        for worker_id, address in targets:
+            try:
+                status = await self.stub(worker_id, address).GetWorkerStatus(
+                    worker_pb2.WorkerStatusRequest(), metadata=self._metadata(), timeout=5)
+            except grpc.aio.AioRpcError as e:
+                log.info("reconcile: worker=%s unreachable (%s); liveness will decide", worker_id, e.code().name)
+                continue
+            running = set(status.running_task_ids)
+            with self.db.session() as s:
+                ours = s.scalars(select(Task).where(Task.worker_id == worker_id,
+                                                    Task.status.in_(lifecycle.ACTIVE))).all()
+                cancels = [(worker_id, t) for t in running - {t.id for t in ours}]
+                for t in ours:
+                    if t.id not in running:
+                        cancels += lifecycle.requeue_task(s, t, "lost while the master restarted",
+                                                          self.cfg.max_attempts)
+            log.info("reconciled worker=%s running=%d requeued=%d", worker_id, len(running),
+                     sum(t.id not in running for t in ours))
+            self.cancel_remote(cancels)
+        self._wake.set()
 
     # -- liveness ------------------------------------------------------------------------------
     def check_liveness(self) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ log = logging.getLogger("runsurge.worker.tasks")
 S = master_pb2.TaskStatus
 LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
 ERROR_TAIL = 4000  # characters of stderr quoted in a failure
+REPORT_PATIENCE_S = 600
 
 
 @dataclass
@@ -210,7 +211,11 @@ class TaskRunner:
         self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600)
 
     def _call(self, method: str, request) -> None:  # noqa: ANN001
-        for attempt in range(5):
+        """Deliver a report, riding out a master restart (up to REPORT_PATIENCE_S); after that the
+        master's reconciliation re-runs the task rather than lose it."""
+        deadline = time.monotonic() + REPORT_PATIENCE_S
+        attempt = 0
+        while True:
             try:
                 getattr(self.link.stub, method)(request, metadata=self.link.metadata(), timeout=30)
                 return
@@ -218,8 +223,13 @@ class TaskRunner:
                 if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED):
                     log.info("%s for task %s refused: %s", method, request.task_id, e.details())
                     return
-                log.warning("%s failed (attempt %d): %s", method, attempt + 1, e.details())
-                time.sleep(min(2 ** attempt, 10))
+                attempt += 1
+                if time.monotonic() > deadline:
+                    log.error("%s for task %s given up after %d attempts: %s", method, request.task_id,
+                              attempt, e.details())
+                    return
+                log.warning("%s failed (attempt %d): %s", method, attempt, e.details())
+                time.sleep(min(2 ** attempt / 4, 10))
 
 
 def _tail(path: Path) -> str:
