@@ -92,6 +92,11 @@ class LocalNet:
         self.master = self._spawn("master", ["-m", "runsurge_master"], self.master_env)
         self._until(lambda: httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200, "master back")
 
+    def index_of(self, worker_id: str) -> int:
+        """Which of our worker processes registered as `worker_id`."""
+        ports = {w["id"]: w["grpc_port"] for w in self.client().workers()}
+        return next(i for i, port in self.worker_ports.items() if ports.get(worker_id) == port)
+
     def kill_worker(self, i: int, sig: int = signal.SIGKILL) -> None:
         proc = self.workers.pop(i)
         os.killpg(proc.pid, sig)

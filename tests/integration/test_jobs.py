@@ -3,9 +3,9 @@
 import collections
 import json
 import re
-import time
 from pathlib import Path
 
+from jobs import wait_task, write_add_job
 from runsurge_client.api import Client
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wordcount"
@@ -58,14 +58,8 @@ def test_a_killed_worker_s_task_reruns_on_the_other(net, tmp_path):
     script.write_text("import time, json\ntime.sleep(4)\njson.dump(sum(range(1000)), open('sum.json', 'w'))\n")
     client = net.client()
     job_id = client.submit([script])["id"]
-    deadline = time.monotonic() + 30
-    while (task := client.job(job_id)["tasks"][0])["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    first_worker = task["worker_id"]
-    victim = next(i for i, port in net.worker_ports.items()
-                  if any(w["id"] == first_worker and w["grpc_port"] == port for w in client.workers()))
-    net.kill_worker(victim)
+    first_worker = wait_task(client, job_id, None, "running")["main"]["worker_id"]
+    net.kill_worker(net.index_of(first_worker))
     job = client.wait(job_id, timeout_s=60)
     assert job["status"] == "done", job
     (task,) = job["tasks"]
@@ -108,35 +102,13 @@ def test_sdk_refuses_bad_input_cleanly(net, tmp_path):
 
 def test_lost_intermediate_data_is_recomputed_by_its_producer(net, tmp_path):
     """The only holder of an intermediate output dies before its consumer ran: lineage re-runs the producer."""
-    (tmp_path / "make.py").write_text("open('x.txt', 'w').write('41')\n")
-    (tmp_path / "slow.py").write_text("import time\ntime.sleep(5)\nopen('y.txt', 'w').write('1')\n")
-    (tmp_path / "add.py").write_text("open('sum.txt', 'w').write(str(int(open('x').read()) + int(open('y').read())))\n")
-    (tmp_path / "job.toml").write_text("""
-[[tasks]]
-name = "make"
-script = "make.py"
-outputs = ["x.txt"]
-[[tasks]]
-name = "slow"
-script = "slow.py"
-outputs = ["y.txt"]
-[[tasks]]
-name = "add"
-script = "add.py"
-inputs = { "x" = "task:make/x.txt", "y" = "task:slow/y.txt" }
-outputs = ["sum.txt"]
-""")
+    write_add_job(tmp_path, "41", "1", slow_s=5)
     client = net.client()
     job_id = client.submit_spec(tmp_path / "job.toml")["id"]
-    deadline = time.monotonic() + 30
-    while (tasks := {t["name"]: t for t in client.job(job_id)["tasks"]})["make"]["status"] != "done":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    tasks = wait_task(client, job_id, "make", "done")
     holder = tasks["make"]["worker_id"]
     assert tasks["slow"]["worker_id"] != holder  # one slot each
-    victim = next(i for i, port in net.worker_ports.items()
-                  if any(w["id"] == holder and w["grpc_port"] == port for w in client.workers()))
-    net.kill_worker(victim)
+    net.kill_worker(net.index_of(holder))
     job = client.wait(job_id, timeout_s=60)
     assert job["status"] == "done", job
     tasks = {t["name"]: t for t in job["tasks"]}

@@ -2,15 +2,14 @@
 
 import time
 
+from jobs import wait_task
+
 
 def test_master_restart_mid_task_loses_nothing_and_runs_nothing_twice(net, tmp_path):
     (tmp_path / "slow.py").write_text("import time\ntime.sleep(6)\nopen('done.txt', 'w').write('ok')\n")
     client = net.client()
     job_id = client.submit([tmp_path / "slow.py"])["id"]
-    deadline = time.monotonic() + 30
-    while client.job(job_id)["tasks"][0]["status"] != "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_task(client, job_id, None, "running")
     net.restart_master()
     time.sleep(2.5)  # longer than 3 heartbeat intervals: without reconciliation the task would be re-queued
     client = net.client()

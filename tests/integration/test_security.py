@@ -10,9 +10,10 @@ import grpc
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from runsurge_pki.ca import CertAuthority, key_pem, make_csr, new_key
 
+from jobs import wait_task, write_add_job
 from runsurge_master.auth import TokenService, load_or_create_key
+from runsurge_pki.ca import CertAuthority, key_pem, make_csr, new_key
 from runsurge_proto import common_pb2, master_pb2, master_pb2_grpc, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import bearer
 
@@ -259,35 +260,13 @@ def test_a_peer_serving_corrupt_bytes_is_caught_and_the_data_recomputed(net, tmp
     """A worker whose cached copy does not match its data id (tampered, or a disk fault) serves it
     to a peer: the peer rejects it, the master logs the event, drops that copy, re-runs the
     producer, and the job still gets the right answer."""
-    import time
-    (tmp_path / "make.py").write_text("open('x.txt', 'w').write('41' + ' ' * 1000)\n")
-    (tmp_path / "slow.py").write_text("import time\ntime.sleep(4)\nopen('y.txt', 'w').write('1' + ' ' * 50000)\n")
-    (tmp_path / "add.py").write_text("open('sum.txt', 'w').write(str(int(open('x').read()) + int(open('y').read())))\n")
-    (tmp_path / "job.toml").write_text("""
-[[tasks]]
-name = "make"
-script = "make.py"
-outputs = ["x.txt"]
-[[tasks]]
-name = "slow"
-script = "slow.py"
-outputs = ["y.txt"]
-[[tasks]]
-name = "add"
-script = "add.py"
-inputs = { "x" = "task:make/x.txt", "y" = "task:slow/y.txt" }
-outputs = ["sum.txt"]
-""")
+    write_add_job(tmp_path, "41" + " " * 1000, "1" + " " * 50000, slow_s=4)  # add goes where y is
     client = net.client()
     job_id = client.submit_spec(tmp_path / "job.toml")["id"]
-    deadline = time.monotonic() + 30
-    while (tasks := {t["name"]: t for t in client.job(job_id)["tasks"]})["make"]["status"] != "done":
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    tasks = wait_task(client, job_id, "make", "done")
     liar = tasks["make"]["worker_id"]
     data_id = tasks["make"]["outputs"]["x.txt"]
-    index = next(i for i, port in net.worker_ports.items()
-                 if any(w["id"] == liar and w["grpc_port"] == port for w in client.workers()))
+    index = net.index_of(liar)
     cached = net.root / f"worker{index}" / "cache" / data_id[:2] / data_id
     cached.write_text("99" + " " * 1000)  # same size, different bytes
     job = client.wait(job_id, timeout_s=60)
