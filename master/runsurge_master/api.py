@@ -17,10 +17,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from runsurge_master import lifecycle
+from runsurge_master import http_security, lifecycle
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
+from runsurge_master.http_security import LoginLimiter
 from runsurge_master.db import Database
 from runsurge_master.jobspec import SpecError, check_file_name, parse_spec, single_script_spec
 from runsurge_master.metrics import metrics_router
@@ -125,6 +126,8 @@ def create_app(sv: Services) -> FastAPI:
     app = FastAPI(title="RunSurge master", version="0.1.0",
                   description="Submit Python jobs to a volunteer compute network.")
     bearer = HTTPBearer(auto_error=False)
+    http_security.install(app, sv.cfg)
+    limiter = LoginLimiter(sv.cfg.login_attempts_per_minute)
 
     def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         if creds is None:
@@ -143,7 +146,7 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+        return RedirectResponse("/ui/")
 
     @app.get("/api/health")
     def health() -> dict[str, str]:
@@ -163,12 +166,18 @@ def create_app(sv: Services) -> FastAPI:
         except DBIntegrityError:
             raise HTTPException(409, "that email is already registered") from None
 
-    @app.post("/api/auth/login")
-    def login(body: Credentials) -> TokenPair:
+    @app.post("/api/auth/login", responses={429: {"description": "too many failed logins"}})
+    def login(body: Credentials, request: Request) -> TokenPair:
+        address, account = request.client.host if request.client else "?", body.email.lower()
+        wait = limiter.retry_after(address, account)
+        if wait:
+            raise HTTPException(429, f"too many failed logins; try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
         with sv.db.session() as s:
-            u = s.scalar(select(User).where(User.email == body.email.lower()))
+            u = s.scalar(select(User).where(User.email == account))
             ok = u is not None and verify_password(body.password, u.password_hash)
         if not ok:
+            limiter.failed(address, account)
             raise HTTPException(401, "wrong email or password")
         return pair(u.id)
 

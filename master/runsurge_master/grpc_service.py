@@ -167,7 +167,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             return []
         if r.status != S.TASK_STATUS_SUCCEEDED:
             return lifecycle.fail_task(s, t, r.error or f"exit code {r.exit_code}")
-        outputs, problem = self._check_outputs(t, r.outputs)
+        try:
+            outputs, problem = self._check_outputs(t, r.outputs)
+        except ValueError as e:  # the worker's report, not the user's script, is broken
+            return lifecycle.requeue_task(s, t, str(e), self.cfg.max_attempts)
         if problem:
             return lifecycle.fail_task(s, t, problem)
         expected_results = {o.name for o in t.outputs if o.is_result} if not t.collect_all_outputs else set(outputs)
@@ -195,6 +198,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         self.scheduler.delete_remote(peer_id, [data_id])
 
     def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:  # noqa: ANN001
+        """The outputs, or the user's mistake; raises ValueError when the report itself is malformed."""
         outputs: dict[str, tuple[str, int]] = {}
         for o in reported:
             try:
@@ -202,7 +206,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             except SpecError as e:
                 return {}, str(e)
             if not is_data_id(o.data_id) or o.name in outputs:
-                return {}, f"worker reported a malformed output {o.name!r}"
+                raise ValueError(f"worker reported a malformed output {o.name!r}")
             outputs[o.name] = (o.data_id, o.size)
         if not t.collect_all_outputs:
             declared = {o.name for o in t.outputs}

@@ -11,6 +11,7 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from runsurge_master import billing
 from runsurge_master.jobspec import JobSpec
 from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, utcnow
 
@@ -61,6 +62,7 @@ def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) 
     """Record outputs (name → (data id, size)) and release the tasks waiting for them."""
     task.status = "done"
     task.finished_at = utcnow()
+    billing.charge_task(s, task, "done")
     declared = {o.name: o for o in task.outputs}
     for name, (data_id, size) in outputs.items():
         out = declared.get(name)
@@ -102,10 +104,14 @@ def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
     return to_cancel
 
 
-def fail_task(s: Session, task: Task, error: str) -> list[tuple[str, str]]:
+def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list[tuple[str, str]]:
+    """The task failed and so does its job. `billable`: the user's own script failed (its run used the
+    contributor's machine, so it is charged); False when the fault was the workers' (see billing.py)."""
     task.status = "failed"
     task.error = error
     task.finished_at = utcnow()
+    if billable:
+        billing.charge_task(s, task, "failed")
     return fail_job(s, task.job, f"task {task.name!r} failed: {error}")
 
 
@@ -114,7 +120,7 @@ def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list
     unless it already used its retry budget, which fails the job."""
     log.info("requeue task=%s attempt=%d reason=%s", task.id, task.attempts, reason)
     if task.attempts >= max_attempts:
-        return fail_task(s, task, f"gave up after {task.attempts} attempts; last: {reason}")
+        return fail_task(s, task, f"gave up after {task.attempts} attempts; last: {reason}", billable=False)
     task.status = "ready"
     task.worker_id = None
     task.error = reason

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
 def utcnow() -> datetime:
@@ -49,6 +49,8 @@ class Worker(Base):
     tasks_done: Mapped[int] = mapped_column(Integer, default=0)
     cert_serial: Mapped[str | None] = mapped_column(String(40), nullable=True)  # its current TLS certificate
     cert_not_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Billing: this worker's prices are the base tariff times price_factor_milli / 1000 (set by the operator).
+    price_factor_milli: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
 
     @property
     def address(self) -> str:
@@ -137,11 +139,19 @@ class Task(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ready_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last became ready (metrics)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     job: Mapped[Job] = relationship(back_populates="tasks")
     inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    foreign_keys="TaskInput.task_id")
     outputs: Mapped[list[TaskOutput]] = relationship(back_populates="task", cascade="all, delete-orphan")
+
+    @validates("status")
+    def _stamp_ready(self, _key: str, status: str) -> str:
+        """Whichever code path makes a task ready, remember when (scheduling latency = assigned_at - ready_at)."""
+        if status == "ready" and self.status != "ready":
+            self.ready_at = utcnow()
+        return status
 
 
 class TaskInput(Base):
@@ -170,3 +180,42 @@ class TaskOutput(Base):
     data_id: Mapped[str | None] = mapped_column(ForeignKey("data_objects.id"), nullable=True)
     size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     task: Mapped[Task] = relationship(back_populates="outputs")
+
+
+class LedgerTransaction(Base):
+    """One balanced posting of the double-entry ledger (see billing.py): a task's charge, a platform-paid
+    recomputation, or a job owner's payment. Its entries always sum to zero."""
+
+    __tablename__ = "ledger_transactions"
+    # One posting per task run: a retried or duplicated report can never bill twice.
+    __table_args__ = (UniqueConstraint("task_id", "attempt"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # charge | recompute | payment
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
+    attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
+    contributor_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # micro-credits: the charge, or the payment
+    # The usage and prices the amount was computed from (a later tariff change does not rewrite a bill).
+    cpu_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    wall_us: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    price_factor_milli: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the task's: done | failed
+    # For a charge: the payment that settled it (NULL while due).
+    paid_by_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_transactions.id"), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    entries: Mapped[list[LedgerEntry]] = relationship(back_populates="txn", cascade="all, delete-orphan")
+
+
+class LedgerEntry(Base):
+    """One leg of a posting. Accounts are named "user:<id>" (a job owner: negative = owes),
+    "contributor:<id>" (earnings), "platform:fees" and "external:payments" (money from outside)."""
+
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    txn_id: Mapped[int] = mapped_column(ForeignKey("ledger_transactions.id"), index=True)
+    account: Mapped[str] = mapped_column(String(80), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # micro-credits, signed
+    txn: Mapped[LedgerTransaction] = relationship(back_populates="entries")

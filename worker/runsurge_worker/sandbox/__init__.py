@@ -1,22 +1,58 @@
-"""Sandbox backends by name. Imported lazily: a backend's dependencies load only when chosen."""
+"""Sandbox backends: where and how a task's `python3 script` runs.
+
+`get_backend(name, work_dir, image_dir, **opts)` builds one by name. Backends register in
+`BACKENDS` (name -> factory taking work_dir, image_dir and options); the worker adds its own
+(e.g. "process") to the same mapping.
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 
-from runsurge_worker.sandbox.base import SandboxBackend
+from .base import Limits, RunResult, SandboxBackend
 
-BACKENDS = {
-    "qemu": "runsurge_worker.sandbox.qemu:QemuSandbox",
-    "bwrap": "runsurge_worker.sandbox.bwrap:BwrapSandbox",
-    "virtualbox": "runsurge_worker.sandbox.virtualbox:VirtualBoxSandbox",
-    "process": "runsurge_worker.sandbox.process:ProcessSandbox",  # development only, no isolation
+
+def _qemu(work_dir: Path, image_dir: Path, **opts) -> SandboxBackend:
+    from .qemu import QemuSandbox
+
+    return QemuSandbox(work_dir, image_dir, **opts)
+
+
+def _bwrap(work_dir: Path, image_dir: Path, **opts) -> SandboxBackend:
+    from .bwrap import BwrapSandbox
+
+    return BwrapSandbox(work_dir, **opts)
+
+
+def _virtualbox(work_dir: Path, image_dir: Path, **opts) -> SandboxBackend:
+    from .virtualbox import VirtualBoxSandbox
+
+    return VirtualBoxSandbox(work_dir, image_dir, **opts)
+
+
+def _process(work_dir: Path, image_dir: Path, **opts) -> SandboxBackend:
+    from .process import ProcessSandbox
+
+    return ProcessSandbox(work_dir)
+
+
+# name -> factory(work_dir, image_dir, **opts). Imports are lazy: a worker using one backend does
+# not need the others' dependencies.
+BACKENDS: dict[str, Callable[..., SandboxBackend]] = {
+    "qemu": _qemu,
+    "bwrap": _bwrap,
+    "virtualbox": _virtualbox,
+    "process": _process,  # development only: no isolation
 }
 
 
-def get_backend(name: str, work_dir: Path, image_dir: Path, **opts: object) -> SandboxBackend:
-    if name not in BACKENDS:
-        raise ValueError(f"unknown sandbox {name!r}; choose one of {', '.join(BACKENDS)}")
-    module, cls = BACKENDS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(work_dir=work_dir, image_dir=image_dir, **opts)
+def get_backend(name: str, work_dir: Path, image_dir: Path, **opts) -> SandboxBackend:
+    try:
+        factory = BACKENDS[name]
+    except KeyError:
+        raise ValueError(f"unknown sandbox backend {name!r}; choose from {sorted(BACKENDS)}")
+    return factory(Path(work_dir), Path(image_dir), **opts)
+
+
+__all__ = ["BACKENDS", "Limits", "RunResult", "SandboxBackend", "get_backend"]

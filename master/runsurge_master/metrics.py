@@ -1,0 +1,105 @@
+"""Prometheus `/metrics` (text exposition format).
+
+Gauges are read from the database at scrape time (a few GROUP BY queries on indexed columns):
+    runsurge_jobs{status}                 jobs by status (running, done, failed)
+    runsurge_tasks{state}                 tasks by state (pending, ready, assigned, running, done, ...)
+    runsurge_workers_online               workers sending heartbeats
+    runsurge_workers_registered           all workers ever registered
+    runsurge_worker_slots{state}          task slots of online workers: total, busy
+Counters and histograms are kept by this process (they restart from zero with it, as Prometheus expects):
+    runsurge_tasks_assigned_total         placements made by the scheduler
+    runsurge_scheduling_latency_seconds   from a task becoming ready (Task.ready_at) to its assignment
+
+The latency is observed by a session hook: after a transaction that set a task's status to
+"assigned" commits, (assigned_at - ready_at) goes into the histogram. So no scheduler code has to
+remember to report it, and a rolled-back placement is not counted.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import event, func, inspect, select
+from sqlalchemy.orm import Session
+
+from runsurge_master.models import Job, Task, Worker
+
+JOB_STATUSES = ("running", "done", "failed")
+TASK_STATES = ("pending", "ready", "assigned", "running", "done", "failed", "cancelled")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+SCHEDULING_LATENCY = Histogram(
+    "runsurge_scheduling_latency_seconds", "Time from a task becoming ready to its assignment to a worker",
+    buckets=LATENCY_BUCKETS, registry=None)
+_PENDING = "runsurge.metrics.latencies"
+_hooks_installed = False
+
+
+def install_hooks() -> None:
+    """Observe scheduling latency on every committed assignment (process-wide, installed once)."""
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    event.listen(Session, "after_flush", _note_assignments)
+    event.listen(Session, "after_commit", _observe)
+    event.listen(Session, "after_rollback", lambda s: s.info.pop(_PENDING, None))
+    _hooks_installed = True
+
+
+def _note_assignments(s: Session, _ctx) -> None:  # noqa: ANN001
+    for obj in s.dirty:
+        if isinstance(obj, Task) and obj.status == "assigned" and obj.assigned_at and obj.ready_at:
+            if "assigned" in (inspect(obj).attrs.status.history.added or ()):
+                s.info.setdefault(_PENDING, []).append((obj.assigned_at - obj.ready_at).total_seconds())
+
+
+def _observe(s: Session) -> None:
+    for seconds in s.info.pop(_PENDING, ()):
+        SCHEDULING_LATENCY.observe(max(0.0, seconds))
+
+
+class _MasterCollector:
+    def __init__(self, sv) -> None:  # noqa: ANN001 - api.Services
+        self.sv = sv
+
+    def collect(self):  # noqa: ANN201
+        with self.sv.db.session() as s:
+            jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+            tasks = dict(s.execute(select(Task.status, func.count()).group_by(Task.status)).all())
+            workers = dict(s.execute(select(Worker.online, func.count()).group_by(Worker.online)).all())
+            slots = s.scalar(select(func.coalesce(func.sum(Worker.slots), 0)).where(Worker.online))
+            busy = s.scalar(select(func.count()).select_from(Task).join(Worker, Worker.id == Task.worker_id)
+                            .where(Worker.online, Task.status.in_(("assigned", "running"))))
+        g = GaugeMetricFamily("runsurge_jobs", "Jobs by status", labels=["status"])
+        for status in sorted(set(JOB_STATUSES) | set(jobs)):
+            g.add_metric([status], jobs.get(status, 0))
+        yield g
+        g = GaugeMetricFamily("runsurge_tasks", "Tasks by state", labels=["state"])
+        for state in sorted(set(TASK_STATES) | set(tasks)):
+            g.add_metric([state], tasks.get(state, 0))
+        yield g
+        yield GaugeMetricFamily("runsurge_workers_online", "Workers sending heartbeats", value=workers.get(True, 0))
+        yield GaugeMetricFamily("runsurge_workers_registered", "Workers ever registered",
+                                value=sum(workers.values()))
+        g = GaugeMetricFamily("runsurge_worker_slots", "Task slots of online workers", labels=["state"])
+        g.add_metric(["total"], slots or 0)
+        g.add_metric(["busy"], busy or 0)
+        yield g
+        yield CounterMetricFamily("runsurge_tasks_assigned", "Task placements made by the scheduler",
+                                  value=self.sv.scheduler.assigned_total)
+        yield from SCHEDULING_LATENCY.collect()
+
+
+def metrics_router(sv) -> APIRouter:  # noqa: ANN001 - api.Services
+    install_hooks()
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_MasterCollector(sv))
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,92 @@
+// My jobs, and the submission form (upload with a progress bar: XMLHttpRequest reports upload progress).
+"use strict";
+
+(() => {
+  if (!RS.chrome()) return;
+  const { el } = RS;
+  const form = document.getElementById("submit-form");
+  const filesInput = document.getElementById("files");
+  const scriptSelect = document.getElementById("script");
+  const progress = document.getElementById("upload-progress");
+  const status = document.getElementById("upload-status");
+
+  function mode() { return form.elements.mode.value; }
+
+  function showMode() {
+    document.querySelectorAll("[data-mode]").forEach((n) => { n.hidden = n.dataset.mode !== mode(); });
+  }
+  form.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", showMode));
+  showMode();
+
+  filesInput.addEventListener("change", () => {
+    const scripts = [...filesInput.files].map((f) => f.name).filter((n) => n.endsWith(".py"));
+    scriptSelect.replaceChildren(...(scripts.length ? scripts : ["(no .py file chosen)"]).map(
+      (n) => el("option", { value: scripts.length ? n : "" }, n)));
+  });
+
+  function upload(data, token) {
+    return new Promise((resolve, reject) => {
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", "/api/jobs");
+      xhr.setRequestHeader("authorization", "Bearer " + token);
+      xhr.responseType = "json";
+      xhr.upload.addEventListener("progress", (ev) => {
+        if (ev.lengthComputable) {
+          progress.value = Math.round((100 * ev.loaded) / ev.total);
+          status.textContent = `uploading ${RS.bytes(ev.loaded)} of ${RS.bytes(ev.total)}`;
+        }
+      });
+      xhr.addEventListener("load", () => {
+        if (xhr.status === 201) return resolve(xhr.response);
+        const detail = xhr.response && xhr.response.detail;
+        reject(new Error(typeof detail === "string" ? detail : `submission refused (HTTP ${xhr.status})`));
+      });
+      xhr.addEventListener("error", () => reject(new Error("the upload failed: network error")));
+      xhr.send(data);
+    });
+  }
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    RS.flash("");
+    const data = new FormData();
+    for (const f of filesInput.files) data.append("files", f, f.name);
+    if (mode() === "spec") {
+      const spec = document.getElementById("spec-file").files[0];
+      if (!spec) return RS.flash("Choose the job spec (TOML) file.", "error");
+      data.append("spec", await spec.text());
+    } else if (scriptSelect.value) {
+      data.append("script", scriptSelect.value);
+    }
+    const button = document.getElementById("submit-button");
+    button.disabled = true;
+    progress.hidden = false;
+    progress.value = 0;
+    try {
+      const token = await RS.accessToken();  // refreshed if it would expire during the upload
+      if (!token) throw new Error("your session expired: log in again");
+      const job = await upload(data, token);
+      progress.value = 100;
+      status.textContent = "submitted";
+      window.location.assign("/ui/jobs/" + job.id);
+    } catch (e) {
+      RS.flash(e.message, "error");
+      status.textContent = "";
+      progress.hidden = true;
+      button.disabled = false;
+    }
+  });
+
+  const tbody = document.querySelector("#jobs-table tbody");
+  RS.poll(async () => {
+    const jobs = await RS.json("/api/jobs");
+    document.getElementById("no-jobs").hidden = jobs.length > 0;
+    tbody.replaceChildren(...jobs.map((j) => el("tr", { "data-job": j.id },
+      el("td", {}, el("a", { href: "/ui/jobs/" + j.id }, j.name)),
+      el("td", {}, RS.badge(j.status)),
+      el("td", {}, `${j.tasks_done} / ${j.tasks_total}`),
+      el("td", {}, RS.when(j.created_at)),
+      el("td", {}, RS.when(j.finished_at)))));
+    return true;
+  }, () => (document.hidden ? 10000 : 3000));
+})();

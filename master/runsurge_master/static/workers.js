@@ -1,0 +1,23 @@
+// My workers: online or not, current load, tasks done. Refreshes every few seconds.
+"use strict";
+
+(() => {
+  if (!RS.chrome()) return;
+  const { el } = RS;
+  const tbody = document.querySelector("#workers-table tbody");
+  RS.poll(async () => {
+    const workers = await RS.json("/api/workers");
+    document.getElementById("no-workers").hidden = workers.length > 0;
+    tbody.replaceChildren(...workers.map((w) => el("tr", { "data-worker": w.id },
+      el("td", {}, el("code", { title: w.id }, RS.short(w.id))),
+      el("td", {}, `${w.host}:${w.grpc_port}`),
+      el("td", {}, RS.badge(w.online ? "online" : "offline")),
+      el("td", {}, w.online ? `${w.running_tasks} / ${w.slots} slots` : "–"),
+      el("td", {}, RS.bytes(w.memory_bytes)),
+      el("td", {}, w.cpus),
+      el("td", {}, w.sandbox || "–"),
+      el("td", { class: "num" }, w.tasks_done),
+      el("td", {}, RS.when(w.last_heartbeat)))));
+    return true;
+  }, 3000);
+})();
