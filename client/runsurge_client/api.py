@@ -85,12 +85,23 @@ class Client:
         return self._request(method, path, auth=auth, **kw).json()
 
     # -- jobs ----------------------------------------------------------------------------------
-    def submit(self, files: list[Path], spec: str | None = None, script: str | None = None) -> dict:
-        data = {k: v for k, v in (("spec", spec), ("script", script)) if v is not None}
+    def submit(self, files: list[Path], spec: str | None = None, script: str | None = None, mode: str | None = None,
+               chunks: int | None = None, aggregator: str | None = None) -> dict:
+        """Without a spec the master plans the job itself (mode 'auto'); 'single' runs the script as
+        one task as it is; 'group' runs it over each zip archive, then `aggregator` over the outputs."""
+        return self._multipart("/api/jobs", files, spec=spec, script=script, mode=mode, chunks=chunks,
+                               aggregator=aggregator)
+
+    def plan(self, files: list[Path], **form: object) -> dict:
+        """What `submit` with the same arguments would run, without running it."""
+        return self._multipart("/api/plan", files, **form)
+
+    def _multipart(self, path: str, files: list[Path], **form: object) -> dict:
+        data = {k: str(v) for k, v in form.items() if v is not None}
         handles = [open(f, "rb") for f in files]
         try:
             parts = [("files", (f.name, h, "application/octet-stream")) for f, h in zip(files, handles, strict=True)]
-            return self._json("POST", "/api/jobs", data=data, files=parts)
+            return self._json("POST", path, data=data, files=parts)
         finally:
             for h in handles:
                 h.close()

@@ -26,6 +26,18 @@ def _bar(job: dict) -> None:
     sys.stderr.flush()
 
 
+def _print_plan(plan: dict) -> None:
+    print(f"mode: {plan['mode']}")
+    for line in plan["explanation"]:
+        print(f"  {line}")
+    print(f"{len(plan['tasks'])} task(s):")
+    for t in plan["tasks"]:
+        after = f"  after {', '.join(t['depends_on'])}" if t["depends_on"] else ""
+        inputs = ", ".join(f"{k}={v}" for k, v in t["inputs"].items())
+        print(f"  {t['name']:<16} {t['kind']:<9} {t['script']:<24} {t['memory_bytes'] / 2**20:7.0f} MiB  "
+              f"[{inputs}]{after}")
+
+
 def _print_job(job: dict) -> None:
     print(f"job {job['id']}  {job['name']}  {job['status']}  {job['tasks_done']}/{job['tasks_total']} tasks done")
     if job.get("error"):
@@ -45,11 +57,18 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("register", "login"):
         c = sub.add_parser(name, help=f"{name} an account (password from RUNSURGE_PASSWORD or a prompt)")
         c.add_argument("email")
-    c = sub.add_parser("submit", help="submit a script with data files, or a job spec")
-    c.add_argument("script", nargs="?", type=Path, help="the Python script to run")
-    c.add_argument("--data", nargs="*", type=Path, default=[], help="data files the script reads")
-    c.add_argument("--spec", type=Path, help="a job spec (TOML) describing several tasks")
-    c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
+    for name in ("submit", "plan"):
+        c = sub.add_parser(name, help="submit a script with data files, or a job spec" if name == "submit" else
+                           "show how a submission would be split into tasks, without running it")
+        c.add_argument("script", nargs="?", type=Path, help="the Python script to run")
+        c.add_argument("--data", nargs="*", type=Path, default=[], help="data files (or zip archives with --group)")
+        c.add_argument("--spec", type=Path, help="a job spec (TOML) describing the tasks yourself")
+        c.add_argument("--chunks", type=int, help="split the data into this many chunks (default: RunSurge decides)")
+        c.add_argument("--single", action="store_true", help="run the script as one task, as it is")
+        c.add_argument("--group", action="store_true", help="run the script once per zip archive given in --data")
+        c.add_argument("--aggregator", type=Path, help="with --group: the script that combines every output")
+        if name == "submit":
+            c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
     c = sub.add_parser("status", help="list your jobs, or show one")
     c.add_argument("job", nargs="?")
     c = sub.add_parser("logs", help="a task's output")
@@ -83,13 +102,26 @@ def _run(args: argparse.Namespace) -> int:
         client.login(args.email, _password(args))
         client.save()
         print(f"logged in to {client.url} as {args.email}")
-    elif args.command == "submit":
+    elif args.command in ("submit", "plan"):
         if args.spec:
+            if args.command == "plan":
+                raise ApiError("a spec already is the plan; `runsurge plan` is for scripts")
             job = client.submit_spec(args.spec)
         elif args.script:
-            job = client.submit([args.script, *args.data], script=args.script.name)
+            mode = "group" if args.group else "single" if args.single else None
+            if args.group and not args.aggregator:
+                raise ApiError("--group needs --aggregator SCRIPT")
+            files = [args.script, *([args.aggregator] if args.aggregator else []), *args.data]
+            form = {"script": args.script.name, "mode": mode, "chunks": args.chunks,
+                    "aggregator": args.aggregator.name if args.aggregator else None}
+            if args.command == "plan":
+                _print_plan(client.plan(files, **form))
+                return 0
+            job = client.submit(files, **form)
         else:
-            raise ApiError("give a script (runsurge submit job.py --data in.csv) or --spec job.toml")
+            raise ApiError(f"give a script (runsurge {args.command} job.py --data in.csv) or --spec job.toml")
+        for line in job.get("explanation") or ():
+            print(f"  {line}", file=sys.stderr)
         print(job["id"])
         if args.wait:
             return _wait(client, job["id"])

@@ -17,13 +17,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from runsurge_master import http_security, lifecycle
+from runsurge_master import http_security, lifecycle, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
-from runsurge_master.http_security import LoginLimiter
 from runsurge_master.db import Database
-from runsurge_master.jobspec import SpecError, check_file_name, parse_spec, single_script_spec
+from runsurge_master.http_security import LoginLimiter
+from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
 from runsurge_master.scheduler import Scheduler
@@ -94,6 +94,22 @@ class JobOut(BaseModel):
     tasks_total: int
     tasks_done: int
     tasks: list[TaskOut] | None = None
+    explanation: list[str] | None = None  # at submission: how the job was planned
+
+
+class PlannedTaskOut(BaseModel):
+    name: str
+    kind: str  # chunk | combine | call | single | group | aggregate | task (from a spec)
+    script: str
+    memory_bytes: int
+    inputs: dict[str, str]  # file name → uploaded file, or task:NAME/OUTPUT
+    depends_on: list[str]
+
+
+class PlanOut(BaseModel):
+    mode: str
+    explanation: list[str]
+    tasks: list[PlannedTaskOut]
 
 
 class ResultOut(BaseModel):
@@ -199,73 +215,76 @@ def create_app(sv: Services) -> FastAPI:
             return UserOut(id=u.id, email=u.email)
 
     # -- jobs ----------------------------------------------------------------------------------
-    @app.post("/api/jobs", status_code=201)
-    def submit(request: Request, user: UserId,
-               files: Annotated[list[UploadFile], File(description="scripts and data files")],
-               spec: Annotated[str | None, Form(description="job spec (TOML)", max_length=1 << 20)] = None,
-               script: Annotated[str | None, Form(description="without a spec: the script to run")] = None,
-               ) -> JobOut:
+    def _prepare(user: str, req: submission.Request):  # noqa: ANN202
+        with sv.db.session() as s:
+            memory = list(s.scalars(select(Worker.memory_bytes).where(Worker.online)))
+
+        def observations(job_name: str) -> dict:
+            with sv.db.session() as s:
+                return submission.memory_observations(s, user, job_name)
+
+        return submission.prepare(sv.cfg, req, memory, observations)
+
+    def _request(request: Request, files: list[UploadFile], **form) -> submission.Request:  # noqa: ANN003
         size = request.headers.get("content-length")
         if size and size.isdigit() and int(size) > sv.cfg.max_upload_bytes:
             raise HTTPException(413, f"upload larger than {sv.cfg.max_upload_bytes} bytes")
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
+        return submission.Request(files=files, names=submission.upload_names(files), **form)
+
+    @app.post("/api/jobs", status_code=201)
+    def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+               script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None) -> JobOut:
         try:
-            names = [check_file_name(f.filename, "uploaded file") for f in files]
-            if len(set(names)) != len(names):
-                raise SpecError("two uploaded files have the same name")
-            if spec is None:
-                if script is None:
-                    scripts = [n for n in names if n.endswith(".py")]
-                    if len(scripts) != 1:
-                        raise SpecError("send a job spec, or name the script to run with the 'script' field")
-                    script = scripts[0]
-                check_file_name(script, "script")
-                spec = single_script_spec(script, [n for n in names if n != script])
-            with sv.db.session() as s:
-                biggest = max(s.scalars(select(Worker.memory_bytes)), default=None)
-            job_spec = parse_spec(spec, set(names), sv.cfg.default_task_memory,
-                                  sv.cfg.default_task_timeout_s, sv.cfg.max_tasks_per_job)
-            too_big = [t.name for t in job_spec.tasks if biggest is not None and t.memory_bytes > biggest]
-            if too_big:
-                raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any worker offers "
-                                f"({biggest} bytes)")
-            unused = set(names) - job_spec.uploads_used()
-            if unused:
-                raise SpecError(f"uploaded file(s) not used by any task: {', '.join(sorted(unused))}")
-            for t in job_spec.tasks:
-                if t.script not in names or not _is_python_text(files[names.index(t.script)]):
-                    raise SpecError(f"script {t.script!r} is not a UTF-8 text file")
+            with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
+                                         aggregator=aggregator, chunks=chunks)) as job:
+                stored = _store(job.sources)
+                try:
+                    with sv.db.session() as s:
+                        for data_id, size in stored.values():
+                            lifecycle.ensure_data(s, data_id, size, None)
+                        row = lifecycle.create_job(s, user, job.spec, {n: d for n, (d, _) in stored.items()})
+                        s.flush()
+                        out = _job_out(s, row, with_tasks=True)
+                except BaseException:
+                    _discard_unreferenced({d for d, _ in stored.values()})
+                    raise
         except SpecError as e:
             raise HTTPException(400, str(e)) from None
-        uploads = _store_uploads(files, names)
-        try:
-            with sv.db.session() as s:
-                for data_id, size in uploads.values():
-                    lifecycle.ensure_data(s, data_id, size, None)
-                job = lifecycle.create_job(s, user, job_spec, {n: d for n, (d, _) in uploads.items()})
-                s.flush()
-                out = _job_out(s, job, with_tasks=True)
-        except BaseException:
-            _discard_unreferenced({d for d, _ in uploads.values()})
-            raise
-        log.info("job submitted job=%s tasks=%d user=%s", out.id, out.tasks_total, user)
+        out.explanation = job.explanation
+        log.info("job submitted job=%s mode=%s tasks=%d user=%s", out.id, job.mode, out.tasks_total, user)
         sv.scheduler.wake()
         return out
 
-    def _store_uploads(files: list[UploadFile], names: list[str]) -> dict[str, tuple[str, int]]:
-        uploads: dict[str, tuple[str, int]] = {}
+    @app.post("/api/plan")
+    def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+             script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None) -> PlanOut:
+        """What a submission would become (tasks, dependencies, memory, and why), without running it."""
+        try:
+            with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
+                                         aggregator=aggregator, chunks=chunks)) as job:
+                kinds = {t.name: t.kind for t in job.planned}
+                return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[
+                    PlannedTaskOut(name=t.name, kind=kinds.get(t.name, "task"), script=t.script,
+                                   memory_bytes=t.memory_bytes, inputs={k: _source(v) for k, v in t.inputs.items()},
+                                   depends_on=sorted(job.spec.producers_of(t)))
+                    for t in job.spec.tasks])
+        except SpecError as e:
+            raise HTTPException(400, str(e)) from None
+
+    def _store(sources: dict[str, submission.Opener]) -> dict[str, tuple[str, int]]:
+        stored: dict[str, tuple[str, int]] = {}
         budget = sv.cfg.max_upload_bytes
         try:
-            for f, name in zip(files, names, strict=True):
-                f.file.seek(0)
-                blocks = iter(lambda f=f: f.file.read(CHUNK_SIZE), b"")
-                uploads[name] = sv.store.put_stream(blocks, max_size=budget)
-                budget -= uploads[name][1]
+            for name, opener in sources.items():
+                with opener() as f:
+                    stored[name] = sv.store.put_stream(iter(lambda f=f: f.read(CHUNK_SIZE), b""), max_size=budget)
+                budget -= stored[name][1]
         except IntegrityError:
-            _discard_unreferenced({d for d, _ in uploads.values()})
+            _discard_unreferenced({d for d, _ in stored.values()})
             raise HTTPException(413, f"uploads larger than {sv.cfg.max_upload_bytes} bytes in total") from None
-        return uploads
+        return stored
 
     def _discard_unreferenced(data_ids: set[str]) -> None:
         """Undo a failed submission's files, keeping objects that stored rows already reference."""
@@ -352,15 +371,16 @@ def create_app(sv: Services) -> FastAPI:
     return app
 
 
-def _is_python_text(f: UploadFile) -> bool:
-    f.file.seek(0)
-    head = f.file.read(1 << 20)
-    f.file.seek(0)
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return len(head) == 1 << 20 and e.start > len(head) - 4  # a character cut at the 1 MiB mark
-    return b"\0" not in head
+def _source(src) -> str:  # noqa: ANN001
+    return src.upload if src.upload else f"task:{src.task}/{src.output}"
+
+
+Files = Annotated[list[UploadFile], File(description="scripts and data files")]
+SpecField = Annotated[str | None, Form(description="job spec (TOML); implies mode 'spec'", max_length=1 << 20)]
+ModeField = Annotated[str | None, Form(description="spec | auto (default without a spec) | single | group")]
+ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]
+AggregatorField = Annotated[str | None, Form(description="group mode: the script that combines all outputs")]
+ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode: split the data into this many chunks")]
 
 
 def _job_out(s, job: Job, with_tasks: bool) -> JobOut:  # noqa: ANN001

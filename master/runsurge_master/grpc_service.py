@@ -7,7 +7,6 @@ import logging
 import time
 
 import grpc
-from runsurge_pki.ca import PkiError
 from sqlalchemy import delete, select
 
 from runsurge_master import lifecycle
@@ -19,6 +18,7 @@ from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, Ta
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
+from runsurge_pki.ca import PkiError
 from runsurge_proto import master_pb2, master_pb2_grpc
 from runsurge_proto.interceptor import Peer, current_claims
 from runsurge_proto.wire import IntegrityError, file_chunks, is_data_id

@@ -10,12 +10,12 @@ import time
 from functools import lru_cache
 
 import grpc
-from runsurge_pki.ca import MASTER_CN, CertAuthority, cert_info, now, write_private
 from sqlalchemy import select
 
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.models import RevokedCert, Worker
+from runsurge_pki.ca import MASTER_CN, CertAuthority, cert_info, now, write_private
 
 log = logging.getLogger("runsurge.tls")
 RENEW_BEFORE = dt.timedelta(days=30)

@@ -98,7 +98,7 @@ def test_a_failing_script_is_billed_as_failed(net, tmp_path):
     script = tmp_path / "bad.py"
     script.write_text("raise SystemExit(3)\n")
     client = net.client()
-    job = client.wait(client.submit([script])["id"], timeout_s=60)
+    job = client.wait(client.submit([script], mode="single")["id"], timeout_s=60)
     assert job["status"] == "failed"
     (line,) = call(client, "GET", f"/api/jobs/{job['id']}/bill").json()["lines"]
     assert (line["outcome"], line["attempt"]) == ("failed", 1)
@@ -109,7 +109,7 @@ def test_a_killed_worker_s_run_is_not_billed(net, tmp_path):
     script = tmp_path / "slow.py"
     script.write_text("import time\ntime.sleep(4)\nopen('done.txt', 'w').write('ok')\n")
     client = net.client()
-    job_id = client.submit([script])["id"]
+    job_id = client.submit([script], mode="single")["id"]
     deadline = time.monotonic() + 30
     while (task := client.job(job_id)["tasks"][0])["status"] != "running":
         assert time.monotonic() < deadline

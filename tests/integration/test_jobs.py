@@ -44,7 +44,7 @@ def test_a_raising_script_fails_the_job_and_shows_stderr(net, tmp_path):
     script = tmp_path / "bad.py"
     script.write_text("print('before')\nraise RuntimeError('the data is wrong')\n")
     client = net.client()
-    job = client.wait(client.submit([script])["id"], timeout_s=60)
+    job = client.wait(client.submit([script], mode="single")["id"], timeout_s=60)
     assert job["status"] == "failed"
     assert "RuntimeError: the data is wrong" in job["error"]
     (task,) = job["tasks"]
@@ -57,7 +57,7 @@ def test_a_killed_worker_s_task_reruns_on_the_other(net, tmp_path):
     script = tmp_path / "slow.py"
     script.write_text("import time, json\ntime.sleep(4)\njson.dump(sum(range(1000)), open('sum.json', 'w'))\n")
     client = net.client()
-    job_id = client.submit([script])["id"]
+    job_id = client.submit([script], mode="single")["id"]
     first_worker = wait_task(client, job_id, None, "running")["main"]["worker_id"]
     net.kill_worker(net.index_of(first_worker))
     job = client.wait(job_id, timeout_s=60)

@@ -8,7 +8,7 @@ from jobs import wait_task
 def test_master_restart_mid_task_loses_nothing_and_runs_nothing_twice(net, tmp_path):
     (tmp_path / "slow.py").write_text("import time\ntime.sleep(6)\nopen('done.txt', 'w').write('ok')\n")
     client = net.client()
-    job_id = client.submit([tmp_path / "slow.py"])["id"]
+    job_id = client.submit([tmp_path / "slow.py"], mode="single")["id"]
     wait_task(client, job_id, None, "running")
     net.restart_master()
     time.sleep(2.5)  # longer than 3 heartbeat intervals: without reconciliation the task would be re-queued

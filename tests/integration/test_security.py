@@ -206,7 +206,7 @@ def test_peer_data_needs_a_capability_for_exactly_that_data(net, ids, tmp_path):
     client = net.client()
     script = tmp_path / "s.py"
     script.write_text("open('o.txt', 'w').write('secret')\n")
-    job = client.wait(client.submit([script])["id"], timeout_s=60)
+    job = client.wait(client.submit([script], mode="single")["id"], timeout_s=60)
     (task,) = job["tasks"]
     data_id = task["outputs"]["o.txt"]
     holder_port = next(w["grpc_port"] for w in client.workers() if w["id"] == task["worker_id"])
@@ -285,7 +285,7 @@ def test_a_worker_cannot_report_on_a_task_that_is_not_its_own(net, ids, tmp_path
     script = tmp_path / "s.py"
     script.write_text("print(1)\n")
     client = net.client()
-    job = client.wait(client.submit([script])["id"], timeout_s=60)
+    job = client.wait(client.submit([script], mode="single")["id"], timeout_s=60)
     task_id = job["tasks"][0]["id"]
     stub = master_pb2_grpc.MasterServiceStub(grpc.secure_channel(f"127.0.0.1:{net.grpc_port}",
                                                                  a.creds(net.ca_file.read_bytes())))

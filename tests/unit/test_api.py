@@ -69,7 +69,8 @@ def test_submit_builds_the_dag(api):
     job = r.json()
     assert job["tasks_total"] == 2 and [t["status"] for t in job["tasks"]] == ["ready", "pending"]
     assert job["tasks"][1]["depends_on"] == ["a"]
-    single = client.post("/api/jobs", headers=h, files=files(**{"job.py": b"print(2)", "d.csv": b"1,2"}))
+    single = client.post("/api/jobs", headers=h, data={"mode": "single"},
+                         files=files(**{"job.py": b"print(2)", "d.csv": b"1,2"}))
     assert single.status_code == 201 and single.json()["tasks"][0]["inputs"].keys() == {"d.csv"}
 
 
@@ -79,6 +80,8 @@ def test_submit_builds_the_dag(api):
     (SPEC, {"s.py": b"\xff\xfe\x00binary", "data.txt": b"x"}, "not a UTF-8 text file"),
     (SPEC, {"../s.py": b"x", "data.txt": b"x"}, "not a valid file name"),
     (None, {"a.py": b"x", "b.py": b"x"}, "send a job spec"),
+    (None, {"job.py": b"print(1)"}, "no main block"),  # automatic mode needs to know what to run
+    (None, {"job.py": b"def f(:\n"}, "line 1"),
     ("[[tasks]\n", {"s.py": b"x"}, "not valid TOML"),
 ])
 def test_bad_submissions_are_refused_and_store_nothing(api, spec, uploads, message):
@@ -105,7 +108,8 @@ def test_oversized_uploads_are_refused_and_store_nothing(api):
 def test_users_see_only_their_own_jobs(api):
     client, _ = api
     alice, bob = login(client, "alice@x.org"), login(client, "bob@x.org")
-    job = client.post("/api/jobs", headers=alice, files=files(**{"job.py": b"print(1)"})).json()
+    job = client.post("/api/jobs", headers=alice, data={"mode": "single"},
+                      files=files(**{"job.py": b"print(1)"})).json()
     assert client.get(f"/api/jobs/{job['id']}", headers=alice).status_code == 200
     assert client.get(f"/api/jobs/{job['id']}", headers=bob).status_code == 404
     assert client.get(f"/api/jobs/{job['id']}/results", headers=bob).status_code == 404
@@ -139,7 +143,8 @@ def test_security_headers_and_closed_cors(api):
     assert "default-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["cache-control"] == "no-store"
     assert "access-control-allow-origin" not in r.headers
-    pre = client.options("/api/jobs", headers={"origin": "https://evil.example", "access-control-request-method": "POST"})
+    pre = client.options("/api/jobs", headers={"origin": "https://evil.example",
+                                               "access-control-request-method": "POST"})
     assert "access-control-allow-origin" not in pre.headers
 
 
@@ -150,7 +155,8 @@ def test_every_route_refuses_expired_forged_and_foreign_tokens(api):
     from runsurge_master.auth import TokenService
     client, sv = api
     owner = login(client, "owner@x.org")
-    job = client.post("/api/jobs", headers=owner, files=files(**{"job.py": b"print(1)"})).json()
+    job = client.post("/api/jobs", headers=owner, data={"mode": "single"},
+                      files=files(**{"job.py": b"print(1)"})).json()
     task = job["tasks"][0]["id"]
     other = login(client, "other@x.org")
     user_id = sv.tokens.verify(owner["authorization"][7:], "access").sub

@@ -291,7 +291,7 @@ def login(client, email):
 
 def run_job_by_hand(client, sv, headers, contributor_email="c@x.org") -> dict:
     """Submit a one-task job over HTTP, then play the worker: the task ran 2 s of CPU."""
-    job = client.post("/api/jobs", headers=headers,
+    job = client.post("/api/jobs", headers=headers, data={"mode": "single"},
                       files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
     with sv.db.session() as s:
         contrib = s.scalar(select(User).where(User.email == contributor_email))
@@ -346,7 +346,8 @@ def test_bills_are_private(api):
 def test_a_job_with_nothing_billed_cannot_be_paid(api):
     client, _ = api
     alice = login(client, "alice@x.org")
-    job = client.post("/api/jobs", headers=alice, files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
+    job = client.post("/api/jobs", headers=alice, data={"mode": "single"},
+                      files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
     assert client.get(f"/api/jobs/{job['id']}/bill", headers=alice).json() == {
         "job_id": job["id"], "unit": "micro-credits", "lines": [], "total": 0, "paid": 0, "due": 0,
         "total_credits": "0.000000", "due_credits": "0.000000"}

@@ -35,7 +35,8 @@ def test_metrics_follow_jobs_tasks_and_workers(api):
     m = scrape(client)
     assert m[("runsurge_jobs", (("status", "running"),))] == 0
     assert m[("runsurge_workers_online", ())] == 0
-    job = client.post("/api/jobs", headers=h, files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
+    job = client.post("/api/jobs", headers=h, data={"mode": "single"},
+                      files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
     with sv.db.session() as s:
         user_id = s.get(Task, job["tasks"][0]["id"]).job.owner_id
         s.add(Worker(owner_id=user_id, fingerprint="w" * 16, host="h", grpc_port=1, memory_bytes=1 << 30, cpus=2,
@@ -59,7 +60,8 @@ def test_scheduling_latency_counts_committed_assignments(api):
     client.post("/api/auth/register", json={"email": "u@x.org", "password": "password123"})
     token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "password123"}).json()
     h = {"authorization": f"Bearer {token['access_token']}"}
-    job = client.post("/api/jobs", headers=h, files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
+    job = client.post("/api/jobs", headers=h, data={"mode": "single"},
+                      files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
     task_id = job["tasks"][0]["id"]
     before = scrape(client)
     count, total = ("runsurge_scheduling_latency_seconds_count", ()), ("runsurge_scheduling_latency_seconds_sum", ())
@@ -86,7 +88,8 @@ def test_the_scheduler_s_placements_are_observed(api):
     client.post("/api/auth/register", json={"email": "u@x.org", "password": "password123"})
     token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "password123"}).json()
     h = {"authorization": f"Bearer {token['access_token']}"}
-    job = client.post("/api/jobs", headers=h, files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
+    job = client.post("/api/jobs", headers=h, data={"mode": "single"},
+                      files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
     with sv.db.session() as s:
         owner = s.get(Task, job["tasks"][0]["id"]).job.owner_id
         s.add(Worker(owner_id=owner, fingerprint="w" * 16, host="127.0.0.1", grpc_port=1, memory_bytes=1 << 30,

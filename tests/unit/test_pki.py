@@ -44,7 +44,8 @@ def test_bad_csrs_are_refused(tmp_path):
 def test_cli_issue_list_revoke(tmp_path, capsys):
     d = str(tmp_path / "ca")
     assert pki(["--dir", d, "init"]) == 0
-    assert pki(["--dir", d, "issue", "--host", "127.0.0.1", "--host", "master.local", "--out", str(tmp_path / "m")]) == 0
+    out = str(tmp_path / "m")
+    assert pki(["--dir", d, "issue", "--host", "127.0.0.1", "--host", "master.local", "--out", out]) == 0
     assert (tmp_path / "m.key").stat().st_mode & 0o777 == 0o600
     serial = cert_info((tmp_path / "m.pem").read_bytes()).serial
     assert pki(["--dir", d, "revoke", serial]) == 0

@@ -13,7 +13,7 @@
   function mode() { return form.elements.mode.value; }
 
   function showMode() {
-    document.querySelectorAll("[data-mode]").forEach((n) => { n.hidden = n.dataset.mode !== mode(); });
+    document.querySelectorAll("[data-mode]").forEach((n) => { n.hidden = !n.dataset.mode.split(" ").includes(mode()); });
   }
   form.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener("change", showMode));
   showMode();
@@ -55,8 +55,9 @@
       const spec = document.getElementById("spec-file").files[0];
       if (!spec) return RS.flash("Choose the job spec (TOML) file.", "error");
       data.append("spec", await spec.text());
-    } else if (scriptSelect.value) {
-      data.append("script", scriptSelect.value);
+    } else {
+      data.append("mode", mode());
+      if (scriptSelect.value) data.append("script", scriptSelect.value);
     }
     const button = document.getElementById("submit-button");
     button.disabled = true;

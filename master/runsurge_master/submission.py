@@ -1,0 +1,203 @@
+"""From an upload to a validated job, in one of four modes, before anything is stored:
+
+- `spec`: the user's job spec (TOML) names the tasks;
+- `auto` (the default without a spec): the parallelizer analyses the script and splits its data;
+- `single`: the script runs as one task over all its files;
+- `group`: one script over each uploaded zip archive, then an aggregator over all their outputs.
+
+Every mode ends in the same `Prepared`: a parsed JobSpec plus the files it names, each openable
+as a stream (uploads, or files the parallelizer generated on disk).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from fastapi import UploadFile
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from runsurge_master.config import MasterConfig
+from runsurge_master.jobspec import JobSpec, SpecError, check_file_name, parse_spec, single_script_spec
+from runsurge_master.models import DataObject, Job, Task, TaskInput
+from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
+
+MODES = ("spec", "auto", "single", "group")
+Opener = Callable[[], AbstractContextManager[BinaryIO]]  # `with opener() as f:` reads one file
+
+
+@dataclass
+class Prepared:
+    mode: str
+    spec: JobSpec
+    sources: dict[str, Opener]  # every file the spec names
+    explanation: list[str] = field(default_factory=list)
+    planned: list[PlannedTask] = field(default_factory=list)
+
+
+@dataclass
+class Request:
+    files: list[UploadFile]
+    names: list[str]
+    mode: str | None = None
+    spec: str | None = None
+    script: str | None = None
+    aggregator: str | None = None
+    chunks: int | None = None
+
+
+def upload_names(files: list[UploadFile]) -> list[str]:
+    names = [check_file_name(f.filename, "uploaded file") for f in files]
+    if len(set(names)) != len(names):
+        raise SpecError("two uploaded files have the same name")
+    return names
+
+
+def _opener(f: UploadFile) -> Opener:
+    def open_upload() -> AbstractContextManager[BinaryIO]:
+        f.file.seek(0)
+        return nullcontext(f.file)  # read it as often as needed: the upload is closed by FastAPI
+    return open_upload
+
+
+@contextmanager
+def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
+            observations: Callable[[str], dict[str, list[tuple[int, int]]]]) -> Iterator[Prepared]:
+    """Raises SpecError (a 400 for the user); generated files are removed when the block ends."""
+    mode = req.mode or ("spec" if req.spec is not None else "auto")
+    if mode not in MODES:
+        raise SpecError(f"mode must be one of {', '.join(MODES)}")
+    if (req.spec is not None) != (mode == "spec"):
+        raise SpecError("a job spec goes with mode 'spec' (the default when a spec is sent), and only with it")
+    uploads = {n: _opener(f) for n, f in zip(req.names, req.files, strict=True)}
+    with ExitStack() as cleanup:
+        explanation: list[str] = []
+        planned: list[PlannedTask] = []
+        if mode == "spec":
+            spec_text, sources = req.spec, uploads
+        elif mode == "single":
+            script = _script(req)
+            spec_text, sources = single_script_spec(script, [n for n in req.names if n != script]), uploads
+        else:
+            plan = _plan(mode, req, cleanup, worker_memory, observations)
+            cleanup.callback(plan.cleanup)
+            spec_text, explanation, planned = plan.spec_toml, plan.explanation, plan.tasks
+            sources = {n: _plan_opener(plan, n) for n in plan.files}
+        spec = parse_spec(spec_text, set(sources), cfg.default_task_memory, cfg.default_task_timeout_s,
+                          cfg.max_tasks_per_job)
+        _check(spec, sources, req.names, mode, worker_memory, explanation)
+        yield Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned)
+
+
+def _script(req: Request) -> str:
+    if req.script is None:
+        scripts = [n for n in req.names if n.endswith(".py")]
+        if len(scripts) != 1:
+            raise SpecError("send a job spec, or name the script to run with the 'script' field")
+        return scripts[0]
+    if req.script not in req.names:
+        raise SpecError(f"the script {req.script!r} was not uploaded")
+    return req.script
+
+
+def _plan(mode: str, req: Request, cleanup: ExitStack, worker_memory: list[int],
+          observations: Callable[[str], dict[str, list[tuple[int, int]]]]) -> Plan:
+    """Copy the uploads to a private folder (the parallelizer streams files from disk) and plan."""
+    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="runsurge-plan-")))
+    paths = {}
+    for name, f in zip(req.names, req.files, strict=True):
+        f.file.seek(0)
+        with open(folder / name, "wb") as out:
+            shutil.copyfileobj(f.file, out, 1 << 20)
+        paths[name] = folder / name
+    script = _script(req)
+    text = _text(paths[script], script)
+    try:
+        if mode == "auto":
+            data = {n: p for n, p in paths.items() if n != script}
+            plan = plan_job(text, script, data, chunks=req.chunks, worker_free_memory=worker_memory)
+            measured = observations(tomllib.loads(plan.spec_toml).get("name", ""))
+            if measured:  # earlier runs of this job measured what its tasks really need
+                plan = refine_plan(plan, measured)
+                plan.explanation.append("memory estimates refined from earlier runs' measured peaks")
+            return plan
+        if req.aggregator is None or req.aggregator not in paths:
+            raise SpecError("a group job needs its aggregator script uploaded and named in 'aggregator'")
+        archives = {n: p for n, p in paths.items() if n not in (script, req.aggregator)}
+        return plan_group(script, text, archives, {}, req.aggregator, _text(paths[req.aggregator], req.aggregator))
+    except PlanError as e:
+        hint = " (or submit it in mode 'single' to run it as one task, as it is)" if mode == "auto" else ""
+        raise SpecError(f"{e}{hint}") from None
+
+
+def _plan_opener(plan: Plan, name: str) -> Opener:
+    path = plan.files.path(name)
+    return (lambda: open(path, "rb")) if path else (lambda: io.BytesIO(plan.files[name]))
+
+
+def _text(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"script {name!r} is not a UTF-8 text file") from None
+
+
+def _check(spec: JobSpec, sources: dict[str, Opener], uploaded: list[str], mode: str,
+           worker_memory: list[int], explanation: list[str]) -> None:
+    biggest = max(worker_memory, default=None)
+    if biggest is not None:
+        for t in spec.tasks:
+            if t.memory_bytes > biggest and mode in ("auto", "group"):
+                # Our own estimate, not the user's demand: run it on the biggest worker rather than refuse.
+                explanation.append(f"task {t.name}: estimated {t.memory_bytes} bytes, capped at the largest "
+                                   f"worker's {biggest}")
+                t.memory_bytes = biggest
+        too_big = [t.name for t in spec.tasks if t.memory_bytes > biggest]
+        if too_big:
+            raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any worker offers ({biggest} bytes)")
+    if mode in ("spec", "single"):
+        unused = set(uploaded) - spec.uploads_used()
+        if unused:
+            raise SpecError(f"uploaded file(s) not used by any task: {', '.join(sorted(unused))}")
+    for t in spec.tasks:
+        with sources[t.script]() as f:
+            head = f.read(1 << 20)
+        if not _is_text(head):
+            raise SpecError(f"script {t.script!r} is not a UTF-8 text file")
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return len(head) == 1 << 20 and e.start > len(head) - 4  # a character cut at the 1 MiB mark
+    return b"\0" not in head
+
+
+def memory_observations(s: Session, owner_id: str, job_name: str) -> dict[str, list[tuple[int, int]]]:
+    """Measured (input bytes, peak memory) of the tasks of this user's earlier runs of the same
+    automatic job, by task kind (the name's leading word: chunk, combine, call...)."""
+    jobs = s.scalars(select(Job.id).where(Job.owner_id == owner_id, Job.name == job_name, Job.status == "done")
+                     .order_by(Job.created_at.desc()).limit(20)).all()
+    if not jobs:
+        return {}
+    rows = s.execute(
+        select(Task.name, Task.mem_peak_bytes, func.coalesce(func.sum(DataObject.size), 0))
+        .join(TaskInput, TaskInput.task_id == Task.id, isouter=True)
+        .join(DataObject, DataObject.id == TaskInput.data_id, isouter=True)
+        .where(Task.job_id.in_(jobs), Task.status == "done", Task.mem_peak_bytes.is_not(None))
+        .group_by(Task.id, Task.name, Task.mem_peak_bytes))
+    out: dict[str, list[tuple[int, int]]] = {}
+    for name, peak, input_bytes in rows:
+        kind = re.match(r"[a-z]*", name).group(0)
+        out.setdefault(kind, []).append((int(input_bytes), int(peak)))
+    return out
