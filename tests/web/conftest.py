@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from localnet import LocalNet
-
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -64,14 +62,6 @@ def web(browser, tmp_path):
         p.context.close()
 
 
-@pytest.fixture
-def net(tmp_path):
-    n = LocalNet(tmp_path / "net", sandbox="process", slots=1, heartbeat_s=0.5)
-    try:
-        n.start(workers=2)
-        yield n
-    finally:
-        n.stop()
 
 
 @pytest.fixture
