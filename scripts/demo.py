@@ -19,11 +19,15 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "wordcount"
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--sandbox", default="process", help="worker sandbox backend")
+    p.add_argument("--sandbox", default="qemu",
+                   help="worker sandbox: qemu (default: every task in a fresh VM), bwrap, or process (no isolation)")
     p.add_argument("--keep", action="store_true", help="keep the network's folder (logs) afterwards")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="runsurge-demo-"))
     print(f"starting a master and 2 workers on loopback (sandbox: {args.sandbox}; logs in {root})")
+    if args.sandbox == "qemu":
+        print("each worker boots its guest VM once and saves a snapshot; under software emulation that takes "
+              "a minute or two, then every task starts from a restored VM")
     with LocalNet(root, sandbox=args.sandbox, slots=1) as net:
         net.start(workers=2)
         client = net.client()

@@ -63,8 +63,9 @@ class LocalNet:
             "RUNSURGE_PASSWORD_FILE": str(self.root / "password"), "RUNSURGE_PORT": str(port),
             "RUNSURGE_SLOTS": str(self.slots), "RUNSURGE_MEMORY": str(self.worker_memory),
             "RUNSURGE_SANDBOX": sandbox or self.sandbox})
-        if wait:
-            self._until(lambda: self.worker_online(port), f"worker {i} registered")
+        if wait:  # a VM worker first boots its guest once and saves the snapshot (~1 min under TCG)
+            self._until(lambda: self.worker_online(port), f"worker {i} registered",
+                        timeout_s=60 if (sandbox or self.sandbox) == "process" else 600)
 
     @property
     def ca_file(self) -> Path:
@@ -75,8 +76,11 @@ class LocalNet:
 
     def start(self, workers: int = 2) -> LocalNet:
         self.start_master()
+        for i in range(workers):  # start all, then wait: VM workers boot their guests in parallel
+            self.start_worker(i, wait=False)
         for i in range(workers):
-            self.start_worker(i)
+            self._until(lambda i=i: self.worker_online(self.worker_ports[i]), f"worker {i} registered",
+                        timeout_s=60 if self.sandbox == "process" else 600)
         return self
 
     def client(self):  # noqa: ANN201

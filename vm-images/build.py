@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,9 +54,18 @@ def find_image(out: Path | None = None) -> Path | None:
     return path if (path / MANIFEST).is_file() else None
 
 
-def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def _run(cmd: list[str], **kw) -> None:
+    """Run a build step in its own process group, so an interrupted build stops all of it."""
     print("+", " ".join(cmd)[:200], file=sys.stderr, flush=True)
-    return subprocess.run(cmd, check=True, **kw)
+    proc = subprocess.Popen(cmd, start_new_session=True, **kw)
+    try:
+        if proc.wait():
+            raise subprocess.CalledProcessError(proc.returncode, cmd)
+    except BaseException:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        raise
 
 
 def _packages() -> list[str]:
@@ -142,7 +152,6 @@ def build(out: Path | None = None, force: bool = False) -> Path:
                 "suite": SUITE,
                 "kernel": kernel,
                 "disk_mb": size_mb,
-                "cmdline": "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0",
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_s": round(time.monotonic() - started, 1),
                 "files": ["disk.qcow2", "disk.vdi", "vmlinuz", "initrd.img"],
@@ -160,9 +169,12 @@ def build(out: Path | None = None, force: bool = False) -> Path:
 
 
 def _discard(tmp: Path) -> None:
-    proc = tmp / "tree" / "proc"
-    if os.path.ismount(proc):
-        subprocess.run(["umount", "-l", str(proc)], check=False)
+    """Delete a failed build, first unmounting whatever debootstrap or we left mounted in it."""
+    prefix = str(tmp.resolve()) + "/"
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[1].startswith(prefix)]
+    for mnt in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", mnt], check=False)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
@@ -182,6 +194,8 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="rebuild even if cached")
     parser.add_argument("--hash", action="store_true", help="print the recipe hash and exit")
     args = parser.parse_args()
+    # A terminated build unwinds like an interrupted one: its temporary directory is removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.hash:
         print(recipe_hash())
         return

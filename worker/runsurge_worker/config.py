@@ -37,6 +37,7 @@ class WorkerConfig:
     sandbox: str = "qemu"                    # qemu | bwrap | virtualbox | process (development only)
     image_dir: Path = Path("/var/cache/runsurge/images")  # the guest image (qemu/virtualbox)
     pool_size: int = 2                       # idle VMs kept ready
+    vm_memory_mb: int = 2048                 # size of each task VM (a task may use it less 160 MiB)
     input_wait_s: float = 120.0              # how long a task waits for NotifyData
     log_level: str = "INFO"
 

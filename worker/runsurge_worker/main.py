@@ -44,8 +44,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     cache = Cache(cfg.home / "cache")
     tls = WorkerTLS(cfg.home, cfg.ca_file)
     link = MasterLink(cfg, tls)
-    sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir,
-                          pool_size=cfg.pool_size)
+    vm = cfg.sandbox in ("qemu", "virtualbox")
+    opts = {"pool_size": cfg.pool_size, "vm_memory_mb": cfg.vm_memory_mb} if vm else {}
+    sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir, **opts)
     sandbox.start()
     runner = TaskRunner(cache, link, Fetcher(cache, link, MAX_DATA_BYTES), sandbox, cfg.slots, cfg.memory,
                         cfg.input_wait_s)

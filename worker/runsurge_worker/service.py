@@ -6,8 +6,8 @@ import logging
 
 import grpc
 import jwt
-from runsurge_pki.ca import MASTER_CN
 
+from runsurge_pki.ca import MASTER_CN
 from runsurge_proto import worker_pb2, worker_pb2_grpc
 from runsurge_proto.interceptor import Peer, current_claims
 from runsurge_proto.wire import file_chunks, is_data_id

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import grpc
+
 from runsurge_pki.ca import cert_info, key_pem, load_or_create_key, make_csr, now
 
 

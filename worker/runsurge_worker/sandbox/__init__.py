@@ -51,7 +51,7 @@ def get_backend(name: str, work_dir: Path, image_dir: Path, **opts) -> SandboxBa
     try:
         factory = BACKENDS[name]
     except KeyError:
-        raise ValueError(f"unknown sandbox backend {name!r}; choose from {sorted(BACKENDS)}")
+        raise ValueError(f"unknown sandbox backend {name!r}; choose from {sorted(BACKENDS)}") from None
     return factory(Path(work_dir), Path(image_dir), **opts)
 
 

@@ -15,7 +15,7 @@ from .base import STDERR_NAME, STDOUT_NAME
 GUEST_MOUNT = "/mnt/runsurge"
 GUEST_UID = 1000  # the unprivileged 'runsurge' user of the image
 SMB_GUEST_ADDR = "10.0.2.100"  # the guestfwd address the guest mounts the share from
-GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0"
+GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on"
 MAX_TASK_PIDS = 512
 
 
@@ -67,8 +67,9 @@ class QemuSpec:
             "-device", "vmgenid,guid=auto",
             "-serial", f"file:{_q(console_log)}",
             "-qmp", f"unix:{_q(qmp_socket)},server=on,wait=off",
-            # QEMU itself is confined too; it must still fork the SMB forwarder per connection.
-            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,resourcecontrol=deny",
+            # QEMU itself is confined too. It must still spawn the SMB forwarder per connection,
+            # which elevateprivileges=deny prevents; the worker starts it with no_new_privs.
+            "-sandbox", "on,obsolete=deny,resourcecontrol=deny",
         ]
         if incoming_fd is not None:
             argv += ["-incoming", f"fd:{incoming_fd}"]
@@ -110,4 +111,6 @@ def guest_probe_cmd(pid: int, sep: str) -> str:
     cg = "/sys/fs/cgroup/runsurge-task"
     return (f"cat /proc/{pid}/status 2>/dev/null; echo {sep}; cat /proc/{pid}/stat 2>/dev/null;"
             f" echo {sep}; cat /run/runsurge/exit 2>/dev/null; echo {sep};"
-            f" cat {cg}/memory.events {cg}/cpu.stat 2>/dev/null")
+            f" cat {cg}/memory.events {cg}/cpu.stat 2>/dev/null; echo {sep};"
+            # the guest's view of the output size includes what its cifs cache has not sent yet
+            f" du -sb {GUEST_MOUNT} 2>/dev/null")

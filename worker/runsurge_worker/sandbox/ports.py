@@ -1,4 +1,4 @@
-"""Free loopback TCP ports for per-VM SSH forwards and the worker's smbd."""
+"""Small host helpers: free loopback ports, children that die with the worker."""
 
 from __future__ import annotations
 
@@ -10,3 +10,8 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+# Prefix for long-lived children (QEMU, smbd): the kernel kills them if the worker dies, so a
+# crashed worker never leaves VMs running.
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL", "--"]

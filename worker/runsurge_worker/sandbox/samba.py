@@ -18,7 +18,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from .ports import free_port
+from .ports import DIE_WITH_PARENT, free_port
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class SambaServer:
                        input=pw, text=True, check=True, capture_output=True)
         smbd = shutil.which("smbd") or "/usr/sbin/smbd"
         self._proc = subprocess.Popen(
-            [smbd, "--foreground", "--no-process-group", "-s", str(self.conf_path)],
+            [*DIE_WITH_PARENT, smbd, "--foreground", "--no-process-group", "-s", str(self.conf_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)
         self._wait_listening()

@@ -57,6 +57,17 @@ class _PinnedKey(paramiko.MissingHostKeyPolicy):
         self.seen = line
 
 
+def _banner(port: int) -> bool:
+    """True once sshd answers. User-mode networking accepts the TCP connection on the host side
+    even while nothing listens in the guest, so only the banner tells that sshd is up."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0) as s:
+            s.settimeout(1.0)
+            return s.recv(4) == b"SSH-"
+    except OSError:
+        return False
+
+
 def connect(port: int, key_path: Path, host_key: str | None, timeout: float = 60.0,
             alive: Callable[[], bool] = lambda: True) -> tuple[Connection, str]:
     """Open a Fabric connection to a guest's forwarded SSH port, retrying until it answers.
@@ -69,6 +80,9 @@ def connect(port: int, key_path: Path, host_key: str | None, timeout: float = 60
     while time.monotonic() < deadline:
         if not alive():
             raise ConnectionError("the VM exited before SSH was ready")
+        if not _banner(port):
+            time.sleep(0.05)
+            continue
         policy = _PinnedKey(host_key)
         conn = Connection(
             "127.0.0.1", port=port, user=GUEST_USER, connect_timeout=10,
@@ -84,7 +98,7 @@ def connect(port: int, key_path: Path, host_key: str | None, timeout: float = 60
             if "mismatch" in str(exc):
                 raise
             last = exc
-        except (OSError, EOFError, socket.timeout) as exc:
+        except (TimeoutError, OSError, EOFError) as exc:
             conn.close()
             last = exc
         time.sleep(0.05)

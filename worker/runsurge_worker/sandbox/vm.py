@@ -14,9 +14,12 @@ from fabric import Connection
 
 from . import ssh
 from .commands import QemuSpec, overlay_cmd
-from .ports import free_port
+from .ports import DIE_WITH_PARENT, free_port
 
 log = logging.getLogger(__name__)
+
+# Dies with the worker; and no_new_privs, since QEMU's own seccomp must allow it to spawn.
+QEMU_PREFIX = DIE_WITH_PARENT[:1] + ["--no-new-privs"] + DIE_WITH_PARENT[1:]
 
 
 class VmError(RuntimeError):
@@ -36,7 +39,8 @@ class Vm:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self.host_key = ""
-        self.slot: Path | None = None  # the host folder its share mount points at
+        # The host folder its share mount points at, while it is still the VM's (empty) folder.
+        self.slot: Path | None = None
         self.ready_s = 0.0  # start -> SSH ready
         subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
 
@@ -51,7 +55,7 @@ class Vm:
                 argv = self.spec.argv(self.disk, self.ssh_port, self.qmp_socket,
                                       self.console_log, incoming_fd=fd)
                 self.proc = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    QEMU_PREFIX + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=open(self.dir / "qemu.err", "wb"), pass_fds=(fd,) if fd else (),
                     start_new_session=True)
             finally:
@@ -98,3 +102,9 @@ class Vm:
                 self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.slot is not None:
+            try:
+                self.slot.rmdir()  # only ever empty: a task's folder is never the VM's slot
+            except OSError:
+                pass
+            self.slot = None

@@ -1,0 +1,201 @@
+"""Sandbox start-up and I/O figures: AssignTask -> user code running, per-VM memory, share speed.
+
+    python bench/sandbox.py [--image-dir DIR] [--runs N] [--skip-cold]
+
+"User code running" is measured on the host, clock-independent: the task's first statement
+creates a file in its folder, and the host polls the folder (through the share) for it. The time
+starts when `backend.run` is called, which is what the worker's task processor does on AssignTask
+once the inputs are in place. Modes: cold boot (a VM booted for the task), snapshot restore (pool
+empty: a VM restored for the task), warm pool (a restored VM waiting), and bwrap.
+Needs root, QEMU, smbd and the guest image (built if missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from runsurge_worker.sandbox.base import Limits
+from runsurge_worker.sandbox.bwrap import BwrapSandbox
+from runsurge_worker.sandbox.qemu import QemuSandbox
+
+REPO = Path(__file__).resolve().parents[1]
+MARK = "import os; os.close(os.open('started', os.O_CREAT | os.O_WRONLY))\n"
+LIMITS = Limits(memory_bytes=256 << 20, timeout_s=120)
+IO_MB = 100
+
+
+def _image_dir(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    spec = importlib.util.spec_from_file_location("build", REPO / "vm-images/build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return build.find_image() or build.build()
+
+
+def time_to_user_code(backend, body: str = "") -> tuple[float, float]:
+    """(seconds from run() to the script's first statement, seconds for the whole run())."""
+    task_dir = backend.task_root / uuid.uuid4().hex
+    task_dir.mkdir(parents=True)
+    (task_dir / "main.py").write_text(MARK + body)
+    seen: list[float] = []
+    started = time.monotonic()
+    done = threading.Event()
+
+    def watch():
+        # While the task runs its folder lives under the VM's slot name: look for it anywhere.
+        while not done.is_set():
+            if any(backend.task_root.glob("*/started")):
+                seen.append(time.monotonic())
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    result = backend.run(task_dir, "main.py", LIMITS, threading.Event())
+    total = time.monotonic() - started
+    done.set()
+    watcher.join()
+    shutil.rmtree(task_dir)
+    if result.exit_code != 0 or not seen:
+        raise RuntimeError(f"benchmark task failed: {result}")
+    return seen[0] - started, total
+
+
+def _fmt(values: list[float]) -> str:
+    return (f"median {statistics.median(values) * 1000:7.0f} ms  "
+            f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f}, n={len(values)})")
+
+
+def bench_starts(image_dir: Path, runs: int, skip_cold: bool) -> None:
+    print("AssignTask -> user code running")
+    work = Path(tempfile.mkdtemp(prefix="rs-bench-"))
+    work.chmod(0o711)  # a root worker's bwrap tasks run as their own uids and need to reach it
+    try:
+        if not skip_cold:
+            cold = QemuSandbox(work / "cold", image_dir, cold=True)
+            cold.start()
+            try:
+                print(f"  cold boot        {_fmt([time_to_user_code(cold)[0]])}")
+            finally:
+                cold.close()
+
+        started = time.monotonic()
+        restore = QemuSandbox(work / "vm", image_dir, pool_size=0)
+        restore.start()
+        print(f"  (worker start incl. snapshot: {time.monotonic() - started:.1f} s)")
+        try:
+            print(f"  snapshot restore {_fmt([time_to_user_code(restore)[0] for _ in range(runs)])}")
+        finally:
+            restore.close()
+
+        pooled = QemuSandbox(work / "vm", image_dir, pool_size=1)  # reuses the snapshot
+        pooled.start()
+        try:
+            warm, rss, ready = [], [], []
+            for _ in range(runs):
+                pooled.pool.wait_full(300)
+                vm = pooled.pool._idle[0]
+                rss.append(vm.rss_bytes)
+                ready.append(vm.ready_s)
+                warm.append(time_to_user_code(pooled)[0])
+            print(f"  warm pool        {_fmt(warm)}")
+            print(f"  restore -> SSH ready {_fmt(ready)}")
+            print(f"  idle pool VM host RSS: {statistics.median(rss) / 2**20:.0f} MiB "
+                  f"(VM size {pooled.vm_memory_mb} MiB)")
+            bench_io(pooled)
+        finally:
+            pooled.close()
+
+        bw = BwrapSandbox(work / "bwrap")
+        bw.start()
+        print(f"  bwrap            {_fmt([time_to_user_code(bw)[0] for _ in range(runs)])}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_io(backend: QemuSandbox) -> None:
+    """Read and write IO_MB through the share and on the guest's own disk, from inside a VM.
+
+    Reads are of data not in the guest's page cache: the share file is written by the host, the
+    disk file is dropped from the cache with posix_fadvise(DONTNEED) after its fsync."""
+    script = f"""
+import os, time
+def write(path):
+    block = os.urandom(1 << 20)
+    t = time.monotonic()
+    with open(path, 'wb') as f:
+        for _ in range({IO_MB}):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    return {IO_MB} / (time.monotonic() - t)
+def read(path):
+    t = time.monotonic()
+    with open(path, 'rb') as f:
+        while f.read(1 << 20):
+            pass
+    return {IO_MB} / (time.monotonic() - t)
+print('smb %.0f %.0f' % (write('out.bin'), read('in.bin')))
+w = write('/home/runsurge/io.bin')
+print('disk %.0f %.0f' % (w, read('/home/runsurge/io.bin')))
+os.unlink('out.bin')
+"""
+    task_dir = backend.task_root / uuid.uuid4().hex
+    task_dir.mkdir()
+    (task_dir / "main.py").write_text(script)
+    with open(task_dir / "in.bin", "wb") as f:
+        for _ in range(IO_MB):
+            f.write(os.urandom(1 << 20))
+    result = backend.run(task_dir, "main.py", Limits(memory_bytes=512 << 20, timeout_s=600),
+                         threading.Event())
+    lines = (task_dir / "log.out").read_text().split("\n")
+    shutil.rmtree(task_dir)
+    if result.exit_code != 0:
+        raise RuntimeError(f"I/O benchmark failed: {result}")
+    print(f"Throughput, {IO_MB} MB file, MB/s (write / read)")
+    for line in lines:
+        if line:
+            name, w, r = line.split()
+            where = "guest over SMB (cifs)" if name == "smb" else "guest's own disk (virtio)"
+            print(f"  {where:28s} {w:>6s} / {r:>6s}")
+    host_w, host_r = _host_disk_io(backend.work_dir)
+    print(f"  {'host disk':28s} {host_w:6.0f} / {host_r:6.0f}")
+
+
+def _host_disk_io(directory: Path) -> tuple[float, float]:
+    path = directory / "io.bin"
+    t = time.monotonic()
+    subprocess.run(["dd", "if=/dev/urandom", f"of={path}", "bs=1M", f"count={IO_MB}",
+                    "conv=fsync", "status=none"], check=True)
+    w = IO_MB / (time.monotonic() - t)
+    t = time.monotonic()  # O_DIRECT: from the disk, not the page cache
+    subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M", "iflag=direct",
+                    "status=none"], check=True)
+    r = IO_MB / (time.monotonic() - t)
+    path.unlink()
+    return w, r
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image-dir")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--skip-cold", action="store_true", help="skip the ~40 s cold boot")
+    args = parser.parse_args()
+    bench_starts(_image_dir(args.image_dir), args.runs, args.skip_cold)
+
+
+if __name__ == "__main__":
+    main()
