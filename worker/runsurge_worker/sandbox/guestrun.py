@@ -107,7 +107,8 @@ def run_in_guest(conn: Connection, host_dir: Path, script: str, limits: Limits,
             meter.add(probe.status, probe.stat or None)
         if probe.exit_code is not None:
             break
-        if cancel.wait(SAMPLE_INTERVAL_S):
+        # Sample densely at first (each probe is one SSH round trip) so short scripts are metered too.
+        if cancel.wait(min(SAMPLE_INTERVAL_S, 0.05 * 2 ** meter.samples)):
             failure = "cancelled"
             break
         elapsed = time.monotonic() - started
