@@ -1,22 +1,23 @@
 """Dispatch benchmark: how many no-op tasks per second the control plane pushes through.
 
 RunSurge: one job of N independent no-op tasks (a job spec, distinct task names) on a real master
-and 2 workers on loopback, `process` sandbox. The same-shaped work then runs on Dask distributed
+and 2 workers on loopback, `process` sandbox. The same-shaped work runs on Dask distributed
 (LocalCluster, 2 worker processes, `--slots` threads each) in two variants:
-  - dask (in-process): each task is a Python no-op function call;
-  - dask (subprocess): each task runs the same no-op script in a fresh interpreter, the same work
+  - Dask (in-process): each task is a Python no-op function call;
+  - Dask (subprocess): each task runs the same no-op script in a fresh interpreter, the same work
     per task as a RunSurge task in the process sandbox.
 
 Figures, per system: tasks/s = N / (submit → last task finished), and the p50/p99 latency of
 submit → each task finished. All N tasks are submitted at once, so latency includes queueing.
-  - RunSurge's clock starts just before the HTTP submit (upload + spec parsing included) and each
-    task's finish is the master's own `tasks.finished_at` (the moment it recorded TaskComplete and
-    could release dependants), read from its SQLite database. The database is read, not the HTTP
-    API, so waiting does not load the master being measured.
+  - RunSurge's clock starts just before the HTTP submit (upload and spec parsing included); each
+    task's finish is the master's own `tasks.finished_at` (when it recorded TaskComplete and could
+    release dependants), read from its SQLite database. The database is read, not the HTTP API, so
+    waiting does not load the master being measured.
   - Dask's clock starts just before `client.map`; each finish is when the client learns of it
-    (`as_completed`): one hop later than the scheduler knows, which if anything favours RunSurge's
-    figure less, not more.
-Each system gets a small warm-up batch first (connections, imports) and runs alone on the machine.
+    (`as_completed`), one hop after the scheduler knows: if anything, this flatters RunSurge.
+Both systems stay up for the whole run and the rounds alternate (RunSurge, Dask, RunSurge, ...),
+so load from other programs on the machine hits them alike; each reports its median round (by
+tasks/s). A warm-up batch (connections, imports) precedes the measured rounds on each system.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,8 +51,9 @@ POLL_S = 0.05
 class Result:
     label: str
     tasks: int
-    seconds: float      # submit → last task finished
+    seconds: float          # submit → last task finished
     latencies: list[float]  # submit → each task finished
+    job_id: str = ""        # RunSurge's job, to look into afterwards
 
     @property
     def tasks_per_s(self) -> float:
@@ -61,11 +65,11 @@ class Result:
 
 
 # -- RunSurge ------------------------------------------------------------------------------------
-def write_job(folder: Path, name: str, n: int) -> Path:
+def write_job(folder: Path, n: int) -> Path:
     """A spec of n independent tasks running noop.py; no `outputs`, so nothing is collected."""
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True)
     (folder / "noop.py").write_text(NOOP_SCRIPT)
-    lines = [f'name = "{name}"']
+    lines = [f'name = "{folder.name}"']
     for i in range(n):
         lines += ["[[tasks]]", f'name = "t{i:05d}"', 'script = "noop.py"', 'memory = "64MiB"']
     spec = folder / "job.toml"
@@ -76,63 +80,67 @@ def write_job(folder: Path, name: str, n: int) -> Path:
 def utc_seconds(value: str | None) -> float:
     """The master stores naive UTC datetimes; as seconds since the epoch."""
     if value is None:
-        raise RuntimeError("a task has no finish time")
-    return datetime.fromisoformat(value).replace(tzinfo=timezone.utc).timestamp()
+        raise RuntimeError("a finished task has no timestamp")
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
 
 
-def wait_job(db: sqlite3.Connection, job_id: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        status, error = db.execute("SELECT status, error FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if status == "done":
-            return
-        if status == "failed":
-            raise RuntimeError(f"RunSurge job failed: {error}")
-        time.sleep(POLL_S)
-    raise TimeoutError(f"RunSurge job {job_id} not done after {timeout_s:g}s")
+class RunSurge:
+    """A master and 2 workers on loopback, and a read-only view of the master's database."""
 
+    def __init__(self, root: Path, slots: int, timeout_s: float):
+        self.root, self.timeout_s, self.jobs = root, timeout_s, 0
+        self.net = LocalNet(root / "net", sandbox="process", slots=slots)
+        self.db: sqlite3.Connection | None = None
 
-def run_runsurge_job(net: LocalNet, db: sqlite3.Connection, folder: Path, n: int,
-                     timeout_s: float) -> tuple[Result, dict[str, float]]:
-    spec = write_job(folder, folder.name, n)
-    client = net.client()
-    t0 = time.time()
-    job_id = client.submit_spec(spec)["id"]
-    wait_job(db, job_id, timeout_s)
-    rows = db.execute("SELECT created_at, assigned_at, started_at, finished_at, wall_s FROM tasks "
-                      "WHERE job_id = ?", (job_id,)).fetchall()
-    finished = [utc_seconds(r[3]) for r in rows]
-    phases = phase_medians(rows)
-    return Result("RunSurge", n, max(finished) - t0, [f - t0 for f in finished]), phases
-
-
-def phase_medians(rows: list[tuple]) -> dict[str, float]:
-    """Where a task's time goes once it leaves the queue (medians, seconds)."""
-    t = [[utc_seconds(v) for v in r[:4]] for r in rows]
-    return {
-        "assigned → started (fetch script, prepare)": statistics.median(r[2] - r[1] for r in t),
-        "started → finished (run script, report)": statistics.median(r[3] - r[2] for r in t),
-        "of which the script's own wall time": statistics.median(r[4] for r in rows),
-    }
-
-
-def bench_runsurge(n: int, slots: int, timeout_s: float) -> tuple[Result, dict[str, float]]:
-    with tempfile.TemporaryDirectory(prefix="runsurge-bench-dispatch-") as tmp:
-        root = Path(tmp)
-        net = LocalNet(root / "net", sandbox="process", slots=slots)
+    def __enter__(self) -> RunSurge:
         try:
-            net.start(workers=2)
-            db = sqlite3.connect(f"file:{root / 'net' / 'master' / 'master.db'}?mode=ro", uri=True)
-            try:
-                run_runsurge_job(net, db, root / "warmup", WARMUP_TASKS, timeout_s)
-                return run_runsurge_job(net, db, root / "measured", n, timeout_s)
-            finally:
-                db.close()
+            self.net.start(workers=2)
+            self.db = sqlite3.connect(f"file:{self.net.root / 'master' / 'master.db'}?mode=ro", uri=True)
+            self.run(WARMUP_TASKS)
         except BaseException:
-            print_log_tails(net)
+            self.__exit__(*sys.exc_info())
             raise
-        finally:
-            net.stop()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if exc and isinstance(exc[1], Exception):  # a failure, not a kill or Ctrl-C
+            print_log_tails(self.net)
+        if self.db is not None:
+            self.db.close()
+        self.net.stop()
+
+    def run(self, n: int) -> Result:
+        self.jobs += 1
+        spec = write_job(self.root / f"job{self.jobs}", n)
+        client = self.net.client()
+        t0 = time.time()
+        job_id = client.submit_spec(spec)["id"]
+        self._wait(job_id)
+        rows = self.db.execute("SELECT finished_at FROM tasks WHERE job_id = ?", (job_id,)).fetchall()
+        finished = [utc_seconds(r[0]) for r in rows]
+        return Result("RunSurge", n, max(finished) - t0, [f - t0 for f in finished], job_id)
+
+    def _wait(self, job_id: str) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            status, error = self.db.execute("SELECT status, error FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if status == "done":
+                return
+            if status == "failed":
+                raise RuntimeError(f"RunSurge job failed: {error}")
+            time.sleep(POLL_S)
+        raise TimeoutError(f"RunSurge job {job_id} not done after {self.timeout_s:g}s")
+
+    def phases(self, job_id: str) -> dict[str, float]:
+        """Where a task's time goes once it leaves the queue (medians over the job, seconds)."""
+        rows = self.db.execute("SELECT assigned_at, started_at, finished_at, wall_s FROM tasks WHERE job_id = ?",
+                               (job_id,)).fetchall()
+        t = [[utc_seconds(v) for v in r[:3]] for r in rows]
+        return {
+            "assigned → started (fetch script, prepare)": statistics.median(r[1] - r[0] for r in t),
+            "started → finished (run, upload logs, report)": statistics.median(r[2] - r[1] for r in t),
+            "of which the script's own wall time": statistics.median(r[3] for r in rows),
+        }
 
 
 def print_log_tails(net: LocalNet, lines: int = 15) -> None:
@@ -154,71 +162,115 @@ def run_script(i: int, script: str, work_dir: str) -> int:
     return i
 
 
-def run_dask_batch(client, label: str, fn, n: int, *args: object) -> Result:  # noqa: ANN001
-    from dask.distributed import as_completed
+class Dask:
+    """LocalCluster: 2 worker processes with `slots` threads each, like RunSurge's 2 workers."""
 
-    t0 = time.time()
-    futures = client.map(fn, range(n), *[[a] * n for a in args], pure=False)
-    latencies = []
-    for fut in as_completed(futures):
-        latencies.append(time.time() - t0)
-        if fut.status != "finished":
-            raise RuntimeError(f"Dask task failed: {fut.exception()!r}")
-    return Result(label, n, max(latencies), latencies)
+    def __init__(self, root: Path, slots: int, timeout_s: float):
+        self.root, self.slots, self.timeout_s = root, slots, timeout_s
+        self.stack = ExitStack()
+
+    def __enter__(self) -> Dask:
+        from dask.distributed import Client, LocalCluster
+
+        with self.stack:
+            script = self.root / "noop.py"
+            script.write_text(NOOP_SCRIPT)
+            cluster = self.stack.enter_context(LocalCluster(
+                n_workers=2, threads_per_worker=self.slots, processes=True, dashboard_address=None,
+                silence_logs=logging.ERROR, local_directory=self.root))
+            self.client = self.stack.enter_context(Client(cluster))
+            self.variants: dict[str, tuple[Callable, tuple]] = {
+                "Dask (in-process)": (noop, ()),
+                "Dask (subprocess)": (run_script, (str(script), str(self.root))),
+            }
+            for label in self.variants:
+                self.run(label, WARMUP_TASKS)
+            self.stack = self.stack.pop_all()  # success: keep the cluster until __exit__
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+
+    def run(self, label: str, n: int) -> Result:
+        from dask.distributed import as_completed
+
+        fn, args = self.variants[label]
+        t0 = time.time()
+        futures = self.client.map(fn, range(n), *[[a] * n for a in args], pure=False)
+        latencies = []
+        for fut in as_completed(futures, timeout=self.timeout_s):
+            latencies.append(time.time() - t0)
+            if fut.status != "finished":
+                raise RuntimeError(f"Dask task failed: {fut.exception()!r}")
+        return Result(label, n, max(latencies), latencies)
 
 
-def bench_dask(n: int, slots: int) -> list[Result]:
-    from dask.distributed import Client, LocalCluster
-
-    with tempfile.TemporaryDirectory(prefix="runsurge-bench-dask-") as tmp:
-        script = Path(tmp) / "noop.py"
-        script.write_text(NOOP_SCRIPT)
-        with LocalCluster(n_workers=2, threads_per_worker=slots, processes=True, dashboard_address=None,
-                          silence_logs=logging.ERROR, local_directory=tmp) as cluster, Client(cluster) as client:
-            results = []
-            for label, fn, args in (("Dask (in-process)", noop, ()),
-                                    ("Dask (subprocess)", run_script, (str(script), tmp))):
-                run_dask_batch(client, "warm-up", fn, WARMUP_TASKS, *args)
-                results.append(run_dask_batch(client, label, fn, n, *args))
-            return results
+# -- the machine ---------------------------------------------------------------------------------
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, open("/proc/stat").readline().split()[1:8])
+    t = os.times()
+    return ((user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"),
+            t.user + t.system + t.children_user + t.children_system)
 
 
 # -- report --------------------------------------------------------------------------------------
-def print_table(results: list[Result]) -> None:
-    print(f"\n{'system':<20} {'tasks':>6} {'seconds':>8} {'tasks/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+def median_round(rounds: list[Result]) -> Result:
+    return sorted(rounds, key=lambda r: r.tasks_per_s)[len(rounds) // 2]
+
+
+def print_table(results: list[Result], rounds: dict[str, list[Result]]) -> None:
+    print(f"\n{'system':<20} {'tasks':>6} {'seconds':>8} {'tasks/s':>8} {'p50 ms':>8} {'p99 ms':>8}   "
+          "tasks/s of each round")
     for r in results:
-        print(f"{r.label:<20} {r.tasks:>6} {r.seconds:>8.2f} {r.tasks_per_s:>9.1f} "
-              f"{r.pct(50) * 1000:>8.0f} {r.pct(99) * 1000:>8.0f}")
+        each = " ".join(f"{x.tasks_per_s:.1f}" for x in rounds[r.label])
+        print(f"{r.label:<20} {r.tasks:>6} {r.seconds:>8.2f} {r.tasks_per_s:>8.1f} "
+              f"{r.pct(50) * 1000:>8.0f} {r.pct(99) * 1000:>8.0f}   {each}")
 
 
 def print_verdict(runsurge: Result, peers: list[Result]) -> None:
     print("\ntarget: RunSurge tasks/s >= Dask tasks/s")
     for peer in peers:
         ratio = runsurge.tasks_per_s / peer.tasks_per_s
-        verdict = "MET" if ratio >= 1 else "NOT met"
-        print(f"  vs {peer.label:<18} {ratio:6.2f}x  {verdict}")
+        print(f"  vs {peer.label:<18} {ratio:6.2f}x  {'MET' if ratio >= 1 else 'NOT met'}")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--tasks", type=int, default=200, help="no-op tasks per system (default 200)")
+    p.add_argument("--tasks", type=int, default=200, help="no-op tasks per round and system (default 200)")
     p.add_argument("--slots", type=int, default=1,
                    help="tasks at once per worker; Dask gets as many threads per worker (default 1)")
-    p.add_argument("--timeout", type=float, default=300, help="give up on a RunSurge job after this (s)")
+    p.add_argument("--repeat", type=int, default=3, help="measured rounds per system; the median is shown")
+    p.add_argument("--timeout", type=float, default=300, help="give up on one round after this many seconds")
     args = p.parse_args()
-    if args.tasks < 2 or args.slots < 1:
-        p.error("--tasks must be >= 2 and --slots >= 1")
+    if args.tasks < 2 or args.slots < 1 or args.repeat < 1:
+        p.error("need --tasks >= 2, --slots >= 1, --repeat >= 1")
     # A plain `kill` must still run every `finally` (stop the processes, delete the temp dirs).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
-    print(f"{args.tasks} no-op tasks, 2 workers x {args.slots} slot(s), {os.cpu_count()} CPUs, loopback")
-    runsurge, phases = bench_runsurge(args.tasks, args.slots, args.timeout)
-    dask = bench_dask(args.tasks, args.slots)
-    print_table([runsurge, *dask])
-    print("\nRunSurge per-task phases (median):")
+    print(f"{args.tasks} no-op tasks x {args.repeat} rounds, 2 workers x {args.slots} slot(s), "
+          f"{os.cpu_count()} CPUs, loopback")
+    busy0, own0, wall0 = *cpu_seconds(), time.monotonic()
+    rounds: dict[str, list[Result]] = {}
+    with tempfile.TemporaryDirectory(prefix="runsurge-bench-dispatch-") as tmp:
+        with RunSurge(Path(tmp) / "runsurge", args.slots, args.timeout) as rs, \
+                Dask(Path(tmp), args.slots, args.timeout) as dask:
+            for _ in range(args.repeat):
+                rounds.setdefault("RunSurge", []).append(rs.run(args.tasks))
+                for label in dask.variants:
+                    rounds.setdefault(label, []).append(dask.run(label, args.tasks))
+            phases = rs.phases(median_round(rounds["RunSurge"]).job_id)
+    busy1, own1, wall1 = *cpu_seconds(), time.monotonic()
+
+    results = [median_round(r) for r in rounds.values()]
+    print_table(results, rounds)
+    print("\nRunSurge per-task phases (median, in the median round):")
     for name, seconds in phases.items():
-        print(f"  {name:<44} {seconds * 1000:7.1f} ms")
-    print_verdict(runsurge, dask)
+        print(f"  {name:<46} {seconds * 1000:7.1f} ms")
+    print_verdict(results[0], results[1:])
+    other = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
+    print(f"\nother programs used {other:.2f} of {os.cpu_count()} CPUs on average during this run"
+          + ("" if other < 0.1 else ": the machine was not quiet, figures are disturbed"))
     return 0
 
 

@@ -193,6 +193,8 @@ class TaskRunner:
         if not path.is_file() or path.is_symlink():
             return ""
         size = path.stat().st_size
+        if size == 0:  # nothing to keep: no cache copy, no ReceiveData stream to the master
+            return ""
         if size > LOG_CAP:  # keep the end, where the error usually is
             with open(path, "rb") as f:
                 f.seek(size - LOG_CAP)

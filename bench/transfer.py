@@ -1,0 +1,303 @@
+"""Transfer benchmark: peer-to-peer StreamData throughput against a raw TCP copy on loopback.
+
+RunSurge: a real master and one real worker process (the holder). The object is put in the
+holder's cache with its own Cache class; the benchmark process then acts as the other worker: it
+enrols with the master like a worker does (WorkerTLS + MasterLink: a CA-signed certificate and a
+worker token) and fetches the object with the worker's own Fetcher into its own Cache, over mutual
+TLS, presenting a capability for that data id. The capability is the one the scheduler would put in
+NotifyData, issued here with the master's own TokenService and key (this network is the
+benchmark's). That is the production path end to end: the holder's TLS gRPC server, auth
+interceptor and capability check, StreamData's 1 MiB chunks, and the hash-checked write + rename
+into a cache. The clock runs from the fetch call until the object is committed in the cache.
+
+raw: the same file → socket → file on loopback (sendfile on the sending side, a 1 MiB recv/write
+loop in a separate receiving process), timed from the first byte sent until the receiver has
+closed its file and acknowledged. No hashing, no framing: the ceiling for any protocol here.
+raw+sha256: the same, the receiver also hashing what it receives (the digest is checked). Shown
+for reference only: it is the ceiling for any transfer that verifies a sha256 data id, as
+RunSurge's contract requires. The target is against plain raw.
+
+Each size gets one untimed round (warms connections and the page cache), then `--repeat` timed
+rounds alternating the three, each after an `os.sync()` so write-back of an earlier round does not
+land in it; the median is reported, with the range. MB = 10^6 bytes. Target: RunSurge >= 50% of raw.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import multiprocessing
+import os
+import re
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from runsurge_master.auth import TokenService, load_or_create_key
+from runsurge_proto import common_pb2
+from runsurge_worker.cache import Cache
+from runsurge_worker.config import WorkerConfig
+from runsurge_worker.fetch import Fetcher
+from runsurge_worker.master_link import MasterLink
+from runsurge_worker.tls import WorkerTLS
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from localnet import EMAIL, PASSWORD, LocalNet, free_port  # noqa: E402
+
+BLOCK = 1 << 20
+RANDOM_BLOCK = 16 << 20  # repeated to build big objects fast; nothing on the path compresses or dedups
+TARGET = 0.5
+UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "KI": 1 << 10, "MI": 1 << 20, "GI": 1 << 30}
+SYSTEMS = ("raw", "raw+sha256", "RunSurge")
+
+
+@dataclass
+class Row:
+    size: int
+    seconds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in SYSTEMS})
+
+    def mb_s(self, system: str) -> float:
+        return self.size / statistics.median(self.seconds[system]) / 1e6
+
+    def cell(self, system: str) -> str:
+        s = self.seconds[system]
+        return f"{self.mb_s(system):.0f} ({self.size / max(s) / 1e6:.0f}-{self.size / min(s) / 1e6:.0f})"
+
+    @property
+    def ratio(self) -> float:
+        return self.mb_s("RunSurge") / self.mb_s("raw")
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"(\d+)([KMG]I?)?B?", text.strip().upper())
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 10M, 1G, 64Mi)")
+    return int(m.group(1)) * UNITS[m.group(2) or ""]
+
+
+def human(size: int) -> str:
+    for unit, factor in (("GB", 10**9), ("MB", 10**6), ("KB", 10**3)):
+        if size >= factor:
+            return f"{size / factor:g} {unit}"
+    return f"{size} B"
+
+
+def make_object(path: Path, size: int) -> str:
+    """Write `size` bytes of random data; returns their sha256 (the data id)."""
+    block, digest, left = os.urandom(RANDOM_BLOCK), hashlib.sha256(), size
+    with open(path, "wb") as f:
+        while left:
+            part = block[:min(left, RANDOM_BLOCK)]
+            f.write(part)
+            digest.update(part)
+            left -= len(part)
+    return digest.hexdigest()
+
+
+# -- raw TCP -------------------------------------------------------------------------------------
+def raw_receive(port: int, dest: str, verify: bool) -> None:
+    """Child process: read the socket to EOF into `dest`, then answer with the sha256 (or "-")."""
+    buf = bytearray(BLOCK)
+    view = memoryview(buf)
+    digest = hashlib.sha256() if verify else None
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        with open(dest, "wb") as f:
+            while n := s.recv_into(buf):
+                if digest:
+                    digest.update(view[:n])
+                f.write(view[:n])
+        s.sendall(digest.hexdigest().encode() if digest else b"-")
+
+
+def raw_copy(src: Path, dest: Path, data_id: str | None, timeout_s: float) -> float:
+    """Send `src` to a receiving process; with `data_id` the receiver hashes and it is checked."""
+    ctx = multiprocessing.get_context("spawn")  # no fork: this process holds gRPC channels
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        child = ctx.Process(target=raw_receive, args=(server.getsockname()[1], str(dest), bool(data_id)),
+                            daemon=True)
+        child.start()
+        try:
+            conn = accept(server, child, timeout_s)
+            with conn, open(src, "rb") as f:
+                conn.settimeout(timeout_s)
+                start = time.perf_counter()
+                conn.sendfile(f)
+                conn.shutdown(socket.SHUT_WR)
+                answer = conn.recv(64).decode()
+                seconds = time.perf_counter() - start
+        finally:
+            child.join(timeout=timeout_s)
+            if child.is_alive():
+                child.kill()
+                child.join()
+    if answer != (data_id or "-") or dest.stat().st_size != src.stat().st_size:
+        raise RuntimeError("the raw copy is incomplete or corrupt")
+    dest.unlink()
+    return seconds
+
+
+def accept(server: socket.socket, child: multiprocessing.Process, timeout_s: float) -> socket.socket:
+    """The receiver's connection; gives up early if the receiver died before connecting."""
+    server.settimeout(0.5)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return server.accept()[0]
+        except TimeoutError:
+            if not child.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the raw receiver never connected") from None
+
+
+# -- RunSurge ------------------------------------------------------------------------------------
+class FetchingPeer:
+    """The benchmark process as a second worker: enrolled with the master, with its own cache."""
+
+    def __init__(self, net: LocalNet, home: Path):
+        cfg = WorkerConfig(home=home, master_url=net.url, master_grpc=f"127.0.0.1:{net.grpc_port}",
+                           master_enroll=f"127.0.0.1:{net.enroll_port}", ca_file=net.ca_file,
+                           email=EMAIL, password=PASSWORD, port=free_port(), slots=1, cpus=1,
+                           memory=1 << 30, sandbox="process").resolved()
+        self.link = MasterLink(cfg, WorkerTLS(cfg.home, cfg.ca_file))
+        self.link.register("bench-transfer-peer", cfg.port, [])
+        self.cache = Cache(home / "cache")
+        self.fetcher = Fetcher(self.cache, self.link, max_size=64 << 30)
+        key = net.root / "master" / "jwt_ed25519.pem"
+        if not key.is_file():
+            raise RuntimeError(f"the master's signing key {key} is missing")
+        self.tokens = TokenService(load_or_create_key(key))
+
+    def capability(self, data_id: str) -> str:
+        """What the scheduler sends in NotifyData: this worker may fetch this data id."""
+        return self.tokens.issue(self.link.worker_id, "cap", 900, data=data_id, task="bench-transfer")
+
+    def fetch(self, loc: common_pb2.DataLocation) -> float:
+        start = time.perf_counter()
+        source = self.fetcher.fetch("bench-transfer", loc)
+        seconds = time.perf_counter() - start
+        if not source.startswith("peer"):
+            raise RuntimeError(f"expected a peer fetch, got one from {source}")
+        self.cache.delete(loc.data_id)  # so the next round fetches again
+        return seconds
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.link.close()
+
+
+def holder_location(net: LocalNet, peer: FetchingPeer, data_id: str, size: int) -> common_pb2.DataLocation:
+    port = net.worker_ports[0]
+    worker_id = next(w["id"] for w in net.client().workers() if w["grpc_port"] == port)
+    return common_pb2.DataLocation(data_id=data_id, peer_address=f"127.0.0.1:{port}", peer_worker_id=worker_id,
+                                   size=size, sha256=data_id, capability=peer.capability(data_id))
+
+
+# -- the run -------------------------------------------------------------------------------------
+def measure_size(net: LocalNet, peer: FetchingPeer, root: Path, size: int, repeat: int,
+                 timeout_s: float) -> Row:
+    src, copy = root / "object", root / "raw-copy"
+    data_id = make_object(src, size)
+    holder = Cache(net.root / "worker0" / "cache")
+    holder.add_file(src)  # the holder now serves it, like any task output it keeps
+    loc = holder_location(net, peer, data_id, size)
+    runs = {"raw": lambda: raw_copy(src, copy, None, timeout_s),
+            "raw+sha256": lambda: raw_copy(src, copy, data_id, timeout_s),
+            "RunSurge": lambda: peer.fetch(loc)}
+    row = Row(size)
+    try:
+        for i in range(repeat + 1):  # round 0 is the untimed warm-up
+            for system, run in runs.items():
+                os.sync()
+                seconds = run()
+                if i:
+                    row.seconds[system].append(seconds)
+    finally:
+        holder.delete(data_id)
+        src.unlink()
+    return row
+
+
+def measure(sizes: list[int], repeat: int, timeout_s: float) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="runsurge-bench-transfer-") as tmp:
+        root = Path(tmp)
+        net = LocalNet(root / "net", sandbox="process", slots=1)
+        peer = None
+        try:
+            net.start(workers=1)
+            peer = FetchingPeer(net, root / "peer")
+            rows = []
+            for size in sizes:
+                rows.append(measure_size(net, peer, root, size, repeat, timeout_s))
+                print_row(rows[-1])
+            return rows
+        except Exception:  # a failure (a kill or Ctrl-C needs no logs): show why
+            for log in sorted(net.root.glob("*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-15:]
+                print(f"--- last lines of {log.name} ---", *tail, sep="\n", file=sys.stderr)
+            raise
+        finally:
+            if peer is not None:
+                peer.close()
+            net.stop()
+
+
+# -- report --------------------------------------------------------------------------------------
+def print_header() -> None:
+    print(f"{'size':>6}  {'raw MB/s':>17}  {'raw+sha256 MB/s':>17}  {'RunSurge MB/s':>17}  "
+          f"{'RunSurge/raw':>12}  target >= {TARGET:.0%}")
+
+
+def print_row(row: Row) -> None:
+    verdict = "MET" if row.ratio >= TARGET else "NOT met"
+    print(f"{human(row.size):>6}  {row.cell('raw'):>17}  {row.cell('raw+sha256'):>17}  {row.cell('RunSurge'):>17}  "
+          f"{row.ratio:>12.0%}  {verdict}", flush=True)
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, open("/proc/stat").readline().split()[1:8])
+    t = os.times()
+    return ((user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"),
+            t.user + t.system + t.children_user + t.children_system)
+
+
+def on_timeout(*_: object) -> None:
+    raise TimeoutError("transfer benchmark exceeded its time limit")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="10M,100M,1G", help="object sizes, comma-separated (default 10M,100M,1G)")
+    p.add_argument("--repeat", type=int, default=5, help="timed rounds per size and system (default 5)")
+    p.add_argument("--timeout", type=int, default=900, help="stop the whole run after this many seconds")
+    args = p.parse_args()
+    sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes or args.repeat < 1:
+        p.error("need at least one size and --repeat >= 1")
+    # Bounded, and a plain `kill` still runs every `finally` (processes stopped, temp dirs deleted).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGALRM, on_timeout)
+    signal.alarm(args.timeout)
+
+    print(f"peer-to-peer StreamData vs raw TCP on loopback, {os.cpu_count()} CPUs; "
+          f"median (min-max) of {args.repeat} rounds, MB = 10^6 bytes")
+    print_header()
+    busy0, own0, wall0 = *cpu_seconds(), time.monotonic()
+    rows = measure(sizes, args.repeat, timeout_s=args.timeout)
+    busy1, own1, wall1 = *cpu_seconds(), time.monotonic()
+    signal.alarm(0)
+    met = all(r.ratio >= TARGET for r in rows)
+    print(f"\ntarget (RunSurge >= {TARGET:.0%} of raw at every size): {'MET' if met else 'NOT met'}")
+    other = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
+    print(f"other programs used {other:.2f} of {os.cpu_count()} CPUs on average during this run"
+          + ("" if other < 0.1 else ": the machine was not quiet, figures are disturbed"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
