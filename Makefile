@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install proto demo test test-unit test-integration bench lint clean
+.PHONY: install proto image demo demo-process test test-unit test-integration bench lint clean provision test-provision
 
 install: $(STAMP)
 
@@ -17,10 +17,16 @@ $(STAMP): requirements-dev.txt proto/pyproject.toml pki/pyproject.toml master/py
 proto: install  ## regenerate the gRPC stubs from proto/runsurge/v1/*.proto
 	$(PY) proto/build_stubs.py
 
-demo: install  ## a master + 2 workers on loopback run a 3-stage job; prints the result
+image: install  ## build (or reuse) the guest VM image every task runs in (root; ~2 min the first time)
+	$(PY) vm-images/build.py
+
+demo: install image  ## a master + 2 workers on loopback run a 3-stage job in VMs; prints the result
 	$(PY) scripts/demo.py
 
-test: install
+demo-process: install  ## the same without VMs (no isolation; seconds instead of minutes)
+	$(PY) scripts/demo.py --sandbox process
+
+test: install image
 	$(PY) -m pytest tests -q
 
 test-unit: install
@@ -32,9 +38,26 @@ test-integration: install
 bench: install
 	$(PY) bench/dispatch.py
 	$(PY) bench/transfer.py
+	$(PY) bench/speedup.py
 
 lint: install
 	$(VENV)/bin/ruff check .
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Provisioning with Ansible (ansible/README.md). ansible-core and ansible-lint go into their own
+# venv (.venv/ansible); the playbook's first task builds the wheelhouse (build/wheelhouse) and the
+# hosts install from it. Extra ansible-playbook arguments: make provision ANSIBLE_ARGS="-e k=v".
+provision:  ## install a master + a worker on THIS machine (root) from the local inventory
+	cmp -s ansible/requirements.txt .venv/ansible/.installed || { \
+	  $(PYTHON) -m venv .venv/ansible && .venv/ansible/bin/pip install -q -r ansible/requirements.txt && \
+	  cp ansible/requirements.txt .venv/ansible/.installed; }
+	cd ansible && ../.venv/ansible/bin/ansible-playbook site.yml $(ANSIBLE_ARGS)
+
+test-provision: install  ## provision this machine, run a job on it, check it with testinfra; then the VM target
+	cmp -s ansible/requirements.txt .venv/ansible/.installed || { \
+	  $(PYTHON) -m venv .venv/ansible && .venv/ansible/bin/pip install -q -r ansible/requirements.txt && \
+	  cp ansible/requirements.txt .venv/ansible/.installed; }
+	$(PY) -m pip install -q pytest-testinfra
+	RUNSURGE_TEST_PROVISION=1 $(PY) -m pytest tests/provision -q
