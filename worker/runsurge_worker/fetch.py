@@ -27,7 +27,9 @@ class Fetcher:
         self.cache, self.link, self.max_size = cache, link, max_size
         self._peers: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
-        self._inflight: dict[str, threading.Lock] = {}
+        # Striped locks: two tasks needing the same object fetch it once, and the lock table stays
+        # bounded however many objects a long-running worker sees.
+        self._gates = [threading.Lock() for _ in range(64)]
 
     def _peer(self, address: str) -> worker_pb2_grpc.WorkerServiceStub:
         """Mutual TLS to the peer, with our current certificate (a renewal opens new channels)."""
@@ -40,9 +42,7 @@ class Fetcher:
 
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
         """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
-        with self._lock:
-            gate = self._inflight.setdefault(loc.data_id, threading.Lock())
-        with gate:  # two tasks needing the same object fetch it once
+        with self._gates[int(loc.data_id[:8], 16) % len(self._gates)]:
             if self.cache.has(loc.data_id):
                 return "cache"
             req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id, capability=loc.capability)
