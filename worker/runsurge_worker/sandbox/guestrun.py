@@ -7,6 +7,7 @@ guest's task cgroup (memory.max, pids.max, cpu.max), started by /usr/local/sbin/
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +20,7 @@ from ..monitor import Meter
 from .base import SAMPLE_INTERVAL_S, Limits, RunResult
 from .commands import guest_probe_cmd, guest_start_cmd
 
+log = logging.getLogger(__name__)
 SEP = "@@RS@@"
 TASK_CGROUP = "/sys/fs/cgroup/runsurge-task"
 SSH_CMD_TIMEOUT_S = 30
@@ -26,6 +28,29 @@ SSH_CMD_TIMEOUT_S = 30
 
 class GuestLostError(RuntimeError):
     """The guest stopped answering: an infrastructure failure, not the task's."""
+
+
+def sandbox_error(message: str) -> RunResult:
+    """The host could not run the task (no VM, VM lost...): the master re-runs it elsewhere."""
+    return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {message}", infrastructure_error=True)
+
+
+def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,  # noqa: ANN001
+                vm_cpus: int) -> RunResult:
+    """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
+    folder mounted: the task folder takes its place, so the task starts without a mount, and gets
+    its own name back once the VM is gone. Shared by every VM backend."""
+    slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
+    os.rmdir(slot)
+    os.rename(task_dir, slot)
+    try:
+        return run_in_guest(vm.conn, slot, script, limits, cancel, vm_cpus)
+    except GuestLostError as exc:
+        log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
+        return sandbox_error(str(exc))
+    finally:
+        vm.destroy()
+        os.rename(slot, task_dir)
 
 
 @dataclass

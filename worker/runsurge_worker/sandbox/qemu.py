@@ -28,7 +28,7 @@ from pathlib import Path
 from . import ssh
 from .base import Limits, RunResult, SandboxBackend
 from .commands import GUEST_CMDLINE, QemuSpec, guest_mount_cmd, has_hw_virt
-from .guestrun import GuestLostError, run_in_guest
+from .guestrun import run_in_slot, sandbox_error
 from .samba import SambaServer
 from .snapshot import Snapshot, load_or_create
 from .vm import Vm, VmError
@@ -158,35 +158,20 @@ class QemuSandbox(SandboxBackend):
         if task_dir.parent.resolve() != self.task_root.resolve():
             raise ValueError(f"{task_dir} is not a folder of {self.task_root}")
         if limits.memory_bytes > self.max_task_memory_bytes:
-            return RunResult(None, 0.0, 0.0, 0, 0, infrastructure_error=True,
-                             failure=f"sandbox error: task needs {limits.memory_bytes >> 20} MiB, "
-                                     f"this worker's VMs give at most "
-                                     f"{self.max_task_memory_bytes >> 20} MiB")
+            return sandbox_error(f"task needs {limits.memory_bytes >> 20} MiB, this worker's VMs give "
+                                 f"at most {self.max_task_memory_bytes >> 20} MiB")
         try:
             vm = self.pool.acquire()
         except Exception as exc:  # noqa: BLE001
             log.exception("no VM for task %s", task_dir.name)
-            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
-                             infrastructure_error=True)
+            return sandbox_error(str(exc))
         with self._lock:
             self._running.add(vm)
-        # The VM has its (empty, never used) slot mounted: the task folder takes its place, so
-        # the task starts without a mount. It gets its own name back when the VM is gone.
-        slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
-        os.rmdir(slot)
-        os.rename(task_dir, slot)
         try:
-            return run_in_guest(vm.conn, slot, script, limits, cancel, self.vm_cpus)
-        except GuestLostError as exc:
-            alive = vm.alive()
-            log.error("task %s: %s (qemu %s)", task_dir.name, exc, "alive" if alive else "gone")
-            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
-                             infrastructure_error=True)
+            return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus)
         finally:
-            vm.destroy()
             with self._lock:
                 self._running.discard(vm)
-            os.rename(slot, task_dir)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from . import ssh
 from .base import Limits, RunResult, SandboxBackend
-from .guestrun import GuestLostError, run_in_guest
+from .guestrun import run_in_slot, sandbox_error
 from .ports import free_port
 from .qemu import SLOT_PREFIX, resolve_image
 from .samba import SambaServer
@@ -194,19 +194,8 @@ class VirtualBoxSandbox(SandboxBackend):
         try:
             vm = self.pool.acquire()
         except Exception as exc:  # noqa: BLE001
-            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
-                             infrastructure_error=True)
-        slot, vm.slot = vm.slot, None
-        slot.rmdir()
-        task_dir.rename(slot)
-        try:
-            return run_in_guest(vm.conn, slot, script, limits, cancel, self.vm_cpus)
-        except GuestLostError as exc:
-            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
-                             infrastructure_error=True)
-        finally:
-            vm.destroy()
-            slot.rename(task_dir)
+            return sandbox_error(str(exc))
+        return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus)
 
     def close(self) -> None:
         if self.pool is not None:
