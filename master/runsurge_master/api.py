@@ -22,7 +22,7 @@ from runsurge_master.auth import TokenError, TokenService, hash_password, verify
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
-from runsurge_master.http_security import LoginLimiter
+from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
@@ -293,12 +293,6 @@ def create_app(sv: Services) -> FastAPI:
         for data_id in data_ids - known:
             sv.store.path(data_id).unlink(missing_ok=True)
 
-    def _own_job(s, job_id: str, user: str) -> Job:  # noqa: ANN001
-        job = s.get(Job, job_id)
-        if job is None or job.owner_id != user:  # someone else's job looks like no job at all
-            raise HTTPException(404, "no such job")
-        return job
-
     @app.get("/api/jobs")
     def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
         with sv.db.session() as s:
@@ -309,19 +303,19 @@ def create_app(sv: Services) -> FastAPI:
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str, user: UserId) -> JobOut:
         with sv.db.session() as s:
-            return _job_out(s, _own_job(s, job_id, user), with_tasks=True)
+            return _job_out(s, own_job(s, job_id, user), with_tasks=True)
 
     @app.get("/api/jobs/{job_id}/results")
     def list_results(job_id: str, user: UserId) -> list[ResultOut]:
         with sv.db.session() as s:
-            job = _own_job(s, job_id, user)
+            job = own_job(s, job_id, user)
             return [ResultOut(task=t.name, name=o.name, data_id=o.data_id, size=o.size or 0)
                     for t in job.tasks for o in t.outputs if o.is_result and o.data_id]
 
     @app.get("/api/jobs/{job_id}/results/{task_name}/{file_name}")
     def download_result(job_id: str, task_name: str, file_name: str, user: UserId) -> FileResponse:
         with sv.db.session() as s:
-            job = _own_job(s, job_id, user)
+            job = own_job(s, job_id, user)
             match = [o.data_id for t in job.tasks if t.name == task_name
                      for o in t.outputs if o.name == file_name and o.is_result and o.data_id]
         if not match or not sv.store.has(match[0]):
@@ -333,7 +327,7 @@ def create_app(sv: Services) -> FastAPI:
     def data_locations(job_id: str, user: UserId) -> list[LocationOut]:
         """Who holds each of the job's data objects (the master and/or workers' caches)."""
         with sv.db.session() as s:
-            job = _own_job(s, job_id, user)
+            job = own_job(s, job_id, user)
             ids = {i.data_id for t in job.tasks for i in t.inputs if i.data_id}
             ids |= {o.data_id for t in job.tasks for o in t.outputs if o.data_id}
             holders: dict[str, list[str]] = {d: [] for d in ids}

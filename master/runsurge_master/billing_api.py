@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import OperationalError
 
 from runsurge_master import billing
-from runsurge_master.models import Job
+from runsurge_master.http_security import own_job
 
 log = logging.getLogger("runsurge.billing")
 
@@ -95,12 +95,6 @@ def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # noqa: 
     billing.use_tariff(sv.db.engine, billing.Tariff.from_config(sv.cfg))
     router = APIRouter(tags=["billing"])
     UserId = Annotated[str, Depends(current_user)]  # noqa: N806 - a type alias
-
-    def own_job(s, job_id: str, user: str) -> Job:  # noqa: ANN001
-        job = s.get(Job, job_id)
-        if job is None or job.owner_id != user:  # someone else's job looks like no job at all
-            raise HTTPException(404, "no such job")
-        return job
 
     @router.get("/api/jobs/{job_id}/bill")
     def job_bill(job_id: str, user: UserId) -> BillOut:

@@ -1,5 +1,5 @@
-"""HTTP hardening: security headers on every response, CORS closed unless configured, and a
-login rate limit per client address and per account."""
+"""HTTP hardening: security headers on every response, CORS closed unless configured, a login rate
+limit per client address and per account, and the rule that users see only their own jobs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import threading
 import time
 from collections import deque
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import Session
 
 from runsurge_master.config import MasterConfig
+from runsurge_master.models import Job
 
 # The API docs page loads its script and styles from a CDN; every other page is served by us alone.
 _CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
@@ -68,3 +70,10 @@ class LoginLimiter:
                 self._recent(key, now).append(now)
             if len(self._failures) > 100_000:  # bound memory under a spray of addresses
                 self._failures = {k: q for k, q in self._failures.items() if q and now - q[-1] < self.window_s}
+
+
+def own_job(s: Session, job_id: str, user: str) -> Job:
+    job = s.get(Job, job_id)
+    if job is None or job.owner_id != user:  # someone else's job looks like no job at all
+        raise HTTPException(404, "no such job")
+    return job
