@@ -41,6 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from localnet import LocalNet  # noqa: E402
+from quiet import OtherLoad  # noqa: E402
 
 NOOP_SCRIPT = "pass\n"
 WARMUP_TASKS = 4
@@ -205,15 +206,6 @@ class Dask:
         return Result(label, n, max(latencies), latencies)
 
 
-# -- the machine ---------------------------------------------------------------------------------
-def cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, open("/proc/stat").readline().split()[1:8])
-    t = os.times()
-    return ((user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"),
-            t.user + t.system + t.children_user + t.children_system)
-
-
 # -- report --------------------------------------------------------------------------------------
 def median_round(rounds: list[Result]) -> Result:
     return sorted(rounds, key=lambda r: r.tasks_per_s)[len(rounds) // 2]
@@ -250,7 +242,7 @@ def main() -> int:
 
     print(f"{args.tasks} no-op tasks x {args.repeat} rounds, 2 workers x {args.slots} slot(s), "
           f"{os.cpu_count()} CPUs, loopback")
-    busy0, own0, wall0 = *cpu_seconds(), time.monotonic()
+    load = OtherLoad()
     rounds: dict[str, list[Result]] = {}
     with tempfile.TemporaryDirectory(prefix="runsurge-bench-dispatch-") as tmp:
         with RunSurge(Path(tmp) / "runsurge", args.slots, args.timeout) as rs, \
@@ -260,7 +252,7 @@ def main() -> int:
                 for label in dask.variants:
                     rounds.setdefault(label, []).append(dask.run(label, args.tasks))
             phases = rs.phases(median_round(rounds["RunSurge"]).job_id)
-    busy1, own1, wall1 = *cpu_seconds(), time.monotonic()
+    quiet = load.stop()
 
     results = [median_round(r) for r in rounds.values()]
     print_table(results, rounds)
@@ -268,9 +260,7 @@ def main() -> int:
     for name, seconds in phases.items():
         print(f"  {name:<46} {seconds * 1000:7.1f} ms")
     print_verdict(results[0], results[1:])
-    other = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
-    print(f"\nother programs used {other:.2f} of {os.cpu_count()} CPUs on average during this run"
-          + ("" if other < 0.1 else ": the machine was not quiet, figures are disturbed"))
+    print(f"\n{quiet}")
     return 0
 
 

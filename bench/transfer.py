@@ -49,6 +49,7 @@ from runsurge_worker.tls import WorkerTLS
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from localnet import EMAIL, PASSWORD, LocalNet, free_port  # noqa: E402
+from quiet import OtherLoad  # noqa: E402
 
 BLOCK = 1 << 20
 RANDOM_BLOCK = 16 << 20  # repeated to build big objects fast; nothing on the path compresses or dedups
@@ -258,14 +259,6 @@ def print_row(row: Row) -> None:
           f"{row.ratio:>12.0%}  {verdict}", flush=True)
 
 
-def cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
-    user, nice, system, _idle, _iowait, irq, softirq = map(int, open("/proc/stat").readline().split()[1:8])
-    t = os.times()
-    return ((user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK"),
-            t.user + t.system + t.children_user + t.children_system)
-
-
 def on_timeout(*_: object) -> None:
     raise TimeoutError("transfer benchmark exceeded its time limit")
 
@@ -287,15 +280,13 @@ def main() -> int:
     print(f"peer-to-peer StreamData vs raw TCP on loopback, {os.cpu_count()} CPUs; "
           f"median (min-max) of {args.repeat} rounds, MB = 10^6 bytes")
     print_header()
-    busy0, own0, wall0 = *cpu_seconds(), time.monotonic()
+    load = OtherLoad()
     rows = measure(sizes, args.repeat, timeout_s=args.timeout)
-    busy1, own1, wall1 = *cpu_seconds(), time.monotonic()
+    quiet = load.stop()
     signal.alarm(0)
     met = all(r.ratio >= TARGET for r in rows)
     print(f"\ntarget (RunSurge >= {TARGET:.0%} of raw at every size): {'MET' if met else 'NOT met'}")
-    other = max(0.0, (busy1 - busy0) - (own1 - own0)) / (wall1 - wall0)
-    print(f"other programs used {other:.2f} of {os.cpu_count()} CPUs on average during this run"
-          + ("" if other < 0.1 else ": the machine was not quiet, figures are disturbed"))
+    print(quiet)
     return 0
 
 
