@@ -273,13 +273,16 @@ def create_app(sv: Services) -> FastAPI:
         except SpecError as e:
             raise HTTPException(400, str(e)) from None
 
-    def _store(sources: dict[str, submission.Opener]) -> dict[str, tuple[str, int]]:
+    def _store(sources: dict[str, submission.Source]) -> dict[str, tuple[str, int]]:
         stored: dict[str, tuple[str, int]] = {}
         budget = sv.cfg.max_upload_bytes
         try:
-            for name, opener in sources.items():
-                with opener() as f:
-                    stored[name] = sv.store.put_stream(iter(lambda f=f: f.read(CHUNK_SIZE), b""), max_size=budget)
+            for name, source in sources.items():
+                if source.path is not None:
+                    stored[name] = sv.store.put_file(source.path, max_size=budget)
+                else:
+                    with source.open() as f:
+                        stored[name] = sv.store.put_stream(iter(lambda f=f: f.read(CHUNK_SIZE), b""), max_size=budget)
                 budget -= stored[name][1]
         except IntegrityError:
             _discard_unreferenced({d for d, _ in stored.values()})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from runsurge_proto.wire import FileReceiver, is_data_id, receive_file
+from runsurge_proto.wire import CHUNK_SIZE, FileReceiver, IntegrityError, is_data_id, receive_file
 
 
 class ObjectStore:
@@ -28,6 +30,26 @@ class ObjectStore:
         tmp = self.root / "incoming" / uuid.uuid4().hex
         digest, size = receive_file(blocks, tmp, expected_sha, max_size, expected_size)
         dest = self.path(digest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.replace(dest)
+        return digest, size
+
+    def put_file(self, path: Path, max_size: int) -> tuple[str, int]:
+        """Store a finished file of ours (a planner's chunk): hash it, then hard-link it in, which
+        costs no copy when it is on the store's file system; copy (checking the hash) otherwise."""
+        size = path.stat().st_size
+        if size > max_size:
+            raise IntegrityError(f"data larger than allowed ({max_size} bytes)")
+        with open(path, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        dest = self.path(digest)
+        tmp = self.root / "incoming" / uuid.uuid4().hex
+        try:
+            os.link(path, tmp)
+        except OSError:  # another file system (or no hard links): copy, and the copy is checked
+            with open(path, "rb") as f:
+                return self.put_stream(iter(lambda: f.read(CHUNK_SIZE), b""), max_size, digest, size)
+        os.chmod(tmp, 0o600)  # like every object the store writes itself
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp.replace(dest)
         return digest, size

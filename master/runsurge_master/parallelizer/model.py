@@ -47,6 +47,11 @@ class PlanFiles(Mapping[str, bytes]):
     def path(self, name: str) -> Path | None:
         return self._disk.get(name)
 
+    def generated(self, name: str) -> bool:
+        """Written by the planner into its own temporary directory (not one of the user's files)."""
+        path = self._disk.get(name)
+        return path is not None and self._tmp is not None and path.parent == self._tmp
+
     def size(self, name: str) -> int:
         return len(self._mem[name]) if name in self._mem else self._disk[name].stat().st_size
 

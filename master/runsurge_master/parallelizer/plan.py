@@ -52,7 +52,10 @@ class Layout:
 
 
 def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: int | None = None,
-             worker_free_memory: list[int] = (), per_task_overhead_s: float = 0.5) -> Plan:
+             worker_free_memory: list[int] = (), per_task_overhead_s: float = 0.5,
+             workdir: Path | None = None) -> Plan:
+    """`workdir`: where chunk files are written (the master passes its object store's file system,
+    so storing a chunk is a hard link, not a copy); the system's temporary folder by default."""
     _check_names(script_name, data)
     if chunks is not None and (not isinstance(chunks, int) or chunks < 1):
         raise PlanError(f"chunks must be a positive integer, got {chunks!r}")
@@ -98,7 +101,7 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
                  "run side by side, each on all the rows")
     notes += layout.waits
     notes += _independence_notes(a, layout)
-    return _build(a, data, data_name, scan, layout, choice.k, notes)
+    return _build(a, data, data_name, scan, layout, choice.k, notes, workdir)
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -303,9 +306,9 @@ def _repeat(lay: Layout, group: int, sites: list[CallSite]) -> list[int]:
 
 
 def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, lay: Layout, k: int,
-           notes: list[str]) -> Plan:
+           notes: list[str], workdir: Path | None) -> Plan:
     files = PlanFiles()
-    tmp = Path(tempfile.mkdtemp(prefix="runsurge-plan-"))
+    tmp = Path(tempfile.mkdtemp(prefix="runsurge-plan-", dir=workdir))
     files.own_dir(tmp)
     names = _Names({a.script.name, *data})
     stem, dstem = Path(a.script.name).stem, Path(data_name).stem

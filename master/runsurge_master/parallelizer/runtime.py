@@ -6,6 +6,7 @@ keys of any type, sets, Counter and defaultdict. They only ever pass between the
 job, inside its sandboxes, so unpickling trusts nothing it did not produce itself.
 """
 
+import gc as _rs_gc  # noqa: F401 - used by the generated load block (codegen._load_block)
 import pickle as _rs_pickle
 
 

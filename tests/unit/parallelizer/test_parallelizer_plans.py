@@ -93,7 +93,7 @@ def test_small_input_is_not_split_without_override(tmp_path):
 
 def test_generated_scripts_are_standard_library_only(tmp_path):
     plan = plan_and_run("word_frequency_counter", tmp_path)
-    allowed = {"csv", "math", "collections", "pickle", "statistics"}
+    allowed = {"csv", "gc", "math", "collections", "pickle", "statistics"}
     for name in plan.files:
         if name.endswith(".py"):
             tree = ast.parse(plan.files[name])
