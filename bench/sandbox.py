@@ -1,12 +1,15 @@
 """Sandbox start-up and I/O figures: AssignTask -> user code running, per-VM memory, share speed.
 
-    python bench/sandbox.py [--image-dir DIR] [--runs N] [--skip-cold]
+    python bench/sandbox.py [--image-dir DIR] [--runs N] [--warm-runs N] [--skip-cold]
 
 "User code running" is measured on the host, clock-independent: the task's first statement
 creates a file in its folder, and the host polls the folder (through the share) for it. The time
 starts when `backend.run` is called, which is what the worker's task processor does on AssignTask
 once the inputs are in place. Modes: cold boot (a VM booted for the task), snapshot restore (pool
-empty: a VM restored for the task), warm pool (a restored VM waiting), and bwrap.
+empty: a VM restored for the task), warm pool (a restored VM waiting: the headline) and bwrap
+(the peer, in the same run). For the warm pool it also breaks the time down: the `go` round trip
+to the guest agent, the script's first line by the guest's clock (set from the host's at `go`, so
+it lags the host by the one-way latency, a few ms), and the host seeing the file.
 Needs root, QEMU, smbd and the guest image (built if missing).
 """
 
@@ -18,20 +21,28 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
+from runsurge_worker.sandbox import agent as guest_agent
 from runsurge_worker.sandbox.base import Limits
 from runsurge_worker.sandbox.bwrap import BwrapSandbox
 from runsurge_worker.sandbox.qemu import QemuSandbox
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quiet import OtherLoad  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
-MARK = "import os; os.close(os.open('started', os.O_CREAT | os.O_WRONLY))\n"
+# The first statement leaves a file the host can see, holding the guest's clock at that moment.
+MARK = ("import os, time; fd = os.open('started', os.O_CREAT | os.O_WRONLY); "
+        "os.write(fd, repr(time.time()).encode()); os.close(fd)\n")
 LIMITS = Limits(memory_bytes=256 << 20, timeout_s=120)
 IO_MB = 100
+TARGET_S = 0.300
 
 
 def _image_dir(arg: str | None) -> Path:
@@ -43,41 +54,76 @@ def _image_dir(arg: str | None) -> Path:
     return build.find_image() or build.build()
 
 
-def time_to_user_code(backend, body: str = "") -> tuple[float, float]:
-    """(seconds from run() to the script's first statement, seconds for the whole run())."""
+class _GoTimer:
+    """Wraps the agent's calls to note when the task's `go` was sent and answered (host clock)."""
+
+    def __init__(self):
+        self.sent = self.answered = None
+        self._call = guest_agent.GuestAgent.call
+        timer = self
+
+        def call(agent, op, **kw):
+            if op == "go":
+                timer.sent = time.time()
+            reply = timer._call(agent, op, **kw)
+            if op == "go":
+                timer.answered = time.time()
+            return reply
+
+        guest_agent.GuestAgent.call = call
+
+    def close(self):
+        guest_agent.GuestAgent.call = self._call
+
+
+def time_to_user_code(backend, body: str = "", go: _GoTimer | None = None) -> dict[str, float]:
+    """Seconds from run() to: the script's first statement seen by the host ("user"), the whole
+    run() ("total"), and with `go`: the go sent/answered and the first line by the guest's clock."""
     task_dir = backend.task_root / uuid.uuid4().hex
     task_dir.mkdir(parents=True)
     (task_dir / "main.py").write_text(MARK + body)
-    seen: list[float] = []
-    started = time.monotonic()
+    seen: list[tuple[float, Path]] = []
     done = threading.Event()
 
     def watch():
         # While the task runs its folder lives under the VM's slot name: look for it anywhere.
         while not done.is_set():
-            if any(backend.task_root.glob("*/started")):
-                seen.append(time.monotonic())
+            found = list(backend.task_root.glob("*/started"))
+            if found:
+                seen.append((time.time(), found[0]))
                 return
             time.sleep(0.002)
 
     watcher = threading.Thread(target=watch)
+    started = time.time()
     watcher.start()
     result = backend.run(task_dir, "main.py", LIMITS, threading.Event())
-    total = time.monotonic() - started
+    total = time.time() - started
     done.set()
     watcher.join()
+    guest_clock = (task_dir / "started").read_text() if (task_dir / "started").exists() else ""
     shutil.rmtree(task_dir)
     if result.exit_code != 0 or not seen:
         raise RuntimeError(f"benchmark task failed: {result}")
-    return seen[0] - started, total
+    out = {"user": seen[0][0] - started, "total": total}
+    if go is not None and go.sent and guest_clock:
+        out.update(go_sent=go.sent - started, go_answered=go.answered - started,
+                   first_line=float(guest_clock) - started)
+    return out
 
 
-def _fmt(values: list[float]) -> str:
+def _ms(values: list[float]) -> str:
     return (f"median {statistics.median(values) * 1000:7.0f} ms  "
             f"(min {min(values) * 1000:.0f}, max {max(values) * 1000:.0f}, n={len(values)})")
 
 
-def bench_starts(image_dir: Path, runs: int, skip_cold: bool) -> None:
+def _loadavg() -> str:
+    return open("/proc/loadavg").read().split(" ", 3)[0]
+
+
+def bench_starts(image_dir: Path, runs: int, warm_runs: int, skip_cold: bool) -> None:
+    load = OtherLoad()
+    print(f"load average (1 min) at the start: {_loadavg()}")
     print("AssignTask -> user code running")
     work = Path(tempfile.mkdtemp(prefix="rs-bench-"))
     work.chmod(0o711)  # a root worker's bwrap tasks run as their own uids and need to reach it
@@ -86,7 +132,7 @@ def bench_starts(image_dir: Path, runs: int, skip_cold: bool) -> None:
             cold = QemuSandbox(work / "cold", image_dir, cold=True)
             cold.start()
             try:
-                print(f"  cold boot        {_fmt([time_to_user_code(cold)[0]])}")
+                print(f"  cold boot          {_ms([time_to_user_code(cold)['user']])}")
             finally:
                 cold.close()
 
@@ -95,33 +141,52 @@ def bench_starts(image_dir: Path, runs: int, skip_cold: bool) -> None:
         restore.start()
         print(f"  (worker start incl. snapshot: {time.monotonic() - started:.1f} s)")
         try:
-            print(f"  snapshot restore {_fmt([time_to_user_code(restore)[0] for _ in range(runs)])}")
+            times = [time_to_user_code(restore)["user"] for _ in range(runs)]
+            print(f"  snapshot restore   {_ms(times)}")
         finally:
             restore.close()
 
         pooled = QemuSandbox(work / "vm", image_dir, pool_size=1)  # reuses the snapshot
         pooled.start()
+        go = _GoTimer()
         try:
-            warm, rss, ready = [], [], []
-            for _ in range(runs):
+            rows, rss, ready, prepared = [], [], [], []
+            for _ in range(warm_runs):
                 pooled.pool.wait_full(300)
+                time.sleep(0.5)  # let the refill's last guest work settle
                 vm = pooled.pool._idle[0]
                 rss.append(vm.rss_bytes)
                 ready.append(vm.ready_s)
-                warm.append(time_to_user_code(pooled)[0])
-            print(f"  warm pool        {_fmt(warm)}")
-            print(f"  restore -> SSH ready {_fmt(ready)}")
+                prepared.append(vm.prepared_s)
+                rows.append(time_to_user_code(pooled, go=go))
+            warm = [r["user"] for r in rows]
+            print(f"  warm pool          {_ms(warm)}")
+            for key, what in (("go_sent", "go sent to the guest agent"),
+                              ("go_answered", "go answered (one round trip)"),
+                              ("first_line", "first line runs (guest clock)"),
+                              ("user", "host sees its file")):
+                print(f"    {what:34s} {_ms([r[key] for r in rows])}")
+            print(f"    {'whole run() of this no-op task':34s} {_ms([r['total'] for r in rows])}")
+            print(f"  {'restore -> SSH ready':38s} {_ms(ready)}")
+            print(f"  {'restore -> ready in the pool (agent)':38s} {_ms(prepared)}")
             print(f"  idle pool VM host RSS: {statistics.median(rss) / 2**20:.0f} MiB "
                   f"(VM size {pooled.vm_memory_mb} MiB)")
             bench_io(pooled)
         finally:
+            go.close()
             pooled.close()
 
         bw = BwrapSandbox(work / "bwrap")
         bw.start()
-        print(f"  bwrap            {_fmt([time_to_user_code(bw)[0] for _ in range(runs)])}")
+        peer = [time_to_user_code(bw)["user"] for _ in range(warm_runs)]
+        print(f"  bwrap              {_ms(peer)}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    head = statistics.median(warm)
+    print(f"\nHEADLINE: AssignTask -> user code running in a never-used warm-pool VM: "
+          f"{head * 1000:.0f} ms median (target < {TARGET_S * 1000:.0f} ms: "
+          f"{'met' if head < TARGET_S else 'NOT met'}); peer bwrap: {statistics.median(peer) * 1000:.0f} ms")
+    print(f"load average (1 min) at the end: {_loadavg()}; {load.stop()}")
 
 
 def bench_io(backend: QemuSandbox) -> None:
@@ -191,10 +256,11 @@ def _host_disk_io(directory: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-dir")
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="snapshot restores")
+    parser.add_argument("--warm-runs", type=int, default=11, help="warm-pool and bwrap starts")
     parser.add_argument("--skip-cold", action="store_true", help="skip the ~40 s cold boot")
     args = parser.parse_args()
-    bench_starts(_image_dir(args.image_dir), args.runs, args.skip_cold)
+    bench_starts(_image_dir(args.image_dir), args.runs, args.warm_runs, args.skip_cold)
 
 
 if __name__ == "__main__":

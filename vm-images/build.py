@@ -7,6 +7,11 @@ Prints the image directory (``DIR/<hash>``) holding ``disk.qcow2``, ``vmlinuz``,
 recipe gives a new directory and an unchanged one is never rebuilt. A build happens in a temporary
 directory renamed into place at the end: a crashed build never leaves an image that looks valid.
 Needs root (debootstrap, chroot), debootstrap, e2fsprogs >= 1.43 (mkfs.ext4 -d) and qemu-img.
+
+``disk.qcow2`` is the bare ext4 root file system, booted with QEMU's ``-kernel``. ``disk.vdi`` is
+the same file system as partition 2 of a disk whose partition 1 is a small FAT boot partition with
+syslinux, the same kernel and initrd (VirtualBox boots from its BIOS). The boot loader tools are
+Debian packages installed in the tree for the build and purged before the file system is made.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -31,6 +37,11 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # a script that fills the disk fills this, inside its own throw-away overlay.
 HEADROOM_MB = 768
 MANIFEST = "manifest.json"
+# The VDI's boot partition (FAT16, syslinux) and the kernel command line its boot loader passes.
+BOOT_TOOLS = ["syslinux", "syslinux-common", "mtools", "dosfstools"]
+BOOT_PART_MB = 48
+VDI_CMDLINE = "root=LABEL=rsroot rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on"
+SECTOR = 512
 
 
 def default_out_dir() -> Path:
@@ -76,7 +87,7 @@ def _packages() -> list[str]:
 def _bootstrap(tree: Path) -> None:
     mirror = os.environ.get("RUNSURGE_DEBIAN_MIRROR", DEFAULT_MIRROR)
     _run(["debootstrap", "--variant=minbase", "--components=main",
-          "--include=" + ",".join(_packages()), SUITE, str(tree), mirror],
+          "--include=" + ",".join(_packages() + BOOT_TOOLS), SUITE, str(tree), mirror],
          stdout=subprocess.DEVNULL)
 
 
@@ -86,6 +97,7 @@ def _configure(tree: Path) -> None:
     _run(["mount", "-t", "proc", "proc", str(tree / "proc")])
     try:
         _run(["chroot", str(tree), "/setup.sh"])
+        _boot_partition(tree)
         listing = subprocess.run(
             ["chroot", str(tree), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
             check=True, capture_output=True, text=True).stdout
@@ -93,6 +105,50 @@ def _configure(tree: Path) -> None:
         _run(["umount", str(tree / "proc")])
     (tree / "setup.sh").unlink()
     (tree / "etc/runsurge/packages.lock").write_text(listing)
+
+
+def _boot_partition(tree: Path) -> None:
+    """Make the VDI's boot partition (tree/boot.fat, syslinux + kernel + initrd) and keep the MBR
+    boot code (tree/boot.mbr), with the tools of the tree's own Debian, then purge those tools."""
+    cfg = (f"DEFAULT runsurge\nPROMPT 0\nTIMEOUT 0\nSERIAL 0 115200\nLABEL runsurge\n"
+           f"  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND {VDI_CMDLINE}\n")
+    (tree / "syslinux.cfg").write_text(cfg)
+    script = (
+        "set -e; cd /boot; k=$(ls vmlinuz-*); v=${k#vmlinuz-}; "
+        f"mkfs.fat -F 16 -n RSBOOT -i 52535253 -C /boot.fat {BOOT_PART_MB * 1024} >/dev/null; "
+        "mcopy -i /boot.fat $k ::/vmlinuz; mcopy -i /boot.fat initrd.img-$v ::/initrd.img; "
+        "mcopy -i /boot.fat /syslinux.cfg ::/syslinux.cfg; syslinux --install /boot.fat; "
+        "cp /usr/lib/syslinux/mbr/mbr.bin /boot.mbr; rm /syslinux.cfg; "
+        "dpkg --purge " + " ".join(BOOT_TOOLS) + " >/dev/null")
+    _run(["chroot", str(tree), "sh", "-c", script])
+
+
+def _mbr(boot_code: bytes, partitions: list[tuple[int, int, int, bool]]) -> bytes:
+    """A DOS partition table: (type, first sector, sectors, active) per partition; LBA only."""
+    mbr = bytearray(SECTOR)
+    mbr[:440] = boot_code[:440]
+    mbr[440:444] = b"RSRS"  # disk signature: fixed, the build is reproducible
+    for i, (ptype, first, count, active) in enumerate(partitions):
+        entry = struct.pack("<B3sB3sII", 0x80 if active else 0, b"\xfe\xff\xff", ptype,
+                            b"\xfe\xff\xff", first, count)
+        mbr[446 + 16 * i:462 + 16 * i] = entry
+    mbr[510:] = b"\x55\xaa"
+    return bytes(mbr)
+
+
+def _bootable_raw(boot_mbr: Path, boot_fat: Path, root_raw: Path, out: Path) -> None:
+    """MBR + FAT boot partition (active) + the root file system as partition 2, sparse."""
+    first = (1 << 20) // SECTOR  # 1 MiB alignment
+    fat_sectors = boot_fat.stat().st_size // SECTOR
+    root_first = first + fat_sectors
+    root_sectors = root_raw.stat().st_size // SECTOR
+    with open(out, "wb") as f:
+        f.write(_mbr(boot_mbr.read_bytes(), [(0x0E, first, fat_sectors, True),  # FAT16 LBA
+                                             (0x83, root_first, root_sectors, False)]))
+        f.truncate((root_first + root_sectors) * SECTOR)
+    for part, at in ((boot_fat, first), (root_raw, root_first)):
+        _run(["dd", f"if={part}", f"of={out}", "bs=1M", f"seek={at * SECTOR}", "oflag=seek_bytes",
+              "conv=sparse,notrunc", "status=none"])
 
 
 def _boot_files(tree: Path, dest: Path) -> str:
@@ -112,14 +168,21 @@ def _tree_mb(tree: Path) -> int:
 
 
 def _make_disks(tree: Path, dest: Path) -> int:
+    # The boot partition and MBR code leave the tree: they are not part of the root file system.
+    boot_fat, boot_mbr = dest / "boot.fat", dest / "boot.mbr"
+    shutil.move(tree / "boot.fat", boot_fat)
+    shutil.move(tree / "boot.mbr", boot_mbr)
     size_mb = (_tree_mb(tree) * 115 // 100 + HEADROOM_MB + 63) // 64 * 64
     raw = dest / "disk.raw"
     with open(raw, "wb") as f:
         f.truncate(size_mb << 20)
     _run(["mkfs.ext4", "-q", "-F", "-L", "rsroot", "-d", str(tree), str(raw)])
     _run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(dest / "disk.qcow2")])
-    _run(["qemu-img", "convert", "-f", "raw", "-O", "vdi", str(raw), str(dest / "disk.vdi")])
-    raw.unlink()
+    bootable = dest / "disk-bootable.raw"
+    _bootable_raw(boot_mbr, boot_fat, raw, bootable)
+    _run(["qemu-img", "convert", "-f", "raw", "-O", "vdi", str(bootable), str(dest / "disk.vdi")])
+    for path in (raw, bootable, boot_fat, boot_mbr):
+        path.unlink()
     return size_mb
 
 
@@ -155,6 +218,8 @@ def build(out: Path | None = None, force: bool = False) -> Path:
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_s": round(time.monotonic() - started, 1),
                 "files": ["disk.qcow2", "disk.vdi", "vmlinuz", "initrd.img"],
+                # disk.vdi: MBR, FAT boot partition (syslinux), this root file system as partition 2
+                "vdi_boot": {"loader": "syslinux", "cmdline": VDI_CMDLINE},
             }
             # The manifest is written last: its presence is what marks a directory as complete.
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -12,7 +12,6 @@ from runsurge_worker.sandbox.bwrap import bwrap_argv
 from runsurge_worker.sandbox.commands import (
     QemuSpec,
     guest_mount_cmd,
-    guest_start_cmd,
     has_hw_virt,
     overlay_cmd,
 )
@@ -68,11 +67,6 @@ def test_guest_commands():
     mount = guest_mount_cmd(".slot-1", "worker", "secret")
     assert mount.startswith("mount -t cifs //10.0.2.100/runsurge/.slot-1 /mnt/runsurge -o ")
     assert "vers=3.0" in mount and "uid=1000" in mount
-    start = guest_start_cmd("my script.py", 256 << 20, 100000, 1700000000.5)
-    assert start == ("date -u -s @1700000000.500 >/dev/null; cd /mnt/runsurge && "
-                     "{ nohup /usr/local/sbin/runsurge-task 268435456 512 100000 "
-                     "'my script.py' 3>&1 1>log.out 2>error.err </dev/null & }")
-    assert "runsurge-task 1 512 max " in guest_start_cmd("s.py", 1, None, 0)
 
 
 def test_samba_config_is_loopback_only_smb3_and_private(tmp_path):

@@ -75,3 +75,17 @@ def test_start_fails_clearly_without_virtualbox(tmp_path, monkeypatch):
     backend = VirtualBoxSandbox(tmp_path / "w", tmp_path / "img")
     with pytest.raises(RuntimeError, match="VBoxManage"):
         backend.start()
+
+
+def test_start_refuses_a_vdi_without_boot_loader(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "VBoxManage").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "VBoxManage").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    image = tmp_path / "img"
+    image.mkdir()
+    (image / "manifest.json").write_text('{"recipe_hash": "old"}')  # built before the boot loader
+    backend = VirtualBoxSandbox(tmp_path / "w", image)
+    with pytest.raises(RuntimeError, match="no boot loader"):
+        backend.start()

@@ -193,4 +193,6 @@ def test_memory_bomb_is_killed_at_its_limit(run_task):
         "    blocks.append(bytearray(b'x') * (16 << 20))\n"), memory_bytes=256 << 20)
     assert result.failure == f"memory limit exceeded ({256 << 20} bytes)"
     assert result.exit_code is None and not result.infrastructure_error
-    assert result.mem_peak_bytes <= 260 << 20
+    # The cgroup caps the task's own memory; VmHWM also counts ~5 MiB of the interpreter's
+    # shared, file-backed pages (python3 and its libraries, in the guest's page cache).
+    assert result.mem_peak_bytes <= (256 + 8) << 20

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
+from conftest import new_task
+
+from runsurge_worker.sandbox.base import Limits
 
 pytestmark = pytest.mark.vm
 
@@ -48,6 +52,33 @@ def test_raising_script_fails_with_its_traceback(run_task):
     err = (task_dir / "error.err").read_text()
     assert "Traceback (most recent call last)" in err
     assert "ValueError: boom-4711" in err and "in inner" in err
+    assert "<string>" not in err  # no frame of the pre-started interpreter's own code
+
+
+def test_script_runs_as_python3_script_would(run_task):
+    # The interpreter was started before the task: it must look like `python3 main.py` in the folder.
+    result, task_dir = run_task(
+        "import os, sys\n"
+        "print(__name__, __file__, sys.argv, sys.path[0], os.getcwd(), __doc__)\n"
+        "print(sorted(k for k in globals() if not k.startswith('__')))\n"
+        "print(os.getuid(), os.getppid() != 1, sorted(os.environ))\n")
+    assert result.exit_code == 0, (task_dir / "error.err").read_text()
+    lines = (task_dir / "log.out").read_text().splitlines()
+    assert lines[0] == "__main__ /mnt/runsurge/main.py ['main.py'] /mnt/runsurge /mnt/runsurge None"
+    assert lines[1] == "['os', 'sys']"
+    assert lines[2] == "1000 True ['HOME', 'LANG', 'PATH']"
+
+
+def test_syntax_error_and_missing_script_are_reported_like_python(backend):
+    task_dir = new_task(backend, "x = (\n")
+    result = backend.run(task_dir, "main.py", Limits(256 << 20, timeout_s=60), threading.Event())
+    assert result.exit_code == 1
+    err = (task_dir / "error.err").read_text()
+    assert err.startswith('  File "/mnt/runsurge/main.py", line 1') and "SyntaxError" in err
+    task_dir = new_task(backend, "")
+    result = backend.run(task_dir, "missing.py", Limits(256 << 20, timeout_s=60), threading.Event())
+    assert result.exit_code == 2
+    assert "can't open file '/mnt/runsurge/missing.py'" in (task_dir / "error.err").read_text()
 
 
 def test_exit_status_is_reported(run_task):
@@ -83,11 +114,18 @@ def test_every_task_gets_a_fresh_vm(run_task):
     probe = marker + (
         "prev = os.path.exists('/home/runsurge/mark')\n"
         "open('/home/runsurge/mark', 'w').write('x')\n"
-        "print(prev, uuid.uuid4().hex, open('/proc/sys/kernel/random/uuid').read().strip())\n")
+        "print(prev, uuid.uuid4().hex, open('/proc/sys/kernel/random/uuid').read().strip(),\n"
+        "      open('/proc/sys/kernel/random/boot_id').read().strip(),\n"
+        "      open('/etc/machine-id').read().strip(), __import__('socket').gethostname(),\n"
+        "      hash('same text'), __import__('time').time())\n")
     first, d1 = run_task(probe)
     second, d2 = run_task(probe)
-    assert first.exit_code == second.exit_code == 0
+    assert first.exit_code == second.exit_code == 0, (d1 / "error.err").read_text()
     out1, out2 = (d / "log.out" for d in (d1, d2))
     line1, line2 = out1.read_text().split(), out2.read_text().split()
     assert line1[0] == line2[0] == "False"  # nothing left over from the previous task
-    assert line1[1] != line2[1] and line1[2] != line2[2]  # clones do not share RNG streams
+    # Clones of one snapshot share no RNG stream, boot id, machine id, host name or str hash seed.
+    for i in range(1, 7):
+        assert line1[i] != line2[i], (i, line1, line2)
+    assert len(line1[4]) == 32 and line1[5].startswith("runsurge-")
+    assert abs(float(line2[7]) - time.time()) < 60  # the clock is the host's, not the snapshot's

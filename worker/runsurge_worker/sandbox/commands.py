@@ -1,7 +1,8 @@
 """Command lines for the hypervisors, kept as pure functions so unit tests can pin them exactly.
 
 The guest side is the same for QEMU and VirtualBox: the guest's address in user-mode/NAT
-networking, where it finds the SMB share, how it mounts it, how the task is started.
+networking, where it finds the SMB share, how it mounts it. (How a task starts in the guest is the
+guest agent's: guestagent.py.)
 """
 
 from __future__ import annotations
@@ -10,13 +11,11 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import STDERR_NAME, STDOUT_NAME
-
 GUEST_MOUNT = "/mnt/runsurge"
 GUEST_UID = 1000  # the unprivileged 'runsurge' user of the image
 SMB_GUEST_ADDR = "10.0.2.100"  # the guestfwd address the guest mounts the share from
 GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on"
-MAX_TASK_PIDS = 512
+MAX_TASK_PIDS = 512  # the task cgroup's pids.max
 
 
 def has_hw_virt(cpuinfo: str) -> bool:
@@ -92,25 +91,3 @@ def guest_mount_cmd(share_subdir: str, user: str, password: str) -> str:
     ])
     src = f"//{SMB_GUEST_ADDR}/runsurge/{share_subdir}"
     return f"mount -t cifs {shlex.quote(src)} {GUEST_MOUNT} -o {shlex.quote(opts)}"
-
-
-def guest_start_cmd(script: str, memory_bytes: int, cpu_quota_us: int | None,
-                    host_time: float) -> str:
-    """The SSH command that starts the task and prints its PID.
-
-    The braces matter: without them `$!` would be a subshell that dies with the SSH channel.
-    """
-    quota = "max" if cpu_quota_us is None else str(cpu_quota_us)
-    return (f"date -u -s @{host_time:.3f} >/dev/null; cd {GUEST_MOUNT} && "
-            f"{{ nohup /usr/local/sbin/runsurge-task {memory_bytes} {MAX_TASK_PIDS} {quota} "
-            f"{shlex.quote(script)} 3>&1 1>{STDOUT_NAME} 2>{STDERR_NAME} </dev/null & }}")
-
-
-def guest_probe_cmd(pid: int, sep: str) -> str:
-    """One round trip per sample: the process's status and stat, its exit record, cgroup data."""
-    cg = "/sys/fs/cgroup/runsurge-task"
-    return (f"cat /proc/{pid}/status 2>/dev/null; echo {sep}; cat /proc/{pid}/stat 2>/dev/null;"
-            f" echo {sep}; cat /run/runsurge/exit 2>/dev/null; echo {sep};"
-            f" cat {cg}/memory.events {cg}/cpu.stat 2>/dev/null; echo {sep};"
-            # the guest's view of the output size includes what its cifs cache has not sent yet
-            f" du -sb {GUEST_MOUNT} 2>/dev/null")

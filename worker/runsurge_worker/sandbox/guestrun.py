@@ -1,8 +1,9 @@
-"""Run one task in a prepared guest over SSH, meter it from /proc, enforce the limits.
+"""Run one task in a prepared guest, meter it from /proc, enforce the limits.
 
-Shared by every VM backend: the guest has the task folder mounted at /mnt/runsurge and an open
-Fabric connection as root; the script itself runs as the unprivileged 'runsurge' user inside the
-guest's task cgroup (memory.max, pids.max, cpu.max), started by /usr/local/sbin/runsurge-task.
+Shared by every VM backend: the guest has the task folder mounted at /mnt/runsurge and a guest
+agent (agent.py) on an open SSH channel, with the task's interpreter already started as the
+unprivileged 'runsurge' user inside the guest's task cgroup and waiting. Starting the task sets the
+cgroup's limits (memory.max, pids.max, cpu.max) and lets that interpreter run the script.
 """
 
 from __future__ import annotations
@@ -14,20 +15,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from fabric import Connection
-
-from ..monitor import Meter
-from .base import SAMPLE_INTERVAL_S, Limits, RunResult
-from .commands import guest_probe_cmd, guest_start_cmd
+from ..monitor import Meter, parse_stat_cpu_s
+from .agent import GuestAgent, GuestLostError
+from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult
+from .commands import MAX_TASK_PIDS
 
 log = logging.getLogger(__name__)
-SEP = "@@RS@@"
-TASK_CGROUP = "/sys/fs/cgroup/runsurge-task"
-SSH_CMD_TIMEOUT_S = 30
+DU_AFTER_S = 1.0
 
-
-class GuestLostError(RuntimeError):
-    """The guest stopped answering: an infrastructure failure, not the task's."""
+__all__ = ["GuestLostError", "run_in_guest", "run_in_slot", "sandbox_error"]
 
 
 def sandbox_error(message: str) -> RunResult:
@@ -44,7 +40,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
     os.rmdir(slot)
     os.rename(task_dir, slot)
     try:
-        return run_in_guest(vm.conn, slot, script, limits, cancel, vm_cpus)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus)
     except GuestLostError as exc:
         log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
         return sandbox_error(str(exc))
@@ -84,55 +80,33 @@ def dir_bytes(path: Path) -> int:
     return total
 
 
-def _ssh(conn: Connection, command: str) -> str:
-    try:
-        result = conn.run(command, hide=True, warn=True, in_stream=False,
-                          timeout=SSH_CMD_TIMEOUT_S)
-    except Exception as exc:  # noqa: BLE001 - paramiko/invoke raise many kinds
-        raise GuestLostError(f"guest SSH failed: {exc!r}") from exc
-    return result.stdout
+def _probe(agent: GuestAgent, du: bool) -> _Probe:
+    r = agent.call("probe", du=du)
+    code, wall = r["exit"] if r["exit"] else (None, None)
+    return _Probe(r["status"], r["stat"], code, wall, r["oom"], r["cpu_us"] / 1e6, r["du"])
 
 
-def _probe(conn: Connection, pid: int) -> _Probe:
-    parts = _ssh(conn, guest_probe_cmd(pid, SEP)).split(SEP) + [""] * 5
-    status, stat, exit_text, cgroup, du = parts[:5]
-    exit_code = wall = None
-    parts = exit_text.split()
-    if parts:  # "STATUS START_UPTIME END_UPTIME", written by runsurge-task after wait
-        exit_code = int(parts[0])
-        wall = float(parts[2]) - float(parts[1])
-    oom = cpu_us = 0
-    for line in cgroup.splitlines():
-        key, _, value = line.partition(" ")
-        if key == "oom_kill":
-            oom = int(value)
-        elif key == "usage_usec":
-            cpu_us = int(value)
-    guest_bytes = int(du.split()[0]) if du.split() and du.split()[0].isdigit() else 0
-    return _Probe(status.strip(), stat.strip(), exit_code, wall, oom, cpu_us / 1e6, guest_bytes)
-
-
-def run_in_guest(conn: Connection, host_dir: Path, script: str, limits: Limits,
+def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
                  cancel: threading.Event, vm_cpus: int) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
     the caller destroys it afterwards whatever happened. Raises GuestLostError."""
     started = time.monotonic()
     quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
-    pid_text = _ssh(conn, guest_start_cmd(script, limits.memory_bytes, quota, time.time()))
-    try:
-        pid = int(pid_text.strip())
-    except ValueError as exc:
-        raise GuestLostError(f"task did not start in the guest: {pid_text!r}") from exc
+    go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
+                    memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
+    # The interpreter started before the task: its start-up CPU is not the task's.
+    base_cg_s = go["cpu_us"] / 1e6
+    base_stat_s = parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0
 
     meter = Meter()
     failure = None
-    probe = _probe(conn, pid)
+    probe = _probe(agent, du=False)
     while True:
         if probe.status:
             meter.add(probe.status, probe.stat or None)
         if probe.exit_code is not None:
             break
-        # Sample densely at first (each probe is one SSH round trip) so short scripts are metered too.
+        # Sample densely at first (each probe is one round trip) so short scripts are metered too.
         if cancel.wait(min(SAMPLE_INTERVAL_S, 0.05 * 2 ** meter.samples)):
             failure = "cancelled"
             break
@@ -143,15 +117,16 @@ def run_in_guest(conn: Connection, host_dir: Path, script: str, limits: Limits,
         if max(probe.output_bytes, dir_bytes(host_dir)) > limits.output_bytes:
             failure = f"output larger than {limits.output_bytes} bytes"
             break
-        probe = _probe(conn, pid)
+        # The guest's view of the output size (what its cifs cache has not sent yet) matters once
+        # the task has had time to write; before that the walk would only slow its start.
+        probe = _probe(agent, du=time.monotonic() - started > DU_AFTER_S)
 
     if failure is not None:
         # Stop the task, then push what it wrote through the share: the guest's cifs client
         # holds written data in its page cache until close or sync, and the VM dies next.
         try:
-            conn.run(f"echo 1 > {TASK_CGROUP}/cgroup.kill; sync", hide=True, warn=True,
-                     in_stream=False, timeout=15)
-        except Exception:  # noqa: BLE001 - the VM is destroyed anyway
+            agent.call("kill", timeout=15)
+        except GuestLostError:  # the VM is destroyed anyway
             pass
     exit_code = probe.exit_code if failure is None else None
     if failure is None and probe.oom_kills:
@@ -160,6 +135,7 @@ def run_in_guest(conn: Connection, host_dir: Path, script: str, limits: Limits,
     if failure is None and dir_bytes(host_dir) > limits.output_bytes:
         failure = f"output larger than {limits.output_bytes} bytes"
     wall = probe.guest_wall_s if probe.guest_wall_s is not None else time.monotonic() - started
+    cpu = max(meter.cpu_s - base_stat_s, probe.cgroup_cpu_s - base_cg_s, 0.0)
     return RunResult(
-        exit_code=exit_code, wall_s=wall, cpu_s=max(meter.cpu_s, probe.cgroup_cpu_s),
+        exit_code=exit_code, wall_s=wall, cpu_s=cpu,
         mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure)

@@ -2,9 +2,12 @@
 
 Start-up (once per worker): the worker's smbd, its SSH key, and a snapshot (one cold boot, then the
 RAM is migrated to a file). Then a background pool keeps `pool_size` VMs restored onto fresh qcow2
-overlays, reseeded, clock set, and each with its own empty share folder already mounted at
-/mnt/runsurge. A task is then just: swap its folder in under that name, one SSH command, poll.
-Each VM runs one task and is destroyed with its overlay.
+overlays and readied by one SSH command that starts the guest agent (guestagent.py): fresh
+entropy, clock, machine-id, boot_id and hostname, its own empty share folder mounted at
+/mnt/runsurge, and the task's interpreter started, warmed up and waiting, with the SSH connection
+and the agent's channel left open. A task is then just: swap its folder in under the slot's name,
+one message on that channel (the interpreter runs the script), poll over the same channel. Each VM
+runs one task and is destroyed with its overlay.
 
 Memory: every VM has the same size (`vm_memory_mb`), because a migration stream restores only
 into a VM of the same size, and one snapshot keeps the worker to one cold boot. A VM's RAM costs
@@ -23,23 +26,31 @@ import secrets
 import shutil
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from . import ssh
+from .agent import GuestAgent
 from .base import Limits, RunResult, SandboxBackend
 from .commands import GUEST_CMDLINE, QemuSpec, guest_mount_cmd, has_hw_virt
 from .guestrun import run_in_slot, sandbox_error
 from .samba import SambaServer
 from .snapshot import Snapshot, load_or_create
-from .vm import Vm, VmError
+from .vm import Vm
 from .vmpool import VmPool
 
 log = logging.getLogger(__name__)
 
 GUEST_OVERHEAD_MB = 160  # guest kernel, systemd, sshd, page cache the task cannot use
 SLOT_PREFIX = ".slot-"  # task ids never start with a dot
-WARM_UP = ("cd /mnt/runsurge && for i in 1 2; do setpriv --reuid=runsurge --regid=runsurge "
-           "--init-groups env -i python3 -c 'import os, sys, time, json' >/dev/null; done")
+GUEST_SYSCTL = {
+    # Little unsent data in the guest's cache: the output cap holds, and a killed task's last
+    # writes are few.
+    "vm.dirty_bytes": 16 << 20, "vm.dirty_background_bytes": 4 << 20,
+    # No user namespaces for the task: less kernel attack surface, and no private /proc that
+    # would show the snapshot's real boot_id.
+    "user.max_user_namespaces": 0,
+}
 
 
 def resolve_image(image_dir: Path) -> tuple[Path, dict]:
@@ -120,7 +131,8 @@ class QemuSandbox(SandboxBackend):
             raise
 
     def _fresh_vm(self) -> Vm:
-        """A VM ready for one task: restored (or cold-booted), reseeded, its slot mounted."""
+        """A VM ready for one task: restored (or cold-booted), made its own, its slot mounted,
+        the task's interpreter waiting."""
         backing = self._base_disk if self.cold else self.snapshot.disk
         vm = Vm(self.spec, self.work_dir / "vms", backing)
         try:
@@ -130,27 +142,25 @@ class QemuSandbox(SandboxBackend):
                 vm.launch(self._key, self.snapshot.host_key, incoming=self.snapshot.memory)
             vm.slot = self.task_root / f"{SLOT_PREFIX}{vm.id}"
             vm.slot.mkdir()
-            seed = secrets.token_hex(64)
-            # Clones share the snapshot's RNG state and clock: mix in fresh host entropy and force
-            # a reseed (vmgenid already asked for one), set the time, then mount this VM's slot.
-            prepare = (
-                "python3 -c \"import fcntl;f=open('/dev/urandom','wb');"
-                f"f.write(bytes.fromhex('{seed}'));f.flush();fcntl.ioctl(f,0x5207)\" && "
-                f"date -u -s @{time.time():.3f} >/dev/null && "
-                # little unsent data in the guest's cache: the output cap holds, and a killed
-                # task's last writes are few
-                "sysctl -qw vm.dirty_bytes=16777216 vm.dirty_background_bytes=4194304 && "
-                + guest_mount_cmd(vm.slot.name, self.smb.user, self.smb.password)
-                # TCG translates guest code afresh in every restored VM: start Python once along
-                # the task's own path so the task's start finds it translated (0.5 s -> 0.2 s).
-                + " && " + WARM_UP)
-            result = vm.conn.run(prepare, hide=True, warn=True, in_stream=False, timeout=60)
-            if not result.ok:
-                raise VmError(f"guest preparation failed: {result.stderr.strip()[-300:]}")
+            # One SSH command readies the clone and leaves the task's interpreter warm and waiting.
+            vm.agent = GuestAgent(vm.conn, self._clone_setup(vm),
+                                  guest_mount_cmd(vm.slot.name, self.smb.user, self.smb.password))
+            vm.prepared_s = time.monotonic() - vm.started
             return vm
         except BaseException:
             vm.destroy()
             raise
+
+    def _clone_setup(self, vm: Vm) -> dict:
+        """What makes a clone of the shared snapshot its own VM (see guestagent.make_own)."""
+        return {
+            # Clones share the snapshot's RNG state (vmgenid already forced a reseed: add host
+            # entropy anyway), its stale clock, machine-id, boot_id and hostname.
+            "seed": secrets.token_hex(64), "time": time.time(),
+            "machine_id": secrets.token_hex(16), "boot_id": str(uuid.uuid4()),
+            "hostname": f"runsurge-{vm.id}",
+            "sysctl": GUEST_SYSCTL,
+        }
 
     def run(self, task_dir: Path, script: str, limits: Limits,
             cancel: threading.Event) -> RunResult:

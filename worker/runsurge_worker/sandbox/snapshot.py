@@ -30,8 +30,7 @@ log = logging.getLogger(__name__)
 PREPARE = (
     "systemctl is-system-running --wait >/dev/null 2>&1; "
     "python3 -c 'import numpy, json, os, socket' >/dev/null 2>&1; "
-    "cat /usr/sbin/mount.cifs /usr/bin/setpriv /usr/bin/env /usr/local/sbin/runsurge-task "
-    ">/dev/null; sync"
+    "cat /usr/sbin/mount.cifs /usr/bin/mount /usr/bin/setpriv /usr/bin/env >/dev/null; sync"
 )
 
 

@@ -4,12 +4,14 @@ Same guest, same share, same task runner (guestrun) and pool as `qemu`; only the
 differ: register the image's VDI once as an immutable base with a snapshot, then per task a
 linked clone, a NAT port forward for SSH on 127.0.0.1, a headless start, and poweroff + unregister
 + delete after its one task. The worker's public key reaches the guest on a small seed disk
-labelled RSSEED (VirtualBox cannot pass a kernel command line). VirtualBox has no equivalent of
-QEMU's restrict=on: the guest reaches the host's loopback through NAT (needed for smbd), so only
-the guest's firewall keeps user code off the network.
+labelled RSSEED (VirtualBox cannot pass a kernel command line). The VDI boots from its own MBR and
+syslinux boot partition, the root file system being partition 2 (vm-images/build.py). VirtualBox
+has no equivalent of QEMU's restrict=on: the guest reaches the host's loopback through NAT (needed
+for smbd), so only the guest's firewall keeps user code off the network.
 
 It cannot run on the machine this was written on (no VirtualBox in Debian bookworm main and no
-loadable host kernel modules): the exact commands are unit-tested instead.
+loadable host kernel modules): the exact commands are unit-tested instead, and the VDI's boot is
+tested in QEMU from the BIOS on SATA disks, the way VirtualBox boots it (tests/vm/test_vdi_boot.py).
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import logging
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from pathlib import Path
 
 from . import ssh
+from .agent import GuestAgent
 from .base import Limits, RunResult, SandboxBackend
 from .guestrun import run_in_slot, sandbox_error
 from .ports import free_port
-from .qemu import SLOT_PREFIX, resolve_image
+from .qemu import GUEST_SYSCTL, SLOT_PREFIX, resolve_image
 from .samba import SambaServer
 from .vmpool import VmPool
 
@@ -102,6 +106,7 @@ class VBoxVm:
         self.backend = backend
         self.ssh_port = free_port()
         self.conn = None
+        self.agent: GuestAgent | None = None
         self.slot: Path | None = None
         self._started = False
 
@@ -116,6 +121,7 @@ class VBoxVm:
         return self._started
 
     def destroy(self) -> None:
+        self.agent = None  # its channel closes with the connection
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -157,7 +163,10 @@ class VirtualBoxSandbox(SandboxBackend):
     def start(self) -> None:
         if shutil.which(VBOX) is None:
             raise RuntimeError("the virtualbox backend needs VirtualBox (VBoxManage) installed")
-        image, _ = resolve_image(self.image_dir)
+        image, manifest = resolve_image(self.image_dir)
+        if "vdi_boot" not in manifest:  # images built before the VDI got its boot loader
+            raise RuntimeError(f"{image / 'disk.vdi'} has no boot loader; rebuild the image "
+                               "(python vm-images/build.py)")
         self.key = ssh.ensure_keypair(self.work_dir / "ssh")
         seed_dir = self.work_dir / "seed"
         seed_dir.mkdir(parents=True, exist_ok=True)
@@ -180,9 +189,11 @@ class VirtualBoxSandbox(SandboxBackend):
             vm.launch()
             vm.slot = self.task_root / f"{SLOT_PREFIX}{vm.name}"
             vm.slot.mkdir()
-            cmd = guest_mount_cmd_nat(vm.slot.name, self.smb.user, self.smb.password,
-                                      self.smb.port)
-            vm.conn.run(cmd, hide=True, in_stream=False, timeout=60)
+            # Each clone cold-boots (its own RNG, boot_id and machine-id): only the share and the
+            # sysctls; the agent leaves the task's interpreter warm and waiting.
+            vm.agent = GuestAgent(vm.conn, {"time": time.time(), "sysctl": GUEST_SYSCTL},
+                                  guest_mount_cmd_nat(vm.slot.name, self.smb.user,
+                                                      self.smb.password, self.smb.port))
             return vm
         except BaseException:
             vm.destroy()

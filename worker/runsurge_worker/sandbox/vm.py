@@ -13,6 +13,7 @@ from pathlib import Path
 from fabric import Connection
 
 from . import ssh
+from .agent import GuestAgent
 from .commands import QemuSpec, overlay_cmd
 from .ports import DIE_WITH_PARENT, free_port
 
@@ -39,9 +40,12 @@ class Vm:
         self.proc: subprocess.Popen | None = None
         self.conn: Connection | None = None
         self.host_key = ""
+        self.agent: GuestAgent | None = None
         # The host folder its share mount points at, while it is still the VM's (empty) folder.
         self.slot: Path | None = None
+        self.started = 0.0  # time.monotonic() at launch
         self.ready_s = 0.0  # start -> SSH ready
+        self.prepared_s = 0.0  # start -> ready for a task (set by the backend)
         subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
 
     def launch(self, key_path: Path, host_key: str | None, incoming: Path | None = None,
@@ -73,6 +77,7 @@ class Vm:
             err = (self.dir / "qemu.err").read_text(errors="replace")[-500:]
             self.destroy()
             raise VmError(f"guest not reachable over SSH: {exc}; qemu: {err.strip()}") from exc
+        self.started = started
         self.ready_s = time.monotonic() - started
 
     def alive(self) -> bool:
@@ -91,6 +96,7 @@ class Vm:
 
     def destroy(self) -> None:
         """Kill QEMU and delete the overlay. Idempotent; the VM never runs another task."""
+        self.agent = None  # its channel closes with the connection
         if self.conn is not None:
             try:
                 self.conn.close()

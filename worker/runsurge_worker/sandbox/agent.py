@@ -1,0 +1,83 @@
+"""The worker's side of the guest agent (guestagent.py): one SSH channel kept open per pool VM.
+
+Started while the VM is readied for the pool, on the VM's Fabric connection, with the clone's setup
+(entropy, clock, identity, share mount); it answers once the task's interpreter is warm and waiting.
+From then on a task's start, each metering sample and a kill are one JSON line each way on that
+channel, with no new SSH session, shell or process in the guest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+
+from fabric import Connection
+
+_HERE = Path(__file__).resolve().parent
+AGENT_SOURCE = (_HERE / "guestagent.py").read_text()
+LAUNCHER_SOURCE = (_HERE / "guestlauncher.py").read_text()
+REPLY_TIMEOUT_S = 30.0
+
+
+class GuestLostError(RuntimeError):
+    """The guest stopped answering: an infrastructure failure, not the task's."""
+
+
+def agent_command(mount: str | None = None) -> str:
+    """The SSH command that runs the agent (both sources travel with the worker's version), with
+    the share's `mount` command started first in the background: its SMB round trips then overlap
+    Python's start, which under TCG takes about as long. The agent waits for it."""
+    run = f"exec python3 -c {shlex.quote(AGENT_SOURCE)} {shlex.quote(LAUNCHER_SOURCE)}"
+    if mount is None:
+        return f"{run} -"
+    return f"({mount}) >/dev/null 2>/run/runsurge/mount.err & {run} $!"
+
+
+class GuestAgent:
+    def __init__(self, conn: Connection, setup: dict, mount: str | None,
+                 start_timeout: float = 120.0):
+        try:
+            self._chan = conn.client.get_transport().open_session(timeout=30)
+            self._chan.exec_command(agent_command(mount))
+            self._chan.sendall(json.dumps(setup).encode() + b"\n")
+        except Exception as exc:  # noqa: BLE001 - paramiko raises many kinds
+            raise GuestLostError(f"cannot start the guest agent: {exc!r}") from exc
+        self._buf = b""
+        ready = self._reply(start_timeout)
+        self.pid = int(ready["ready"])  # the warm, waiting task interpreter
+        self.phases: dict[str, float] = ready.get("phases", {})  # guest boot-clock times
+
+    def call(self, op: str, timeout: float = REPLY_TIMEOUT_S, **args) -> dict:
+        try:
+            self._chan.sendall(json.dumps({"op": op, **args}).encode() + b"\n")
+        except OSError as exc:
+            raise GuestLostError(f"guest agent gone: {exc!r}") from exc
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise GuestLostError(f"guest agent silent for {timeout:g}s")
+            self._chan.settimeout(left)
+            try:
+                data = self._chan.recv(1 << 16)
+            except (TimeoutError, OSError) as exc:
+                raise GuestLostError(f"guest agent unreachable: {exc!r}") from exc
+            if not data:
+                raise GuestLostError(f"guest agent exited: {self._stderr()}")
+            self._buf += data
+        line, _, self._buf = self._buf.partition(b"\n")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise GuestLostError(f"guest agent: {reply['error']}")
+        return reply
+
+    def _stderr(self) -> str:
+        out = b""
+        while self._chan.recv_stderr_ready():
+            out += self._chan.recv_stderr(1 << 16)
+        return out.decode(errors="replace").strip()[-500:]

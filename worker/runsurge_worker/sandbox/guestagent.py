@@ -1,0 +1,234 @@
+"""The worker's agent INSIDE a guest: runs as root there, stdlib only (the guest's Python 3.11).
+
+Started over SSH while the VM is being readied for the pool (`agent.GuestAgent`), as
+`python3 -c <this file> <guestlauncher.py> MOUNT_PID`, so it always matches the worker's version;
+the same SSH command starts the share's mount (MOUNT_PID, or "-") in the background first, so the
+mount's round trips to smbd overlap Python's start. The agent readies the clone (fresh entropy,
+clock, identity, sysctls), pre-starts the task's interpreter (guestlauncher) as the unprivileged
+user inside the task cgroup, waits for the mount, and then until that interpreter is warm and
+blocked on its go pipe; only then does the VM join the pool.
+The task's start is then one message on an SSH channel that is already open: no sshd session,
+shell, setpriv or interpreter start under TCG on the task's path.
+
+Protocol: one JSON object per line on stdin, one reply per line on stdout.
+  {"seed", "time", "machine_id", "boot_id", "hostname", "sysctl"}  (each optional)
+              -> {"ready": PID, "phases": {STEP: SECONDS_SINCE_BOOT}}
+  {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time"}
+              -> {"pid", "cpu_us", "stat"}     (cgroup CPU and /proc/PID/stat at the start)
+  {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "du"}
+  {"op": "kill"}  -> {"killed": true}         (every task process, then a sync of the share)
+Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
+only ever holds its own end of the go pipe.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+CG = "/sys/fs/cgroup/runsurge-task"
+MOUNT = "/mnt/runsurge"
+STATE = "/run/runsurge"  # root's (0700)
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+MOUNT_ERR = f"{STATE}/mount.err"  # the mount's stderr (agent.agent_command)
+USER_ENV = ["HOME=/home/runsurge", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
+# The task's identity: the unprivileged user, no new privileges, no capabilities at all.
+SETPRIV = ["setpriv", "--reuid=runsurge", "--regid=runsurge", "--init-groups", "--no-new-privs",
+           "--inh-caps=-all", "--bounding-set=-all"]
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _cg_value(name: str, key: str) -> int:
+    for line in _read(f"{CG}/{name}").splitlines():
+        k, _, v = line.partition(" ")
+        if k == key:
+            return int(v)
+    return 0
+
+
+def _du(top: str) -> int:
+    """Bytes in the task folder as the guest sees it (its cifs cache may hold unsent data)."""
+    total, stack = 0, [top]
+    while stack:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+                else:
+                    total += entry.stat(follow_symlinks=False).st_size
+            except OSError:
+                pass
+    return total
+
+
+def make_own(cfg: dict) -> None:
+    """Make this clone of a shared snapshot its own: entropy, clock, identity, sysctls."""
+    if "seed" in cfg:  # the snapshot's RNG state is every clone's: mix in host entropy, reseed
+        with open("/dev/urandom", "wb") as f:
+            f.write(bytes.fromhex(cfg["seed"]))
+            f.flush()
+            fcntl.ioctl(f, 0x5207)  # RNDRESEEDCRNG
+    if "time" in cfg:  # and its clock stopped when the snapshot was saved
+        time.clock_settime(time.CLOCK_REALTIME, cfg["time"])
+    if "machine_id" in cfg:
+        _write("/etc/machine-id", cfg["machine_id"] + "\n")
+    if "boot_id" in cfg:
+        # The kernel's boot_id was drawn once, at the snapshot's boot, and cannot be written: show
+        # every reader of its only path a per-clone one instead.
+        _write(f"{STATE}/boot_id", cfg["boot_id"] + "\n")
+        subprocess.run(["mount", "--bind", f"{STATE}/boot_id", BOOT_ID], check=True)
+    if "hostname" in cfg:
+        old = socket.gethostname()
+        socket.sethostname(cfg["hostname"])
+        _write("/etc/hostname", cfg["hostname"] + "\n")
+        _write("/etc/hosts", _read("/etc/hosts").replace(f" {old}\n", f" {cfg['hostname']}\n"))
+    for key, value in cfg.get("sysctl", {}).items():
+        _write("/proc/sys/" + key.replace(".", "/"), str(value))
+
+
+def wait_for_mount(pid: int | None) -> None:
+    if pid is None:
+        return
+    _, status = os.waitpid(pid, 0)
+    if status:
+        raise RuntimeError(f"mount failed: {_read(MOUNT_ERR).strip()[-300:]}")
+
+
+def _since_boot() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def _join_task_cgroup() -> None:  # in the child, before exec: every byte it uses is charged
+    _write(f"{CG}/cgroup.procs", "0")
+
+
+class Agent:
+    def __init__(self, launcher_source: str, mount_pid: int | None, phases: dict):
+        go_r, self.go_w = os.pipe()
+        ready_r, ready_w = os.pipe()
+        self.err_path = f"{STATE}/launcher.err"
+        with open(self.err_path, "wb") as err:
+            self.proc = subprocess.Popen(
+                [*SETPRIV, "env", "-i", *USER_ENV, "python3", "-c", launcher_source,
+                 str(go_r), str(ready_w)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, cwd="/",
+                pass_fds=(go_r, ready_w), preexec_fn=_join_task_cgroup)
+        os.close(go_r)
+        os.close(ready_w)
+        try:
+            # The interpreter starts (CPU in the guest) while the mount waits on smbd.
+            wait_for_mount(mount_pid)
+            phases["mount"] = _since_boot()
+            os.write(self.go_w, b"m")  # the share is there: the launcher may warm up on it
+            with os.fdopen(ready_r, "rb") as ready:
+                if ready.read(1) != b"r":
+                    raise RuntimeError(f"task interpreter did not start: "
+                                       f"{_read(self.err_path)[-500:]}")
+        except BaseException:
+            self.proc.kill()
+            raise
+        self.started: float | None = None
+        self.exit: list | None = None
+        threading.Thread(target=self._wait, daemon=True).start()
+        # Run the go path once with neutral values: under TCG a clone translates code on its
+        # first run, so the task's own start should not be that first run.
+        self._limit(max_pids="max", memory="max", quota="max")
+        time.clock_settime(time.CLOCK_REALTIME, time.time())
+        self.probe()
+
+    def _wait(self) -> None:
+        code = self.proc.wait()
+        end = time.monotonic()
+        # the shell convention: 128 + signal for a killed process (the memory limit's SIGKILL...)
+        self.exit = [128 - code if code < 0 else code, end - (self.started or end)]
+
+    @staticmethod
+    def _limit(max_pids: str, memory: str, quota: str) -> None:
+        _write(f"{CG}/memory.max", memory)
+        try:
+            _write(f"{CG}/memory.swap.max", "0")
+        except OSError:
+            pass  # no swap accounting in this kernel
+        _write(f"{CG}/pids.max", max_pids)
+        _write(f"{CG}/cpu.max", f"{quota} 100000")
+
+    def go(self, msg: dict) -> dict:
+        self._limit(str(msg["pids"]), str(msg["memory"]),
+                    "max" if msg["quota"] is None else str(msg["quota"]))
+        time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # clones restore a stale clock
+        reply = {"pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
+                 "stat": _read(f"/proc/{self.proc.pid}/stat")}
+        self.started = time.monotonic()
+        # NUL-separated names, then EOF: the launcher needs no parser, names need no escaping.
+        os.write(self.go_w, "\0".join([msg["script"], msg["stdout"], msg["stderr"]]).encode())
+        os.close(self.go_w)
+        return reply
+
+    def probe(self, msg: dict | None = None) -> dict:
+        pid = self.proc.pid
+        return {"status": _read(f"/proc/{pid}/status"), "stat": _read(f"/proc/{pid}/stat"),
+                "exit": self.exit, "oom": _cg_value("memory.events", "oom_kill"),
+                "cpu_us": _cg_value("cpu.stat", "usage_usec"),
+                # walking the share costs SMB round trips the task's own start would wait behind
+                "du": _du(MOUNT) if (msg or {}).get("du", True) else 0}
+
+    def kill(self, msg: dict | None = None) -> dict:
+        _write(f"{CG}/cgroup.kill", "1")
+        # push what the task wrote through the share: the VM is destroyed next
+        os.sync()
+        return {"killed": True}
+
+
+def main() -> None:
+    out = sys.stdout
+    # Where a clone's readying goes (seconds since boot: clones restore the snapshot's boot time).
+    stat = _read("/proc/self/stat").rsplit(")", 1)[1].split()
+    phases = {"exec": int(stat[19]) / os.sysconf("SC_CLK_TCK"), "python": _since_boot()}
+    try:
+        cfg = json.loads(sys.stdin.readline())
+        phases["setup_read"] = _since_boot()
+        make_own(cfg)
+        phases["own"] = _since_boot()
+        agent = Agent(sys.argv[1], None if sys.argv[2] == "-" else int(sys.argv[2]), phases)
+        phases["launcher"] = _since_boot()
+    except Exception as exc:  # noqa: BLE001 - reported to the worker, which drops the VM
+        out.write(json.dumps({"error": f"guest setup: {type(exc).__name__}: {exc}"}) + "\n")
+        out.flush()
+        return
+    out.write(json.dumps({"ready": agent.proc.pid, "phases": phases}) + "\n")
+    out.flush()
+    ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill}
+    for line in sys.stdin:
+        try:
+            msg = json.loads(line)
+            reply = ops[msg["op"]](msg)
+        except Exception as exc:  # noqa: BLE001
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+if __name__ == "__main__":
+    main()
