@@ -18,6 +18,9 @@ submit → each task finished. All N tasks are submitted at once, so latency inc
 Both systems stay up for the whole run and the rounds alternate (RunSurge, Dask, RunSurge, ...),
 so load from other programs on the machine hits them alike; each reports its median round (by
 tasks/s). A warm-up batch (connections, imports) precedes the measured rounds on each system.
+RunSurge's CPU per task is also shown: each process's utime + stime (/proc/PID/stat) over a round,
+divided by N, and the scripts' own CPU (their rusage, as metered). Other programs on a shared machine
+move the wall-clock figures a lot and these much less.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,6 +58,7 @@ class Result:
     seconds: float          # submit → last task finished
     latencies: list[float]  # submit → each task finished
     job_id: str = ""        # RunSurge's job, to look into afterwards
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # RunSurge: CPU ms per task, by process
 
     @property
     def tasks_per_s(self) -> float:
@@ -78,6 +82,12 @@ def write_job(folder: Path, n: int) -> Path:
     return spec
 
 
+def process_cpu_s(pid: int) -> float:
+    """utime + stime of one process (its own threads, not its reaped children: the scripts)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def utc_seconds(value: str | None) -> float:
     """The master stores naive UTC datetimes; as seconds since the epoch."""
     if value is None:
@@ -96,6 +106,7 @@ class RunSurge:
     def __enter__(self) -> RunSurge:
         try:
             self.net.start(workers=2)
+            self.client = self.net.client()  # one login (a deliberately slow KDF), not one per round
             self.db = sqlite3.connect(f"file:{self.net.root / 'master' / 'master.db'}?mode=ro", uri=True)
             self.run(WARMUP_TASKS)
         except BaseException:
@@ -113,13 +124,17 @@ class RunSurge:
     def run(self, n: int) -> Result:
         self.jobs += 1
         spec = write_job(self.root / f"job{self.jobs}", n)
-        client = self.net.client()
+        client = self.client
+        pids = {"master": self.net.master.pid, **{f"worker{i}": p.pid for i, p in self.net.workers.items()}}
+        cpu0 = {name: process_cpu_s(pid) for name, pid in pids.items()}
         t0 = time.time()
         job_id = client.submit_spec(spec)["id"]
         self._wait(job_id)
-        rows = self.db.execute("SELECT finished_at FROM tasks WHERE job_id = ?", (job_id,)).fetchall()
+        cpu = {name: (process_cpu_s(pid) - cpu0[name]) * 1000 / n for name, pid in pids.items()}
+        rows = self.db.execute("SELECT finished_at, cpu_s FROM tasks WHERE job_id = ?", (job_id,)).fetchall()
+        cpu["script (median)"] = statistics.median(r[1] for r in rows) * 1000
         finished = [utc_seconds(r[0]) for r in rows]
-        return Result("RunSurge", n, max(finished) - t0, [f - t0 for f in finished], job_id)
+        return Result("RunSurge", n, max(finished) - t0, [f - t0 for f in finished], job_id, cpu)
 
     def _wait(self, job_id: str) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -138,7 +153,7 @@ class RunSurge:
                                (job_id,)).fetchall()
         t = [[utc_seconds(v) for v in r[:3]] for r in rows]
         return {
-            "assigned → started (fetch script, prepare)": statistics.median(r[1] - r[0] for r in t),
+            "assigned → started (prepare, wait for a slot)": statistics.median(r[1] - r[0] for r in t),
             "started → finished (run, upload logs, report)": statistics.median(r[2] - r[1] for r in t),
             "of which the script's own wall time": statistics.median(r[3] for r in rows),
         }
@@ -156,8 +171,11 @@ def noop(i: int) -> int:
 
 
 def run_script(i: int, script: str, work_dir: str) -> int:
-    """The same work as a RunSurge task: a fresh interpreter running the no-op script."""
-    subprocess.run([sys.executable, script], cwd=work_dir, stdin=subprocess.DEVNULL,
+    """The same work as a RunSurge task: a fresh interpreter (the process sandbox's, started the same
+    way) running the no-op script."""
+    from runsurge_worker.sandbox.process import PYTHON
+
+    subprocess.run([PYTHON, script], cwd=work_dir, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True,
                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": work_dir})
     return i
@@ -259,6 +277,9 @@ def main() -> int:
     print("\nRunSurge per-task phases (median, in the median round):")
     for name, seconds in phases.items():
         print(f"  {name:<46} {seconds * 1000:7.1f} ms")
+    rs_cpu = median_round(rounds["RunSurge"]).cpu_ms
+    print("\nRunSurge CPU ms per task (median round; from /proc/PID/stat, the scripts' CPU from their rusage):")
+    print("  " + "  ".join(f"{name} {ms:.1f}" for name, ms in rs_cpu.items()))
     print_verdict(results[0], results[1:])
     print(f"\n{quiet}")
     return 0

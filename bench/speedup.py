@@ -1,7 +1,8 @@
 """Speed-up of automatic mode: per-column sum, mean and standard deviation over a generated CSV
 (default 1 GB), run three ways on this machine in the same run:
 
-  1. sequential: the user's script, `python3 column_stats.py`, one process;
+  1. sequential: the user's script, `python3 column_stats.py`, one process, run by the same
+     interpreter RunSurge's process sandbox runs tasks with (the system's python3);
   2. RunSurge automatic mode: master + 2 workers on loopback (process sandbox), the same script
      submitted as is; the parallelizer splits the rows and combines the partial sums;
   3. Dask distributed, 2 worker processes x 1 thread, dask.bag over the same file doing the same
@@ -28,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from localnet import LocalNet  # noqa: E402
+from runsurge_worker.sandbox.process import PYTHON  # noqa: E402 - what tasks run with: like for like
 
 SCRIPT = ROOT / "examples" / "auto" / "column_stats.py"
 COLUMNS = 8
@@ -56,7 +58,7 @@ def sequential(data: Path, work: Path) -> tuple[float, Path]:
     shutil.copy(SCRIPT, work / SCRIPT.name)
     (work / "measurements.csv").symlink_to(data)
     start = time.perf_counter()
-    subprocess.run([sys.executable, SCRIPT.name], cwd=work, check=True)
+    subprocess.run([PYTHON, SCRIPT.name], cwd=work, check=True)
     return time.perf_counter() - start, work / "output.csv"
 
 

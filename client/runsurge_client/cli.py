@@ -48,6 +48,11 @@ def _print_job(job: dict) -> None:
             extra = f"  {t['wall_s']:.2f}s wall  {t['cpu_s']:.2f}s cpu  peak {t['mem_peak_bytes'] / 2**20:.1f} MiB"
         worker = (t["worker_id"] or "-")[:8]
         print(f"  {t['id']}  {t['name']:<20} {t['status']:<9} worker {worker}{extra}")
+        for r in t.get("replicas") or ():
+            verdict = f"  {r['verdict']}" if r["verdict"] else ""
+            print(f"      replica {r['attempt']}  {r['status']:<9} worker {r['worker_id'][:8]}{verdict}")
+        if t.get("waiting"):
+            print(f"      {t['waiting']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         c.add_argument("--aggregator", type=Path, help="with --group: the script that combines every output")
         if name == "submit":
             c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
+            c.add_argument("--redundancy", type=int, choices=(1, 2), help="2: run each task on workers of 2 "
+                           "different contributors and compare their outputs (a quorum; billed for both runs)")
     c = sub.add_parser("status", help="list your jobs, or show one")
     c.add_argument("job", nargs="?")
     c = sub.add_parser("logs", help="a task's output")
@@ -106,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.spec:
             if args.command == "plan":
                 raise ApiError("a spec already is the plan; `runsurge plan` is for scripts")
-            job = client.submit_spec(args.spec)
+            job = client.submit_spec(args.spec, redundancy=args.redundancy)
         elif args.script:
             mode = "group" if args.group else "single" if args.single else None
             if args.group and not args.aggregator:
@@ -117,7 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.command == "plan":
                 _print_plan(client.plan(files, **form))
                 return 0
-            job = client.submit(files, **form)
+            job = client.submit(files, **form, redundancy=args.redundancy)
         else:
             raise ApiError(f"give a script (runsurge {args.command} job.py --data in.csv) or --spec job.toml")
         for line in job.get("explanation") or ():

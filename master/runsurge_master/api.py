@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 
-from runsurge_master import http_security, lifecycle, submission
+from runsurge_master import http_security, lifecycle, replicas, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -26,6 +26,7 @@ from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
+from runsurge_master.quorum import FAILED
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
@@ -66,6 +67,19 @@ class UserOut(BaseModel):
     email: str
 
 
+class ReplicaOut(BaseModel):
+    worker_id: str
+    attempt: int
+    status: str  # assigned | running | done | lost | cancelled
+    verdict: str | None  # once decided: agree | odd (outvoted: earns nothing) | differ (no majority)
+    outputs: dict[str, str]  # file name → data id (its content hash), as this replica reported them
+    failed: bool  # the user's script failed on it
+    exit_code: int | None
+    wall_s: float | None
+    cpu_s: float | None
+    error: str | None
+
+
 class TaskOut(BaseModel):
     id: str
     name: str
@@ -82,6 +96,9 @@ class TaskOut(BaseModel):
     mem_peak_bytes: int | None
     error: str | None
     depends_on: list[str]
+    redundancy: int = 1
+    replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
+    waiting: str | None = None  # why a ready quorum task is not placed: too few contributors online
 
 
 class JobOut(BaseModel):
@@ -93,6 +110,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     tasks_total: int
     tasks_done: int
+    redundancy: int = 1
     tasks: list[TaskOut] | None = None
     explanation: list[str] | None = None  # at submission: how the job was planned
 
@@ -130,6 +148,7 @@ class WorkerOut(BaseModel):
     slots: int
     running_tasks: int
     tasks_done: int
+    trust: int  # quorum reputation (quorum.py): below the master's quorum_min_trust, no quorum replicas
     last_heartbeat: datetime
 
 
@@ -235,10 +254,11 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.post("/api/jobs", status_code=201)
     def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
-               script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None) -> JobOut:
+               script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
+               redundancy: RedundancyField = None) -> JobOut:
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks)) as job:
+                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy)) as job:
                 stored = _store(job.sources)
                 try:
                     with sv.db.session() as s:
@@ -246,7 +266,7 @@ def create_app(sv: Services) -> FastAPI:
                             lifecycle.ensure_data(s, data_id, size, None)
                         row = lifecycle.create_job(s, user, job.spec, {n: d for n, (d, _) in stored.items()})
                         s.flush()
-                        out = _job_out(s, row, with_tasks=True)
+                        out = _job_out(s, row, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
                 except BaseException:
                     _discard_unreferenced({d for d, _ in stored.values()})
                     raise
@@ -259,11 +279,12 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.post("/api/plan")
     def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
-             script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None) -> PlanOut:
+             script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
+               redundancy: RedundancyField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks)) as job:
+                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy)) as job:
                 kinds = {t.name: t.kind for t in job.planned}
                 return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[
                     PlannedTaskOut(name=t.name, kind=kinds.get(t.name, "task"), script=t.script,
@@ -301,12 +322,13 @@ def create_app(sv: Services) -> FastAPI:
         with sv.db.session() as s:
             jobs = s.scalars(select(Job).where(Job.owner_id == user)
                              .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500))))
-            return [_job_out(s, j, with_tasks=False) for j in jobs]
+            return [_job_out(s, j, with_tasks=False, min_trust=sv.cfg.quorum_min_trust) for j in jobs]
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str, user: UserId) -> JobOut:
         with sv.db.session() as s:
-            return _job_out(s, own_job(s, job_id, user), with_tasks=True)
+            return _job_out(s, own_job(s, job_id, user), with_tasks=True,
+                            min_trust=sv.cfg.quorum_min_trust)
 
     @app.get("/api/jobs/{job_id}/results")
     def list_results(job_id: str, user: UserId) -> list[ResultOut]:
@@ -358,7 +380,7 @@ def create_app(sv: Services) -> FastAPI:
         with sv.db.session() as s:
             return [WorkerOut(id=w.id, host=w.host, grpc_port=w.grpc_port, online=w.online, sandbox=w.sandbox,
                               memory_bytes=w.memory_bytes, cpus=w.cpus, slots=w.slots,
-                              running_tasks=w.running_tasks, tasks_done=w.tasks_done,
+                              running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
                               last_heartbeat=w.last_heartbeat)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
@@ -378,20 +400,35 @@ ModeField = Annotated[str | None, Form(description="spec | auto (default without
 ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]
 AggregatorField = Annotated[str | None, Form(description="group mode: the script that combines all outputs")]
 ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode: split the data into this many chunks")]
+RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run each task on workers of 2 different "
+                                             "contributors and compare their outputs (a quorum)")]
 
 
-def _job_out(s, job: Job, with_tasks: bool) -> JobOut:  # noqa: ANN001
+def _job_out(s, job: Job, with_tasks: bool, min_trust: int) -> JobOut:  # noqa: ANN001
+    """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum)."""
     tasks = job.tasks
     out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
                  finished_at=job.finished_at, tasks_total=len(tasks),
-                 tasks_done=sum(t.status == "done" for t in tasks))
+                 tasks_done=sum(t.status == "done" for t in tasks), redundancy=max((t.redundancy for t in tasks),
+                                                                                   default=1))
     if with_tasks:
         names = {t.id: t.name for t in tasks}
+        quorum = [t.id for t in tasks if t.redundancy > 1]
+        runs = replicas.of_tasks(s, quorum) if quorum else {}
+        waiting = replicas.waiting(s, tasks, min_trust) if quorum else {}
         out.tasks = [TaskOut(
             id=t.id, name=t.name, status=t.status, worker_id=t.worker_id, attempts=t.attempts,
             inputs={i.name: i.data_id for i in t.inputs}, outputs={o.name: o.data_id for o in t.outputs},
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
-            depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}))
+            depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
+            redundancy=t.redundancy, waiting=waiting.get(t.id),
+            replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out
+
+
+def _replica_out(r) -> ReplicaOut:  # noqa: ANN001 - a TaskReplica
+    return ReplicaOut(worker_id=r.worker_id, attempt=r.attempt, status=r.status, verdict=r.verdict,
+                      outputs={name: data_id for name, (data_id, _) in (r.outputs or {}).items()},
+                      failed=r.result == FAILED, exit_code=r.exit_code, wall_s=r.wall_s, cpu_s=r.cpu_s, error=r.error)

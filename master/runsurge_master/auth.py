@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 ALGORITHM = "EdDSA"
 ISSUER = "runsurge-master"
+VERIFIED_CACHE = 4096  # tokens remembered as verified (the table is emptied when full)
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}  # ~16 MiB, tens of ms: slow for attackers, fine for logins
 
 
@@ -73,6 +74,10 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 class TokenService:
     def __init__(self, key: Ed25519PrivateKey):
         self._key = key
+        self._public = key.public_key()
+        # Workers present the same token on every call: a signature checks out once, and until the
+        # token expires (re-checked on each hit) the result stays the same.
+        self._verified: dict[str, Claims] = {}
         self.public_pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
@@ -83,11 +88,17 @@ class TokenService:
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def verify(self, token: str, *allowed: str) -> Claims:
-        try:
-            data = jwt.decode(token, self._key.public_key(), algorithms=[ALGORITHM], issuer=ISSUER,
-                              options={"require": ["exp", "sub", "typ"]})
-        except jwt.PyJWTError as e:
-            raise TokenError(str(e)) from None
-        if data["typ"] not in allowed:
-            raise TokenError(f"a {data['typ']} token cannot be used here")
-        return Claims(sub=data["sub"], typ=data["typ"], owner=data.get("owner"), exp=data["exp"])
+        claims = self._verified.get(token)
+        if claims is None or claims.exp <= time.time():
+            try:
+                data = jwt.decode(token, self._public, algorithms=[ALGORITHM], issuer=ISSUER,
+                                  options={"require": ["exp", "sub", "typ"]})
+            except jwt.PyJWTError as e:
+                raise TokenError(str(e)) from None
+            claims = Claims(sub=data["sub"], typ=data["typ"], owner=data.get("owner"), exp=data["exp"])
+            if len(self._verified) >= VERIFIED_CACHE:
+                self._verified.clear()
+            self._verified[token] = claims
+        if claims.typ not in allowed:
+            raise TokenError(f"a {claims.typ} token cannot be used here")
+        return claims

@@ -21,6 +21,12 @@ machine did the work). A task re-queued because its worker was lost, crashed or 
 (a worker fault) is never charged. At most one posting per (task id, attempt) — a unique constraint
 backs the check — and the user pays for a task at most once: if a finished task has to run again
 because the only copy of its output was lost (lineage), that run's earnings are paid by the platform.
+
+Quorum tasks (redundancy 2, quorum.py) are still charged ONCE: one `charge` posting for the task as a
+whole (attempt 0) of the sum of its agreeing replicas' charges, credited to the platform, and one
+`earning` posting per agreeing replica paying its contributor out of it, so the user pays
+Σ earnings + Σ fees and the platform keeps the fees. The outvoted replica earns nothing; with no
+majority (every result differs) nobody is billed.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from runsurge_master.models import Job, LedgerEntry, LedgerTransaction, Task, Worker
+from runsurge_master.models import Job, LedgerEntry, LedgerTransaction, Task, TaskReplica, Worker
 
 log = logging.getLogger("runsurge.billing")
 
@@ -103,13 +109,15 @@ class Quote:
     earning: int  # µc the contributor earns
 
 
-def usage_of(task: Task, worker: Worker) -> Usage:
-    """What the task is billed for. Wall time is capped at the task's timeout and CPU time at
-    wall time × the CPUs it was given, so a worker over-reporting cannot over-bill the user."""
-    wall_us = _micros(task.wall_s)
+def usage_of(task: Task, worker: Worker, run: TaskReplica | None = None) -> Usage:
+    """What the task's run (the task itself, or one of its quorum replicas) is billed for. Wall time is
+    capped at the task's timeout and CPU time at wall time × the CPUs it was given, so a worker
+    over-reporting cannot over-bill the user."""
+    run = run or task
+    wall_us = _micros(run.wall_s)
     if task.timeout_s:
         wall_us = min(wall_us, _micros(task.timeout_s))
-    cpu_us = min(_micros(task.cpu_s), wall_us * max(1, task.cpus or 1))
+    cpu_us = min(_micros(run.cpu_s), wall_us * max(1, task.cpus or 1))
     return Usage(cpu_us=cpu_us, wall_us=wall_us, memory_bytes=max(0, task.memory_bytes or 0),
                  factor_milli=max(0, worker.price_factor_milli if worker.price_factor_milli is not None else 1000))
 
@@ -159,22 +167,25 @@ def post(s: Session, txn: LedgerTransaction, legs: list[tuple[str, int]]) -> Led
 def charge_task(s: Session, task: Task, outcome: str) -> LedgerTransaction | None:
     """Bill the task's current attempt (call it in the transaction that records how it ended).
     Idempotent: a second call for the same attempt changes nothing and returns the first posting."""
+    if task.redundancy > 1:
+        return _charge_quorum(s, task, outcome)
     if task.worker_id is None:
         return None
     attempt = task.attempts or 0
-    existing = s.scalar(select(LedgerTransaction).where(LedgerTransaction.task_id == task.id,
-                                                        LedgerTransaction.attempt == attempt))
+    # One query (this runs on every task's completion) for both: this attempt's posting, if any, and
+    # whether an earlier attempt was charged.
+    postings = s.execute(select(LedgerTransaction.id, LedgerTransaction.attempt, LedgerTransaction.kind)
+                         .where(LedgerTransaction.task_id == task.id)).all()
+    existing = next((p.id for p in postings if p.attempt == attempt), None)
     if existing is not None:
-        return existing
+        return s.get(LedgerTransaction, existing)
     worker = s.get(Worker, task.worker_id)
     q = quote(tariff_for(s), usage_of(task, worker))
     u = q.usage
     txn = LedgerTransaction(job_id=task.job_id, task_id=task.id, attempt=attempt, worker_id=worker.id,
                             contributor_id=worker.owner_id, cpu_us=u.cpu_us, wall_us=u.wall_us,
                             memory_bytes=u.memory_bytes, price_factor_milli=u.factor_milli, outcome=outcome)
-    already_billed = s.scalar(select(LedgerTransaction.id).where(
-        LedgerTransaction.task_id == task.id, LedgerTransaction.kind == "charge").limit(1))
-    if already_billed is None:
+    if not any(p.kind == "charge" for p in postings):
         txn.kind, txn.amount = "charge", q.charge
         legs = [(user_account(task.job.owner_id), -q.charge), (contributor_account(worker.owner_id), q.earning),
                 (PLATFORM, q.fee)]
@@ -184,6 +195,40 @@ def charge_task(s: Session, task: Task, outcome: str) -> LedgerTransaction | Non
     post(s, txn, legs)
     log.info("billed task=%s attempt=%d kind=%s amount=%d", task.id, attempt, txn.kind, txn.amount)
     return txn
+
+
+def _charge_quorum(s: Session, task: Task, outcome: str) -> LedgerTransaction | None:
+    """Bill the quorum task's agreeing replicas not billed yet (call it once the quorum decided): the
+    task's one charge and an earning per replica, or, when the task was charged before (a lineage
+    re-run), a platform-paid recompute per replica. Idempotent: billed replicas have a posting."""
+    charge = s.scalar(select(LedgerTransaction).where(LedgerTransaction.task_id == task.id,
+                                                      LedgerTransaction.kind == "charge"))
+    billed = select(LedgerTransaction.attempt).where(LedgerTransaction.task_id == task.id,
+                                                     LedgerTransaction.attempt.is_not(None))
+    runs = s.scalars(select(TaskReplica).where(TaskReplica.task_id == task.id, TaskReplica.verdict == "agree",
+                                               TaskReplica.attempt.not_in(billed))
+                     .order_by(TaskReplica.attempt)).all()
+    if not runs:
+        return charge
+    tariff = tariff_for(s)
+    quotes = [(r, w, quote(tariff, usage_of(task, w, r))) for r in runs for w in [s.get(Worker, r.worker_id)]]
+    kind = "recompute"
+    if charge is None:
+        total = sum(q.charge for _, _, q in quotes)
+        charge = post(s, LedgerTransaction(
+            kind="charge", job_id=task.job_id, task_id=task.id, attempt=0, amount=total, outcome=outcome,
+            cpu_us=sum(q.usage.cpu_us for _, _, q in quotes), wall_us=sum(q.usage.wall_us for _, _, q in quotes),
+            memory_bytes=max(0, task.memory_bytes or 0)),
+            [(user_account(task.job.owner_id), -total), (PLATFORM, total)])
+        kind = "earning"
+    for r, w, q in quotes:
+        u = q.usage
+        post(s, LedgerTransaction(kind=kind, job_id=task.job_id, task_id=task.id, attempt=r.attempt, worker_id=w.id,
+                                  contributor_id=w.owner_id, amount=q.earning, cpu_us=u.cpu_us, wall_us=u.wall_us,
+                                  memory_bytes=u.memory_bytes, price_factor_milli=u.factor_milli, outcome=outcome),
+             [(PLATFORM, -q.earning), (contributor_account(w.owner_id), q.earning)])
+    log.info("billed quorum task=%s replicas=%s kind=%s", task.id, [r.attempt for r in runs], kind)
+    return charge
 
 
 def pay_job(s: Session, job: Job) -> LedgerTransaction | None:
@@ -201,6 +246,11 @@ def pay_job(s: Session, job: Job) -> LedgerTransaction | None:
                         .values(paid_by_id=pay.id).execution_options(synchronize_session="fetch"))
     if settled.rowcount != len(due):
         raise PaymentConflictError("the bill changed while paying; try again")
+    # A quorum task's earnings are paid with its charge.
+    s.execute(update(LedgerTransaction)
+              .where(LedgerTransaction.kind == "earning", LedgerTransaction.paid_by_id.is_(None),
+                     LedgerTransaction.task_id.in_([t.task_id for t in due]))
+              .values(paid_by_id=pay.id).execution_options(synchronize_session="fetch"))
     log.info("job paid job=%s amount=%d payment=%d", job.id, total, pay.id)
     return pay
 
@@ -219,7 +269,15 @@ def unbalanced_postings(s: Session) -> list[int]:
 
 # -- reports -----------------------------------------------------------------------------------
 def job_bill(s: Session, job: Job) -> dict:
+    """One line per charge; a quorum task's line (attempt 0, no single worker) lists its billed replicas."""
     names = {t.id: t.name for t in job.tasks}
+    earnings: dict[str, list[dict]] = {}
+    for e in s.scalars(select(LedgerTransaction).where(LedgerTransaction.job_id == job.id,
+                                                       LedgerTransaction.kind == "earning")
+                       .order_by(LedgerTransaction.attempt)):
+        earnings.setdefault(e.task_id, []).append({
+            "worker_id": e.worker_id, "attempt": e.attempt, "cpu_s": e.cpu_us / 1e6, "wall_s": e.wall_us / 1e6,
+            "price_factor": format_factor(e.price_factor_milli), "earned": e.amount})
     lines = []
     for t in s.scalars(select(LedgerTransaction).where(LedgerTransaction.job_id == job.id,
                                                        LedgerTransaction.kind == "charge")
@@ -227,8 +285,10 @@ def job_bill(s: Session, job: Job) -> dict:
         lines.append({
             "task_id": t.task_id, "task": names.get(t.task_id, ""), "attempt": t.attempt,
             "worker_id": t.worker_id, "outcome": t.outcome, "cpu_s": t.cpu_us / 1e6, "wall_s": t.wall_us / 1e6,
-            "memory_bytes": t.memory_bytes, "price_factor": format_factor(t.price_factor_milli),
-            "amount": t.amount, "paid": t.paid_by_id is not None or t.amount == 0})
+            "memory_bytes": t.memory_bytes,
+            "price_factor": format_factor(t.price_factor_milli) if t.worker_id else None,
+            "amount": t.amount, "paid": t.paid_by_id is not None or t.amount == 0,
+            "replicas": earnings.get(t.task_id, [])})
     total = sum(line["amount"] for line in lines)
     paid = sum(line["amount"] for line in lines if line["paid"])
     return {"job_id": job.id, "lines": lines, "total": total, "paid": paid, "due": total - paid}
@@ -242,7 +302,8 @@ def format_factor(milli: int | None) -> str:
 def earnings(s: Session, user_id: str, limit: int = 200) -> dict:
     """The contributor's earnings: totals, per worker and per task (newest first, at most `limit`).
     An earning is paid once the job's owner paid the charge it came from (or at once, for a
-    recomputation the platform paid), pending before that."""
+    recomputation the platform paid), pending before that. Postings of kind charge (a plain task),
+    earning (a quorum replica) and recompute credit contributors."""
     account = contributor_account(user_id)
     is_paid = case((LedgerTransaction.kind == "recompute", True),
                    (LedgerTransaction.paid_by_id.is_not(None), True), else_=False)
@@ -258,7 +319,7 @@ def earnings(s: Session, user_id: str, limit: int = 200) -> dict:
             .where(LedgerEntry.account == account)
             .group_by(LedgerTransaction.worker_id, LedgerTransaction.kind, unpaid)):
         w = per_worker.setdefault(worker_id, {"worker_id": worker_id, "pending": 0, "paid": 0, "tasks": 0})
-        w["pending" if kind == "charge" and due else "paid"] += int(amount)
+        w["pending" if kind != "recompute" and due else "paid"] += int(amount)
         w["tasks"] += n
     hosts = dict(s.execute(select(Worker.id, Worker.host).where(Worker.id.in_(list(per_worker)))).all())
     for w in per_worker.values():

@@ -19,18 +19,29 @@ from runsurge_master.http_security import own_job
 log = logging.getLogger("runsurge.billing")
 
 
+class BillReplica(BaseModel):
+    """A quorum task's agreeing run, billed within its task's line (the outvoted one earns nothing)."""
+    worker_id: str
+    attempt: int
+    cpu_s: float
+    wall_s: float
+    price_factor: str
+    earned: int  # micro-credits paid to its contributor out of the line's amount
+
+
 class BillLine(BaseModel):
     task_id: str
     task: str
-    attempt: int
-    worker_id: str
+    attempt: int  # 0: a quorum task, charged once for its agreeing replicas
+    worker_id: str | None  # None for a quorum task (see replicas)
     outcome: str  # done | failed (the user's script failed)
-    cpu_s: float
+    cpu_s: float  # a quorum task: the sum over its billed replicas (so is wall_s)
     wall_s: float
     memory_bytes: int  # reserved
-    price_factor: str  # the worker's, e.g. "1.000"
+    price_factor: str | None  # the worker's, e.g. "1.000" (a quorum task: per replica)
     amount: int  # micro-credits
     paid: bool
+    replicas: list[BillReplica] = []
 
 
 class BillOut(BaseModel):
@@ -64,7 +75,8 @@ class TaskEarning(BaseModel):
     job_id: str
     attempt: int
     worker_id: str
-    kind: str  # charge (the job's owner pays) | recompute (the platform pays a re-run)
+    kind: str  # charge (the job's owner pays) | earning (a quorum replica's share of its task's charge)
+    #           | recompute (the platform pays a re-run)
     outcome: str
     cpu_s: float
     wall_s: float

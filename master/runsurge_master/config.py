@@ -28,7 +28,8 @@ class MasterConfig:
     pki_dir: Path = Path()              # RUNSURGE_PKI_DIR: the private CA (default: home/pki)
     heartbeat_interval_s: float = 2.0   # RUNSURGE_HEARTBEAT_INTERVAL_S: workers beat this often
     missed_heartbeats: int = 3          # RUNSURGE_MISSED_HEARTBEATS: then the worker is offline
-    max_attempts: int = 3               # RUNSURGE_MAX_ATTEMPTS: runs of a task before its job fails
+    max_attempts: int = 3               # RUNSURGE_MAX_ATTEMPTS: worker faults of a task before its job fails
+    prefetch: int = 2                   # RUNSURGE_PREFETCH: tasks queued on a busy worker beyond its slots (0: off)
     access_token_ttl_s: int = 900       # RUNSURGE_ACCESS_TOKEN_TTL_S
     refresh_token_ttl_s: int = 7 * 86400  # RUNSURGE_REFRESH_TOKEN_TTL_S
     max_upload_bytes: int = 2 << 30     # RUNSURGE_MAX_UPLOAD_BYTES: per uploaded file
@@ -44,6 +45,7 @@ class MasterConfig:
     price_cpu_hour: int = 1_000_000     # RUNSURGE_PRICE_CPU_HOUR: micro-credits per CPU-hour used (docs/billing.md)
     price_gib_hour: int = 250_000       # RUNSURGE_PRICE_GIB_HOUR: micro-credits per GiB-hour of reserved memory
     platform_fee_percent: int = 10      # RUNSURGE_PLATFORM_FEE_PERCENT: share of each charge kept by the platform
+    quorum_min_trust: int = -10         # RUNSURGE_QUORUM_MIN_TRUST: workers below this trust get no quorum replicas
 
     @property
     def db_url(self) -> str:

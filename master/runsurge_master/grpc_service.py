@@ -7,14 +7,14 @@ import logging
 import time
 
 import grpc
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
-from runsurge_master import lifecycle
+from runsurge_master import lifecycle, replicas
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.jobspec import SpecError, check_file_name
-from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, Worker, utcnow
+from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
@@ -94,6 +94,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             for data_id in s.scalars(select(DataObject.id).where(DataObject.id.in_(cached))):
                 s.add(DataLocation(data_id=data_id, worker_id=w.id))
             worker_id = w.id
+        self.scheduler.forget_channel(worker_id)
         log.info("worker registered worker=%s address=%s:%d slots=%d memory=%d", worker_id,
                  request.host, request.grpc_port, request.slots, request.memory_bytes)
         return master_pb2.NodeRegisterResponse(
@@ -124,6 +125,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 mine = set(s.scalars(select(Task.id).where(
                     Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
                     Task.status.in_(lifecycle.ACTIVE))))
+                if len(mine) < len(request.running_task_ids):  # the others may be quorum replicas
+                    mine |= {r.task_id for r in replicas.active_on(s, w.id)}
                 resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
         if claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
             resp.worker_token = self._worker_token(request.worker_id, claims.owner or "")
@@ -132,68 +135,81 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
     # -- task reports --------------------------------------------------------------------------
     async def TaskStarted(self, request, context):  # noqa: ANN001, N802
         await self._as_worker(request.worker_id, context)
-        with self.db.session() as s:
-            t = s.get(Task, request.task_id)
-            if t is not None and t.worker_id == request.worker_id and t.status == "assigned":
-                t.status, t.started_at = "running", utcnow()
+        with self.db.session() as s:  # one UPDATE, no ORM load: this is on every task's path
+            if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
+                                                Task.status == "assigned").values(status="running",
+                                                                                  started_at=utcnow())).rowcount:
+                replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
         return master_pb2.Ack()
 
     async def TaskComplete(self, request, context):  # noqa: ANN001, N802
         await self._as_worker(request.worker_id, context)
         with self.db.session() as s:
             t = s.get(Task, request.task_id)
-            if (t is None or t.worker_id != request.worker_id or t.status not in lifecycle.ACTIVE
-                    or (request.attempt and request.attempt != t.attempts)):
+            replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
+            attempt = replica.attempt if replica else t.attempts if t else 0
+            if ((replica is None and (t is None or t.worker_id != request.worker_id
+                                      or t.status not in lifecycle.ACTIVE))
+                    or (request.attempt and request.attempt != attempt)):
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                     "this task is not (or no longer) assigned to you")
-            cancels = self._complete(s, t, request)
+            cancels = self._complete(s, t, request, replica)
         self.scheduler.cancel_remote(cancels)
         self.scheduler.wake()
         return master_pb2.Ack()
 
-    def _complete(self, s, t: Task, r) -> list[tuple[str, str]]:  # noqa: ANN001
-        t.exit_code = r.exit_code
-        t.wall_s, t.cpu_s = r.wall_s, r.cpu_s
-        t.mem_avg_bytes, t.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes
+    def _complete(self, s, t: Task, r, replica: TaskReplica | None) -> list[tuple[str, str]]:  # noqa: ANN001
+        run = replica or t  # whose metering this is: the task's, or its quorum replica's
+        run.exit_code = r.exit_code
+        run.wall_s, run.cpu_s = r.wall_s, r.cpu_s
+        run.mem_avg_bytes, run.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes
         for field in ("stdout_data_id", "stderr_data_id"):
             value = getattr(r, field)
-            setattr(t, field, value if value and self.store.has(value) else None)
-        if r.status == S.TASK_STATUS_WORKER_ERROR:
-            if r.bad_peer_worker_id and is_data_id(r.bad_data_id):
-                self._distrust(s, r.bad_peer_worker_id, r.bad_data_id, t)
-            return lifecycle.requeue_task(s, t, r.error or "worker error", self.cfg.max_attempts)
-        if r.status == S.TASK_STATUS_CANCELLED:
+            setattr(run, field, value if value and self.store.has(value) else None)
+        outcome, detail = self._outcome(s, t, r)
+        if replica is not None:
+            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts)
+        if outcome == "lost":
+            return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts)
+        if outcome == "cancelled":
             t.status = "cancelled"
             return []
+        if outcome == "failed":
+            return lifecycle.fail_task(s, t, detail)
+        lifecycle.record_outputs(s, t, t.worker_id, detail)
+        w = s.get(Worker, t.worker_id)  # held: once clean, the session keeps it only weakly, and billing reloads it
+        w.tasks_done += 1
+        lifecycle.finish_task_ok(s, t, detail)
+        return []
+
+    def _outcome(self, s, t: Task, r) -> tuple[str, object]:  # noqa: ANN001
+        """How a run ended: ("lost", reason) a worker fault, ("cancelled", ""), ("failed", error) the
+        user's script failed, or ("ok", outputs: name → (data id, size))."""
+        if r.status == S.TASK_STATUS_WORKER_ERROR:
+            if r.bad_peer_worker_id and is_data_id(r.bad_data_id):
+                self._distrust(s, r.bad_peer_worker_id, r.bad_data_id, t, r.worker_id)
+            return "lost", r.error or "worker error"
+        if r.status == S.TASK_STATUS_CANCELLED:
+            return "cancelled", ""
         if r.status != S.TASK_STATUS_SUCCEEDED:
-            return lifecycle.fail_task(s, t, r.error or f"exit code {r.exit_code}")
+            return "failed", r.error or f"exit code {r.exit_code}"
         try:
             outputs, problem = self._check_outputs(t, r.outputs)
         except ValueError as e:  # the worker's report, not the user's script, is broken
-            return lifecycle.requeue_task(s, t, str(e), self.cfg.max_attempts)
+            return "lost", str(e)
         if problem:
-            return lifecycle.fail_task(s, t, problem)
+            return "failed", problem
         expected_results = {o.name for o in t.outputs if o.is_result} if not t.collect_all_outputs else set(outputs)
         missing_upload = [n for n in expected_results if not self.store.has(outputs[n][0])]
         if missing_upload:
-            return lifecycle.requeue_task(s, t, f"result(s) not uploaded: {', '.join(missing_upload)}",
-                                          self.cfg.max_attempts)
-        for inp in t.inputs:  # the worker keeps what it fetched: later tasks can use that copy
-            lifecycle.ensure_data(s, inp.data_id, s.get(DataObject, inp.data_id).size, t.worker_id)
-        for name, (data_id, size) in outputs.items():
-            lifecycle.ensure_data(s, data_id, size, t.worker_id)
-            if name in expected_results:
-                lifecycle.ensure_data(s, data_id, size, None)
-        w = s.get(Worker, t.worker_id)
-        w.tasks_done += 1
-        lifecycle.finish_task_ok(s, t, outputs)
-        return []
+            return "lost", f"result(s) not uploaded: {', '.join(missing_upload)}"
+        return "ok", outputs
 
-    def _distrust(self, s, peer_id: str, data_id: str, t: Task) -> None:  # noqa: ANN001
+    def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:  # noqa: ANN001
         """A peer served bytes that do not hash to their id: forget its copy and tell it to drop it
         (a disk fault heals; a liar is caught again). Lineage recomputes the data if nobody else has it."""
         log.warning("SECURITY corrupt data=%s served by worker=%s to worker=%s for task=%s",
-                    data_id[:12], peer_id, t.worker_id, t.id)
+                    data_id[:12], peer_id, worker_id, t.id)
         s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
         self.scheduler.delete_remote(peer_id, [data_id])
 
@@ -223,7 +239,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
         with self.db.session() as s:
             t = s.get(Task, request.task_id)
-            allowed = t is not None and t.worker_id == claims.sub and (
+            ours = t is not None and (t.worker_id == claims.sub or replicas.active(s, t, claims.sub) is not None)
+            allowed = ours and (
                 t.script_data_id == request.data_id if script else
                 s.scalar(select(TaskInput.id).where(TaskInput.task_id == t.id,
                                                     TaskInput.data_id == request.data_id)) is not None)
@@ -255,7 +272,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "output larger than the limit")
         with self.db.session() as s:
             t = s.get(Task, h.task_id)
-            if t is None or t.worker_id != claims.sub or t.status not in lifecycle.ACTIVE:
+            ours = t is not None and t.worker_id == claims.sub and t.status in lifecycle.ACTIVE
+            if not ours and replicas.active(s, t, claims.sub) is None:
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
         if not self.store.has(h.data_id):
             rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)

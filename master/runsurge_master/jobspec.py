@@ -1,6 +1,7 @@
 """Job specs: the DAG a user submits (TOML), parsed and validated before anything is stored.
 
     name = "word-count"
+    redundancy = 2                           # optional: each task runs on 2 workers of different contributors
     [[tasks]]
     name = "count_a"
     script = "count.py"                      # an uploaded file
@@ -13,7 +14,8 @@
     inputs = { "a.json" = "task:count_a/counts.json", "b.json" = "task:count_b/counts.json" }
 
 A task without `outputs` returns every new file it writes (then nothing may consume it).
-Outputs that no task consumes are the job's results.
+Outputs that no task consumes are the job's results. `redundancy = 2` asks for a quorum (quorum.py):
+each task runs on workers of 2 different contributors and their outputs must agree.
 """
 
 from __future__ import annotations
@@ -28,8 +30,18 @@ _UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb":
           "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
 
 
+REDUNDANCY = (1, 2)
+
+
 class SpecError(ValueError):
     """A user mistake in a job spec or upload; the message is shown as is."""
+
+
+def check_redundancy(value: object, what: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value not in REDUNDANCY:
+        raise SpecError(f"{what} must be 1 (each task runs once) or 2 (each task runs on workers of 2 different "
+                        f"contributors and their outputs are compared), not {value!r}")
+    return value
 
 
 def check_file_name(name: object, what: str) -> str:
@@ -76,6 +88,7 @@ class TaskSpec:
 class JobSpec:
     name: str
     tasks: list[TaskSpec]
+    redundancy: int | None = None  # None: not stated (1)
 
     def uploads_used(self) -> set[str]:
         used = {t.script for t in self.tasks}
@@ -98,7 +111,7 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"job spec is not valid TOML: {e}") from None
-    unknown = set(doc) - {"name", "tasks"}
+    unknown = set(doc) - {"name", "tasks", "redundancy"}
     if unknown:
         raise SpecError(f"job spec: unknown key(s) {', '.join(sorted(unknown))}")
     name = doc.get("name", "job")
@@ -110,7 +123,8 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
     if len(raw_tasks) > max_tasks:
         raise SpecError(f"job spec: {len(raw_tasks)} tasks, the limit is {max_tasks}")
     tasks = [_parse_task(i, raw, defaults_memory, default_timeout_s) for i, raw in enumerate(raw_tasks)]
-    spec = JobSpec(name=name, tasks=tasks)
+    redundancy = check_redundancy(doc["redundancy"], "job spec: redundancy") if "redundancy" in doc else None
+    spec = JobSpec(name=name, tasks=tasks, redundancy=redundancy)
     _validate(spec, uploads)
     return spec
 

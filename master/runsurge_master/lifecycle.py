@@ -2,6 +2,7 @@
 each called inside one database transaction by the HTTP API, the gRPC service or the scheduler.
 
 Task states: pending (waits for a producer) → ready → assigned → running → done | failed | cancelled.
+A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through the same states.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from runsurge_master import billing
 from runsurge_master.jobspec import JobSpec
-from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, utcnow
+from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, TaskReplica, utcnow
 
 log = logging.getLogger("runsurge.lifecycle")
 ACTIVE = ("assigned", "running")
@@ -30,7 +31,7 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
     for seq, t in enumerate(spec.tasks):
         task = Task(job_id=job.id, seq=seq, name=t.name, script_name=t.script,
                     script_data_id=uploads[t.script], memory_bytes=t.memory_bytes, cpus=t.cpus,
-                    timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None,
+                    timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None, redundancy=spec.redundancy or 1,
                     status="pending" if spec.producers_of(t) else "ready")
         for out in t.outputs or ():
             task.outputs.append(TaskOutput(name=out, is_result=(t.name, out) not in consumed))
@@ -56,6 +57,18 @@ def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> N
         DataLocation.worker_id.is_(None) if worker_id is None else DataLocation.worker_id == worker_id))
     if exists is None:
         s.add(DataLocation(data_id=data_id, worker_id=worker_id))
+
+
+def record_outputs(s: Session, task: Task, worker_id: str, outputs: dict[str, tuple[str, int]]) -> None:
+    """After a successful run: the worker keeps what it fetched and what it wrote, so later tasks can use
+    those copies; the task's results were also uploaded to the master."""
+    for inp in task.inputs:
+        ensure_data(s, inp.data_id, s.get(DataObject, inp.data_id).size, worker_id)
+    results = set(outputs) if task.collect_all_outputs else {o.name for o in task.outputs if o.is_result}
+    for name, (data_id, size) in outputs.items():
+        ensure_data(s, data_id, size, worker_id)
+        if name in results:
+            ensure_data(s, data_id, size, None)
 
 
 def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) -> None:
@@ -98,6 +111,8 @@ def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
     for t in job.tasks:
         if t.status in ACTIVE and t.worker_id:
             to_cancel.append((t.worker_id, t.id))
+        if t.status in OPEN and t.redundancy > 1:
+            to_cancel += cancel_replicas(s, t)
         if t.status in OPEN:
             t.status = "cancelled"
             t.finished_at = utcnow()
@@ -113,15 +128,26 @@ def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list
     task.finished_at = utcnow()
     if billable:
         billing.charge_task(s, task, "failed")
-    return fail_job(s, task.job, f"task {task.name!r} failed: {error}")
+    to_cancel = cancel_replicas(s, task) if task.redundancy > 1 else []
+    return to_cancel + fail_job(s, task.job, f"task {task.name!r} failed: {error}")
+
+
+def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:
+    """A quorum task stops (decided, failed, its job failed): its replicas still running stop too."""
+    to_cancel = []
+    for r in s.scalars(select(TaskReplica).where(TaskReplica.task_id == task.id, TaskReplica.status.in_(ACTIVE))):
+        r.status, r.finished_at = "cancelled", utcnow()
+        to_cancel.append((r.worker_id, task.id))
+    return to_cancel
 
 
 def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
     """The worker could not finish the task (lost, crashed, could not fetch): run it elsewhere,
     unless it already used its retry budget, which fails the job."""
-    log.info("requeue task=%s attempt=%d reason=%s", task.id, task.attempts, reason)
-    if task.attempts >= max_attempts:
-        return fail_task(s, task, f"gave up after {task.attempts} attempts; last: {reason}", billable=False)
+    task.faults = (task.faults or 0) + 1
+    log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
+    if task.faults >= max_attempts:
+        return fail_task(s, task, f"gave up after {task.faults} worker faults; last: {reason}", billable=False)
     task.status = "ready"
     task.worker_id = None
     task.error = reason

@@ -2,13 +2,16 @@
 
 Gauges are read from the database at scrape time (a few GROUP BY queries on indexed columns):
     runsurge_jobs{status}                 jobs by status (running, done, failed)
-    runsurge_tasks{state}                 tasks by state (pending, ready, assigned, running, done, ...)
+    runsurge_tasks{state}                 tasks by state (pending, ready, assigned = sent to a worker and
+                                          not started yet: preparing or queued, running, done, ...)
     runsurge_workers_online               workers sending heartbeats
     runsurge_workers_registered           all workers ever registered
-    runsurge_worker_slots{state}          task slots of online workers: total, busy
+    runsurge_worker_slots{state}          task slots of online workers: total, busy (running a task)
 Counters and histograms are kept by this process (they restart from zero with it, as Prometheus expects):
     runsurge_tasks_assigned_total         placements made by the scheduler
     runsurge_scheduling_latency_seconds   from a task becoming ready (Task.ready_at) to its assignment
+                                          (with prefetch, maybe into a busy worker's queue: "running"
+                                          above counts the tasks that started)
 
 The latency is observed by a session hook: after a transaction that set a task's status to
 "assigned" commits, (assigned_at - ready_at) goes into the histogram. So no scheduler code has to
@@ -24,7 +27,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import event, func, inspect, select
 from sqlalchemy.orm import Session
 
-from runsurge_master.models import Job, Task, Worker
+from runsurge_master.models import Job, Task, TaskReplica, Worker
 
 JOB_STATUSES = ("running", "done", "failed")
 TASK_STATES = ("pending", "ready", "assigned", "running", "done", "failed", "cancelled")
@@ -70,8 +73,12 @@ class _MasterCollector:
             tasks = dict(s.execute(select(Task.status, func.count()).group_by(Task.status)).all())
             workers = dict(s.execute(select(Worker.online, func.count()).group_by(Worker.online)).all())
             slots = s.scalar(select(func.coalesce(func.sum(Worker.slots), 0)).where(Worker.online))
+            # A slot is busy once its task started; assigned tasks may be queued beyond the slots (prefetch).
             busy = s.scalar(select(func.count()).select_from(Task).join(Worker, Worker.id == Task.worker_id)
-                            .where(Worker.online, Task.status.in_(("assigned", "running"))))
+                            .where(Worker.online, Task.status == "running"))
+            busy += s.scalar(select(func.count()).select_from(TaskReplica)  # quorum tasks run as replicas
+                             .join(Worker, Worker.id == TaskReplica.worker_id)
+                             .where(Worker.online, TaskReplica.status == "running"))
         g = GaugeMetricFamily("runsurge_jobs", "Jobs by status", labels=["status"])
         for status in sorted(set(JOB_STATUSES) | set(jobs)):
             g.add_metric([status], jobs.get(status, 0))

@@ -5,7 +5,19 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
 
@@ -51,6 +63,8 @@ class Worker(Base):
     cert_not_after: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # Billing: this worker's prices are the base tariff times price_factor_milli / 1000 (set by the operator).
     price_factor_milli: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
+    # Reputation from quorum tasks (quorum.py): agreeing raises it a little, being the odd one out drops it a lot.
+    trust: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @property
     def address(self) -> str:
@@ -124,10 +138,16 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Worker faults only (lost, crashed, could not fetch): the retry budget. `attempts` also counts lineage
+    # re-runs and moves to an idle worker, which are not the task's fault.
+    faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
     cpus: Mapped[int] = mapped_column(Integer, default=1)
     timeout_s: Mapped[float] = mapped_column(Float)
     collect_all_outputs: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Workers of different contributors that must agree on the outputs (1: no quorum; see quorum.py).
+    # With 2, the task runs as TaskReplica rows and worker_id is only set once the quorum decided.
+    redundancy: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
@@ -182,15 +202,46 @@ class TaskOutput(Base):
     task: Mapped[Task] = relationship(back_populates="outputs")
 
 
+class TaskReplica(Base):
+    """One run of a quorum task (redundancy > 1) on one worker. The replicas of a task run on workers of
+    different contributors; their results are compared and the majority wins (quorum.py, replicas.py)."""
+
+    __tablename__ = "task_replicas"
+    __table_args__ = (UniqueConstraint("task_id", "attempt"), Index("ix_task_replicas_status", "status"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)  # the task's run number (Task.attempts when placed)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id"), index=True)
+    # assigned | running | done (reported a result) | lost (a worker fault: not a vote) | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="assigned")
+    # Once the task's quorum decided: agree | odd (outvoted) | differ (no majority). NULL: still in play.
+    verdict: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    result: Mapped[str | None] = mapped_column(String(64), nullable=True)  # quorum.result_key of what it reported
+    outputs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # name → [data id, size]
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mem_avg_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mem_peak_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stdout_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    stderr_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class LedgerTransaction(Base):
-    """One balanced posting of the double-entry ledger (see billing.py): a task's charge, a platform-paid
-    recomputation, or a job owner's payment. Its entries always sum to zero."""
+    """One balanced posting of the double-entry ledger (see billing.py): a task's charge, a quorum replica's
+    earning paid out of its task's charge, a platform-paid recomputation, or a job owner's payment. Its
+    entries always sum to zero."""
 
     __tablename__ = "ledger_transactions"
-    # One posting per task run: a retried or duplicated report can never bill twice.
+    # One posting per task run (a quorum task's charge: attempt 0, the task as a whole; its replicas' earnings:
+    # their own attempts): a retried or duplicated report can never bill twice.
     __table_args__ = (UniqueConstraint("task_id", "attempt"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # charge | recompute | payment
+    kind: Mapped[str] = mapped_column(String(16))  # charge | earning | recompute | payment
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
     task_id: Mapped[str | None] = mapped_column(ForeignKey("tasks.id"), nullable=True, index=True)
     attempt: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -27,7 +27,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runsurge_master.config import MasterConfig
-from runsurge_master.jobspec import JobSpec, SpecError, check_file_name, parse_spec, single_script_spec
+from runsurge_master.jobspec import (
+    JobSpec,
+    SpecError,
+    check_file_name,
+    check_redundancy,
+    parse_spec,
+    single_script_spec,
+)
 from runsurge_master.models import DataObject, Job, Task, TaskInput
 from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
 
@@ -59,6 +66,7 @@ class Request:
     script: str | None = None
     aggregator: str | None = None
     chunks: int | None = None
+    redundancy: int | None = None  # 2: a quorum of workers of different contributors (quorum.py)
 
 
 def upload_names(files: list[UploadFile]) -> list[str]:
@@ -96,6 +104,8 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
         raise SpecError(f"mode must be one of {', '.join(MODES)}")
     if (req.spec is not None) != (mode == "spec"):
         raise SpecError("a job spec goes with mode 'spec' (the default when a spec is sent), and only with it")
+    if req.redundancy is not None:
+        check_redundancy(req.redundancy, "redundancy")
     uploads = {n: _upload(f) for n, f in zip(req.names, req.files, strict=True)}
     with ExitStack() as cleanup:
         explanation: list[str] = []
@@ -114,8 +124,20 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
             sources = {n: _plan_source(plan, n) for n in plan.files}
         spec = parse_spec(spec_text, set(sources), cfg.default_task_memory, cfg.default_task_timeout_s,
                           cfg.max_tasks_per_job)
+        _redundancy(spec, req.redundancy, explanation)
         _check(spec, sources, req.names, mode, worker_memory, explanation)
         yield Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned)
+
+
+def _redundancy(spec: JobSpec, asked: int | None, explanation: list[str]) -> None:
+    """The submission's `redundancy` field, or the spec's own key; both may be given only if they agree."""
+    if asked is not None:
+        if spec.redundancy not in (None, asked):
+            raise SpecError(f"redundancy is {spec.redundancy} in the job spec but {asked} in the request")
+        spec.redundancy = asked
+    if (spec.redundancy or 1) > 1:
+        explanation.append(f"redundancy {spec.redundancy}: each task runs on workers of {spec.redundancy} different "
+                           "contributors and their outputs must agree (billed for each agreeing run)")
 
 
 def _script(req: Request) -> str:

@@ -38,3 +38,17 @@ def test_signing_key_file_is_private_and_stable(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o600
     k2 = load_or_create_key(path)
     assert TokenService(k1).public_pem == TokenService(k2).public_pem
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires(monkeypatch):
+    tokens = TokenService(Ed25519PrivateKey.generate())
+    token = tokens.issue("w", "worker", 1)
+    exp = tokens.verify(token, "worker").exp
+    with monkeypatch.context() as m:
+        m.setattr("jwt.decode", lambda *a, **k: pytest.fail("the signature was checked again"))
+        assert tokens.verify(token, "worker").sub == "w"  # remembered
+        with pytest.raises(TokenError, match="cannot be used here"):
+            tokens.verify(token, "access")  # the kind is still checked on every use
+    time.sleep(max(0.0, exp - time.time()) + 0.1)
+    with pytest.raises(TokenError, match="expired"):
+        tokens.verify(token, "worker")  # past its expiry: checked again, and refused

@@ -197,6 +197,19 @@ def test_giving_up_after_worker_faults_fails_the_job_without_a_charge(world):
     assert world.txns(t) == []
 
 
+def test_lineage_reruns_do_not_use_the_retry_budget(world):
+    job_id, (t,) = world.job()
+    for _ in range(3):  # done three times over, its output lost twice: no fault of the task's
+        world.assign(t)
+        world.report(t, "done")
+    world.assign(t)
+    world.report(t, "worker lost")  # the fourth run's worker vanishes: one fault, still retried
+    with world.db.session() as s:
+        task = s.get(Task, t)
+        assert (task.attempts, task.faults, task.status) == (4, 1, "ready")
+        assert s.get(Job, job_id).status != "failed"
+
+
 def test_the_user_s_own_failing_script_is_billed(world):
     job_id, (t, other) = world.job(2)
     world.assign(t)

@@ -54,7 +54,10 @@ class Fetcher:
                 rpc = self._peer(loc.peer_address).StreamData
             rx = None
             try:
-                for chunk in rpc(req, metadata=self.link.metadata(), timeout=3600):
+                # From the master, wait for the channel rather than fail at once while it reconnects
+                # after a master restart (the task is still listed as running, so the master keeps
+                # it); a peer that is down fails fast, and the master finds the data elsewhere.
+                for chunk in rpc(req, metadata=self.link.metadata(), timeout=3600, wait_for_ready=loc.on_master):
                     if rx is None:
                         rx = self.cache.receiver(loc.data_id, chunk.total_size, self.max_size)
                     rx.write(chunk.data)

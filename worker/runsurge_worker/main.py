@@ -78,16 +78,15 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
         server.start()
 
         def status() -> master_pb2.NodeHeartbeatRequest:
-            ids = runner.running_ids()
-            return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=len(ids),
+            return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=runner.running_count(),
                                                    memory_used_bytes=runner.memory_used(),
-                                                   free_slots=runner.free_slots(), running_task_ids=ids)
+                                                   free_slots=runner.free_slots(), running_task_ids=runner.task_ids())
 
         log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         link.heartbeat_loop(status, register, runner.cancel, stop)
     finally:
-        for task_id in runner.running_ids():
+        for task_id in runner.task_ids():
             runner.cancel(task_id)
         server.stop(grace=1)
         sandbox.close()

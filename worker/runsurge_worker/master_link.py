@@ -61,11 +61,18 @@ class MasterLink:
             csr_pem=self.tls.csr()), metadata=bearer(user_token), timeout=30)
         self.tls.set_certificate(resp.certificate_pem, resp.ca_pem)
         old = self.channel
-        channel = grpc.secure_channel(self.cfg.master_grpc, self.tls.channel_credentials(), options=CHANNEL_OPTIONS)
+        interval_s = resp.heartbeat_interval_s or 2.0
+        # Reconnect within a heartbeat interval once a restarted master is back: gRPC's default
+        # backoff (up to 120 s) let the master, having just reconciled us, declare us offline and
+        # re-queue our running tasks (found by the chaos test).
+        backoff_ms = max(100, int(interval_s * 1000))
+        channel = grpc.secure_channel(self.cfg.master_grpc, self.tls.channel_credentials(), options=[
+            *CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+            ("grpc.max_reconnect_backoff_ms", backoff_ms)])
         with self._lock:
             self.worker_id, self.token = resp.worker_id, resp.worker_token
             self.public_key_pem = resp.master_public_key_pem
-            self.heartbeat_interval_s = resp.heartbeat_interval_s or 2.0
+            self.heartbeat_interval_s = interval_s
             self.channel, self.stub = channel, master_pb2_grpc.MasterServiceStub(channel)
         if old is not None:  # let calls in flight on the old certificate finish
             threading.Timer(60, old.close).start()

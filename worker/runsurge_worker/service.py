@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import grpc
 import jwt
@@ -16,15 +17,26 @@ from runsurge_worker.master_link import MasterLink
 from runsurge_worker.tasks import TaskRunner
 
 log = logging.getLogger("runsurge.worker.service")
+VERIFIED_CACHE = 1024  # tokens remembered as verified (the table is emptied when full)
+_verified: dict[tuple[str, str], dict] = {}
 
 
 def verify(link: MasterLink, token: str) -> dict:
-    """A JWT the master signed (checked with the public key it gave us at registration)."""
+    """A JWT the master signed (checked with the public key it gave us at registration). The master
+    sends the same token on every call: a signature is checked once, the expiry on every use."""
+    key = (link.public_key_pem, token)
+    claims = _verified.get(key)
+    if claims is not None and claims["exp"] > time.time():
+        return claims
     try:
-        return jwt.decode(token, link.public_key_pem, algorithms=["EdDSA"], issuer="runsurge-master",
-                          options={"require": ["exp", "sub", "typ"]})
+        claims = jwt.decode(token, link.public_key_pem, algorithms=["EdDSA"], issuer="runsurge-master",
+                            options={"require": ["exp", "sub", "typ"]})
     except jwt.PyJWTError as e:
         raise PermissionError(f"invalid token: {e}") from None
+    if len(_verified) >= VERIFIED_CACHE:
+        _verified.clear()
+    _verified[key] = claims
+    return claims
 
 
 def make_check(link: MasterLink):
@@ -83,7 +95,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
     def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
         return worker_pb2.WorkerStatus(
-            worker_id=self.link.worker_id, running_task_ids=self.runner.running_ids(),
+            worker_id=self.link.worker_id, running_task_ids=self.runner.task_ids(),
             free_slots=self.runner.free_slots(), memory_used_bytes=self.runner.memory_used(),
             cached_data_ids=self.cache.ids())
 

@@ -1,11 +1,15 @@
 """The task processor: AssignTask is accepted at once, then each task runs in its own thread:
-wait for NotifyData → fetch script and inputs → run in the sandbox → keep outputs in the cache →
-upload results and logs → TaskComplete."""
+wait for NotifyData → fetch script and inputs → wait for a free slot → run in the sandbox → keep
+outputs in the cache → upload results and logs → TaskComplete.
+
+The master may assign more tasks than there are slots (its `prefetch`): those get ready (fetch,
+prepare) while others run, and start the moment a slot frees, in the order they became ready."""
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import shutil
 import stat
 import threading
@@ -36,6 +40,8 @@ class Running:
     locations: dict[str, common_pb2.DataLocation] = field(default_factory=dict)
     cancel: threading.Event = field(default_factory=threading.Event)
     notified: threading.Condition = field(default_factory=threading.Condition)
+    in_slot: bool = False  # started: holds one of the worker's slots
+    reporting: bool = False  # ended: holds no memory or folder, only its TaskComplete is undelivered
 
 
 class TaskRunner:
@@ -43,16 +49,26 @@ class TaskRunner:
                  slots: int, memory: int, input_wait_s: float):
         self.cache, self.link, self.fetcher, self.sandbox = cache, link, fetcher, sandbox
         self.slots, self.memory, self.input_wait_s = slots, memory, input_wait_s
-        self._running: dict[str, Running] = {}
+        self._running: dict[str, Running] = {}  # every task held: preparing, waiting for a slot, running
         self._lock = threading.Lock()
+        self._slot_freed = threading.Condition(self._lock)
+        self._waiting: list[str] = []  # prepared tasks waiting for a slot, first come first started
+        # TaskStarted goes out from a thread of its own, so a run never waits a master round trip to
+        # begin; a daemon, so a worker stopping while the master is away does not wait for it.
+        self._starts: queue.SimpleQueue[tuple[master_pb2.TaskStartedRequest, threading.Event]] = queue.SimpleQueue()
+        threading.Thread(target=self._report_starts, name="report-started", daemon=True).start()
 
     # -- called by WorkerService -----------------------------------------------------------------
     def accept(self, req: worker_pb2.AssignTaskRequest) -> tuple[bool, str]:
+        """Memory is reserved from assignment to the end (the master counts it so too); slots are
+        taken only to run, so no slot check here."""
         with self._lock:
-            if req.task_id in self._running:
-                return True, "already running"
-            if len(self._running) >= self.slots:
-                return False, "no free slot"
+            held = self._running.get(req.task_id)
+            if held is not None:
+                if held.req.attempt == req.attempt:
+                    return True, "already accepted"
+                if not held.reporting:  # (a newer attempt replaces one that has only its report left)
+                    return False, "an earlier attempt of this task is still ending here"
             if self.memory_used() + req.limits.memory_bytes > self.memory:
                 return False, "not enough free memory"
             run = self._running[req.task_id] = Running(req=req)
@@ -70,21 +86,52 @@ class TaskRunner:
     def cancel(self, task_id: str) -> bool:
         with self._lock:
             run = self._running.get(task_id)
+            if run is not None:
+                run.cancel.set()
+                self._slot_freed.notify_all()
         if run is not None:
-            run.cancel.set()
             with run.notified:
                 run.notified.notify_all()
         return run is not None
 
-    def running_ids(self) -> list[str]:
+    def task_ids(self) -> list[str]:
+        """Every task this worker holds, queued or running (what the master must not re-queue), and
+        those whose report is not delivered yet: after a master restart reconciliation must keep
+        them, not re-run a task that already ran (found by the chaos test)."""
         with self._lock:
             return list(self._running)
 
+    def running_count(self) -> int:
+        with self._lock:
+            return sum(r.in_slot for r in self._running.values())
+
     def memory_used(self) -> int:
-        return sum(r.req.limits.memory_bytes for r in list(self._running.values()))
+        return sum(r.req.limits.memory_bytes for r in list(self._running.values()) if not r.reporting)
 
     def free_slots(self) -> int:
-        return max(0, self.slots - len(self._running))
+        return max(0, self.slots - self.running_count())
+
+    # -- slots ---------------------------------------------------------------------------------
+    def _take_slot(self, run: Running) -> bool:
+        """Wait for a free slot (False: cancelled meanwhile)."""
+        task_id = run.req.task_id
+        with self._lock:
+            self._waiting.append(task_id)
+            try:
+                while not run.cancel.is_set() and (
+                        self._waiting[0] != task_id
+                        or sum(r.in_slot for r in self._running.values()) >= self.slots):
+                    self._slot_freed.wait()
+            finally:
+                self._waiting.remove(task_id)
+                self._slot_freed.notify_all()  # the next in line may go (or the line moved)
+            run.in_slot = not run.cancel.is_set()
+            return run.in_slot
+
+    def _free_slot(self, run: Running) -> None:
+        with self._lock:
+            run.in_slot = False
+            self._slot_freed.notify_all()
 
     # -- one task ------------------------------------------------------------------------------
     def _process(self, run: Running) -> None:
@@ -92,18 +139,23 @@ class TaskRunner:
         task_dir = self.sandbox.task_root / req.task_id
         report = master_pb2.TaskCompleteRequest(worker_id=self.link.worker_id, task_id=req.task_id,
                                                 attempt=req.attempt)
+        started = None
         try:
             shutil.rmtree(task_dir, ignore_errors=True)
             task_dir.mkdir(parents=True)
             self._prepare(run, task_dir)
-            if run.cancel.is_set():
+            if run.cancel.is_set() or not self._take_slot(run):
                 report.status = S.TASK_STATUS_CANCELLED
             else:
-                self._call("TaskStarted", master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
-                                                                        task_id=req.task_id))
-                limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
-                                timeout_s=req.limits.timeout_s or 3600, output_bytes=req.limits.output_bytes)
-                result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel)
+                try:
+                    started = threading.Event()
+                    self._starts.put((master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
+                                                                    task_id=req.task_id), started))
+                    limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
+                                    timeout_s=req.limits.timeout_s or 3600, output_bytes=req.limits.output_bytes)
+                    result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel)
+                finally:
+                    self._free_slot(run)  # the next task may start while this one's outputs are kept
                 self._finish(run, task_dir, result, report)
         except FetchError as e:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
@@ -114,10 +166,17 @@ class TaskRunner:
         finally:
             shutil.rmtree(task_dir, ignore_errors=True)
             with self._lock:
-                self._running.pop(req.task_id, None)
+                run.reporting = True
         log.info("task done task=%s status=%s exit=%s wall=%.2fs cpu=%.2fs peak=%d", req.task_id,
                  S.Name(report.status), report.exit_code, report.wall_s, report.cpu_s, report.mem_peak_bytes)
-        self._call("TaskComplete", report)
+        if started is not None:
+            started.wait()  # so the master never hears of the end before the start
+        try:
+            self._call("TaskComplete", report)
+        finally:
+            with self._lock:
+                if self._running.get(req.task_id) is run:  # not replaced by a newer attempt
+                    del self._running[req.task_id]
 
     def _prepare(self, run: Running, task_dir: Path) -> None:
         req = run.req
@@ -189,6 +248,16 @@ class TaskRunner:
         return files, None
 
     # -- talking to the master -----------------------------------------------------------------
+    def _report_starts(self) -> None:
+        while True:
+            request, sent = self._starts.get()
+            try:
+                self._call("TaskStarted", request)
+            except Exception:  # a bug here must not leave the task waiting to report its end
+                log.exception("TaskStarted for task %s failed", request.task_id)
+            finally:
+                sent.set()
+
     def _upload_log(self, task_id: str, path: Path) -> str:
         if not path.is_file() or path.is_symlink():
             return ""
@@ -210,7 +279,8 @@ class TaskRunner:
                 worker_id=self.link.worker_id, task_id=task_id, data_id=data_id, size=size))
             for chunk in file_chunks(self.cache.path(data_id)):
                 yield master_pb2.UploadPart(chunk=chunk.data)
-        self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600)
+        # Wait for the channel (a master just restarted) instead of failing a task that already ran.
+        self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600, wait_for_ready=True)
 
     def _call(self, method: str, request) -> None:  # noqa: ANN001
         """Deliver a report, riding out a master restart (up to REPORT_PATIENCE_S); after that the

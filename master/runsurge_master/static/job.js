@@ -100,6 +100,14 @@
     }
   }
 
+  function workerCell(t) {  // a quorum task: each replica's worker and, once decided, its verdict
+    if (!t.replicas) return el("td", {}, el("code", { title: t.worker_id || "" }, RS.short(t.worker_id)));
+    const runs = t.replicas.map((r) => el("div", { class: "replica", "data-verdict": r.verdict || r.status },
+      el("code", { title: r.worker_id }, RS.short(r.worker_id)), " ",
+      el("span", { class: "muted" }, r.verdict === "odd" ? "outvoted" : r.verdict || r.status)));
+    return el("td", {}, ...runs, t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : "");
+  }
+
   function cells(t) {
     const mem = t.mem_peak_bytes === null ? "–" : `${RS.bytes(t.mem_avg_bytes)} / ${RS.bytes(t.mem_peak_bytes)}`;
     const logs = el("td", {},
@@ -109,7 +117,7 @@
     return [
       el("td", {}, t.name),
       el("td", { class: "status" }, RS.badge(t.status)),
-      el("td", {}, el("code", { title: t.worker_id || "" }, RS.short(t.worker_id))),
+      workerCell(t),
       el("td", { class: "num" }, t.attempts),
       el("td", {}, RS.seconds(t.wall_s)),
       el("td", {}, RS.seconds(t.cpu_s)),
@@ -165,12 +173,14 @@
   // -- bill --------------------------------------------------------------------------------
   function renderBill(bill) {
     document.querySelector("#bill-table tbody").replaceChildren(...bill.lines.map((l) => el("tr", { "data-task": l.task },
-      el("td", {}, l.task, l.attempt > 1 ? el("span", { class: "muted" }, ` (run ${l.attempt})`) : ""),
+      el("td", {}, l.task, l.attempt > 1 ? el("span", { class: "muted" }, ` (run ${l.attempt})`) : "",
+        l.replicas.length ? el("span", { class: "muted", title: l.replicas.map((r) =>
+          `${RS.short(r.worker_id)} earned ${RS.credits(r.earned)}`).join(", ") }, ` (${l.replicas.length} agreeing runs)`) : ""),
       el("td", {}, l.outcome),
       el("td", {}, RS.seconds(l.cpu_s)),
       el("td", {}, RS.seconds(l.wall_s)),
       el("td", {}, RS.bytes(l.memory_bytes)),
-      el("td", {}, "×" + l.price_factor),
+      el("td", {}, l.price_factor ? "×" + l.price_factor : "per run"),
       el("td", { class: "num" }, RS.credits(l.amount)),
       el("td", {}, RS.badge(l.paid ? "paid" : "due")))));
     document.getElementById("bill-total").textContent = bill.total_credits;

@@ -59,6 +59,8 @@
       data.append("mode", mode());
       if (scriptSelect.value) data.append("script", scriptSelect.value);
     }
+    // Only a quorum is sent: a spec's own `redundancy = 2` is not contradicted by the default.
+    if (document.getElementById("redundancy").value === "2") data.append("redundancy", "2");
     const button = document.getElementById("submit-button");
     button.disabled = true;
     progress.hidden = false;

@@ -17,6 +17,7 @@
       el("td", {}, w.cpus),
       el("td", {}, w.sandbox || "–"),
       el("td", { class: "num" }, w.tasks_done),
+      el("td", { class: "num" }, w.trust),
       el("td", {}, RS.when(w.last_heartbeat)))));
     return true;
   }, 3000);
