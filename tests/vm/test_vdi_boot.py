@@ -9,6 +9,7 @@ One cold boot under TCG (about a minute).
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -49,9 +50,10 @@ def test_vdi_boots_with_its_own_boot_loader(image_dir, tmp_path):
     conn = None
     try:
         conn, _ = ssh.connect(port, key, None, timeout=300, alive=lambda: qemu.poll() is None)
-        out = conn.run("findmnt -n -o SOURCE /; cat /proc/cmdline; lsblk -n -o LABEL /dev/sda1",
-                       hide=True, in_stream=False).stdout.split("\n")
-        assert out[0] == "/dev/sda2"
+        # The kernel may name the two SATA disks in either order: look at the root's own disk.
+        out = conn.run('root=$(findmnt -n -o SOURCE /); echo "$root"; cat /proc/cmdline; '
+                       'lsblk -n -o LABEL "${root%2}1"', hide=True, in_stream=False).stdout.split("\n")
+        assert re.fullmatch(r"/dev/sd[ab]2", out[0]), out
         assert "root=LABEL=rsroot" in out[1] and "rs.key" not in out[1]  # key from the seed disk
         assert out[2] == "RSBOOT"
     finally:
