@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ from runsurge_worker.sandbox import agent as guest_agent
 from runsurge_worker.sandbox.base import Limits
 from runsurge_worker.sandbox.bwrap import BwrapSandbox
 from runsurge_worker.sandbox.qemu import QemuSandbox
+from runsurge_worker.sandbox.vm import Vm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quiet import OtherLoad  # noqa: E402
@@ -189,12 +191,7 @@ def bench_starts(image_dir: Path, runs: int, warm_runs: int, skip_cold: bool) ->
     print(f"load average (1 min) at the end: {_loadavg()}; {load.stop()}")
 
 
-def bench_io(backend: QemuSandbox) -> None:
-    """Read and write IO_MB through the share and on the guest's own disk, from inside a VM.
-
-    Reads are of data not in the guest's page cache: the share file is written by the host, the
-    disk file is dropped from the cache with posix_fadvise(DONTNEED) after its fsync."""
-    script = f"""
+IO_FUNCS = f"""
 import os, time
 def write(path):
     block = os.urandom(1 << 20)
@@ -212,6 +209,15 @@ def read(path):
         while f.read(1 << 20):
             pass
     return {IO_MB} / (time.monotonic() - t)
+"""
+
+
+def bench_io(backend: QemuSandbox) -> None:
+    """Read and write IO_MB through the share and on the guest's own disk, from inside a VM.
+
+    Reads are of data not in the guest's page cache: the share file is written by the host, the
+    disk file is dropped from the cache with posix_fadvise(DONTNEED) after its fsync."""
+    script = IO_FUNCS + """
 print('smb %.0f %.0f' % (write('out.bin'), read('in.bin')))
 w = write('/home/runsurge/io.bin')
 print('disk %.0f %.0f' % (w, read('/home/runsurge/io.bin')))
@@ -234,17 +240,51 @@ os.unlink('out.bin')
         if line:
             name, w, r = line.split()
             where = "guest over SMB (cifs)" if name == "smb" else "guest's own disk (virtio)"
-            print(f"  {where:28s} {w:>6s} / {r:>6s}")
+            print(f"  {where:40s} {w:>6s} / {r:>6s}")
+    print(f"  {'guest over virtio-9p (measurement only)':40s} {_ninep_io(backend)}")
     host_w, host_r = _host_disk_io(backend.work_dir)
-    print(f"  {'host disk':28s} {host_w:6.0f} / {host_r:6.0f}")
+    print(f"  {'host disk':40s} {host_w:6.0f} / {host_r:6.0f}")
+
+
+class _With9p:
+    """The backend's QemuSpec plus a virtio-9p export of `path` (tag rs9p): benchmark only."""
+
+    def __init__(self, spec, path: Path):
+        self.spec, self.path = spec, path
+
+    def argv(self, *args, **kw) -> list[str]:
+        return self.spec.argv(*args, **kw) + [
+            "-virtfs", f"local,path={self.path},mount_tag=rs9p,security_model=none,id=rs9p"]
+
+
+def _ninep_io(backend: QemuSandbox) -> str:
+    """The same write / read as the SMB row, over virtio-9p, in a VM cold-booted for it (a
+    restored snapshot cannot gain a device). 9p is not a transport tasks get: SMB is."""
+    share = Path(tempfile.mkdtemp(dir=backend.work_dir, prefix="9p-"))
+    subprocess.run(["dd", "if=/dev/urandom", f"of={share / 'in.bin'}", "bs=1M",
+                    f"count={IO_MB}", "status=none"], check=True)
+    vm = Vm(_With9p(backend.spec, share), backend.work_dir / "vms-9p", backend._base_disk)
+    try:
+        vm.launch(backend._key, host_key=None)
+        mod = vm.conn.run("modprobe -a 9pnet_virtio 9p", hide=True, warn=True, in_stream=False)
+        if not mod.ok:
+            return f"not possible: the guest kernel lacks 9p ({mod.stderr.strip()})"
+        script = IO_FUNCS + "print('%6.0f / %6.0f' % (write('out.bin'), read('in.bin')))"
+        out = vm.conn.run(
+            "mkdir -p /mnt/x && mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 rs9p "
+            "/mnt/x && cd /mnt/x && echo 3 > /proc/sys/vm/drop_caches && "
+            f"python3 -c {shlex.quote(script)}", hide=True, warn=True, in_stream=False)
+        return out.stdout.rstrip() if out.ok else f"failed: {out.stderr.strip()[-200:]}"
+    finally:
+        vm.destroy()
+        shutil.rmtree(share, ignore_errors=True)
 
 
 def _host_disk_io(directory: Path) -> tuple[float, float]:
     path = directory / "io.bin"
-    t = time.monotonic()
-    subprocess.run(["dd", "if=/dev/urandom", f"of={path}", "bs=1M", f"count={IO_MB}",
-                    "conv=fsync", "status=none"], check=True)
-    w = IO_MB / (time.monotonic() - t)
+    funcs: dict = {}
+    exec(IO_FUNCS, funcs)  # noqa: S102 - our own constant: the very write the guests time
+    w = funcs["write"](str(path))
     t = time.monotonic()  # O_DIRECT: from the disk, not the page cache
     subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M", "iflag=direct",
                     "status=none"], check=True)
