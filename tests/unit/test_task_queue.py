@@ -150,3 +150,16 @@ def test_another_attempt_of_a_held_task_is_refused(worker):
     until(lambda: sandbox.started == ["t1"])
     sandbox.finish("t1")
     until(lambda: runner.task_ids() == [])
+
+
+def test_a_report_on_a_closed_link_is_dropped_quietly(worker):
+    """A worker stopping while a report is pending closes its channel: no traceback from the task
+    thread; the master's reconciliation decides what became of the task."""
+    import grpc
+
+    from runsurge_proto import master_pb2_grpc
+    runner, _, _, _ = worker
+    channel = grpc.insecure_channel("127.0.0.1:9")
+    runner.link.stub = master_pb2_grpc.MasterServiceStub(channel)
+    channel.close()
+    runner._call("TaskComplete", master_pb2.TaskCompleteRequest(worker_id="w1", task_id="t1"))  # returns

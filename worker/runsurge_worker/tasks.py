@@ -302,6 +302,12 @@ class TaskRunner:
                     return
                 log.warning("%s failed (attempt %d): %s", method, attempt, e.details())
                 time.sleep(min(2 ** attempt / 4, 10))
+            except ValueError as e:  # grpc: "Cannot invoke RPC on closed channel!"
+                if "closed channel" not in str(e):
+                    raise
+                # The worker is stopping and closed its link; the master's reconciliation decides.
+                log.warning("%s for task %s not sent: the worker is stopping", method, request.task_id)
+                return
 
 
 def _tail(path: Path) -> str:
