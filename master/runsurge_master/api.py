@@ -280,7 +280,7 @@ def create_app(sv: Services) -> FastAPI:
     @app.post("/api/plan")
     def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-               redundancy: RedundancyField = None) -> PlanOut:
+             redundancy: RedundancyField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,

@@ -141,13 +141,22 @@ def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:
     return to_cancel
 
 
+def worker_fault(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]] | None:
+    """Count a worker fault against the task's retry budget (plain runs and quorum replicas alike).
+    Budget used: the task fails unbilled with its job, and the cancels are returned; else None."""
+    task.faults = (task.faults or 0) + 1
+    if task.faults >= max_attempts:
+        return fail_task(s, task, f"gave up after {task.faults} worker faults; last: {reason}", billable=False)
+    return None
+
+
 def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
     """The worker could not finish the task (lost, crashed, could not fetch): run it elsewhere,
     unless it already used its retry budget, which fails the job."""
-    task.faults = (task.faults or 0) + 1
+    failed = worker_fault(s, task, reason, max_attempts)
     log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
-    if task.faults >= max_attempts:
-        return fail_task(s, task, f"gave up after {task.faults} worker faults; last: {reason}", billable=False)
+    if failed is not None:
+        return failed
     task.status = "ready"
     task.worker_id = None
     task.error = reason

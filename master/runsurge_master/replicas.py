@@ -132,12 +132,9 @@ def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts
     the task used its retry budget (max_attempts worker faults), which fails the job unbilled."""
     replica.status, replica.error, replica.finished_at = "lost", reason, utcnow()
     task.error = reason
-    faults = s.scalar(select(func.count()).select_from(TaskReplica).where(TaskReplica.task_id == task.id,
-                                                                          TaskReplica.status == "lost"))
     log.info("replica lost task=%s attempt=%d worker=%s reason=%s", task.id, replica.attempt, replica.worker_id, reason)
-    if faults >= max_attempts:
-        return lifecycle.fail_task(s, task, f"gave up after {faults} worker faults; last: {reason}", billable=False)
-    return _settle(s, task)
+    failed = lifecycle.worker_fault(s, task, reason, max_attempts)
+    return failed if failed is not None else _settle(s, task)
 
 
 def lose_all(s: Session, replicas: list[TaskReplica], reason: str, max_attempts: int) -> Cancels:
