@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 
 import grpc
 from sqlalchemy import delete, select, update
@@ -160,6 +161,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     def _complete(self, s, t: Task, r, replica: TaskReplica | None) -> list[tuple[str, str]]:  # noqa: ANN001
         run = replica or t  # whose metering this is: the task's, or its quorum replica's
+        if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
+            wall_s = r.wall_s if 0 <= r.wall_s <= (t.timeout_s or 0) else 0  # (a NaN fails both)
+            run.started_at = utcnow() - timedelta(seconds=wall_s)
+            t.started_at = t.started_at or run.started_at
         run.exit_code = r.exit_code
         run.wall_s, run.cpu_s = r.wall_s, r.cpu_s
         run.mem_avg_bytes, run.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes

@@ -3,6 +3,7 @@
 import collections
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 from jobs import wait_task, write_add_job
@@ -38,6 +39,10 @@ def test_three_stage_job_with_a_peer_to_peer_fetch(net, tmp_path):
     # metering came back from the worker
     assert all(t["wall_s"] > 0 and t["mem_peak_bytes"] > 1 << 20 for t in job["tasks"])
     assert "words" in client.logs(tasks["count_a"]["id"])
+    # Every run has its start, also one so short that its worker folded the start into its end.
+    with sqlite3.connect(f"file:{net.root / 'master' / 'master.db'}?mode=ro", uri=True) as db:
+        times = db.execute("SELECT started_at, finished_at FROM tasks WHERE job_id = ?", (job["id"],)).fetchall()
+    assert len(times) == 3 and all(started and started <= finished for started, finished in times), times
 
 
 def test_a_raising_script_fails_the_job_and_shows_stderr(net, tmp_path):

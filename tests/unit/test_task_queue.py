@@ -8,6 +8,7 @@ import time
 import pytest
 
 from runsurge_proto import master_pb2, worker_pb2
+from runsurge_worker import tasks
 from runsurge_worker.cache import Cache
 from runsurge_worker.sandbox.base import RunResult, SandboxBackend
 from runsurge_worker.tasks import TaskRunner
@@ -106,12 +107,23 @@ def test_a_queued_task_starts_the_moment_the_slot_frees(worker):
     assert master.reports(second) == []
     sandbox.finish(first)
     until(lambda: sandbox.started == [first, second])
+    until(lambda: master.reports(second) == ["TaskStarted"])  # ran longer than START_REPORT_DELAY_S
     sandbox.finish(second)
     until(lambda: runner.task_ids() == [])
     for t in ("t1", "t2"):  # the start is reported, and before the end
         assert master.reports(t) == ["TaskStarted", "TaskComplete"]
     assert {(t, s) for m, t, s in master.calls if m == "TaskComplete"} == {("t1", S.TASK_STATUS_SUCCEEDED),
                                                                           ("t2", S.TASK_STATUS_SUCCEEDED)}
+
+
+def test_a_task_ending_at_once_reports_its_start_with_its_end(worker, monkeypatch):
+    """One call fewer per short task: the master takes the start from the TaskComplete."""
+    monkeypatch.setattr(tasks, "START_REPORT_DELAY_S", 5.0)  # "at once", however loaded the machine
+    runner, sandbox, master, assign = worker
+    sandbox.finish("t1")  # released before it even starts
+    assign("t1")
+    until(lambda: runner.task_ids() == [])
+    assert master.reports("t1") == ["TaskComplete"]
 
 
 def test_a_queued_task_cancelled_never_runs(worker):

@@ -32,6 +32,17 @@ S = master_pb2.TaskStatus
 LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
 ERROR_TAIL = 4000  # characters of stderr quoted in a failure
 REPORT_PATIENCE_S = 600
+# A start is reported this long after it happened; a task that ends sooner has its start folded into
+# its TaskComplete (the master takes the start from the run's wall time): one call fewer per short task.
+START_REPORT_DELAY_S = 0.05
+
+
+@dataclass
+class StartReport:
+    request: master_pb2.TaskStartedRequest
+    at: float  # time.monotonic() of the start
+    state: str = "queued"  # → "sending" → "sent", or "folded" into the TaskComplete
+    sent: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -55,7 +66,7 @@ class TaskRunner:
         self._waiting: list[str] = []  # prepared tasks waiting for a slot, first come first started
         # TaskStarted goes out from a thread of its own, so a run never waits a master round trip to
         # begin; a daemon, so a worker stopping while the master is away does not wait for it.
-        self._starts: queue.SimpleQueue[tuple[master_pb2.TaskStartedRequest, threading.Event]] = queue.SimpleQueue()
+        self._starts: queue.SimpleQueue[StartReport] = queue.SimpleQueue()
         threading.Thread(target=self._report_starts, name="report-started", daemon=True).start()
 
     # -- called by WorkerService -----------------------------------------------------------------
@@ -139,7 +150,7 @@ class TaskRunner:
         task_dir = self.sandbox.task_root / req.task_id
         report = master_pb2.TaskCompleteRequest(worker_id=self.link.worker_id, task_id=req.task_id,
                                                 attempt=req.attempt)
-        started = None
+        start = None
         try:
             shutil.rmtree(task_dir, ignore_errors=True)
             task_dir.mkdir(parents=True)
@@ -148,9 +159,9 @@ class TaskRunner:
                 report.status = S.TASK_STATUS_CANCELLED
             else:
                 try:
-                    started = threading.Event()
-                    self._starts.put((master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
-                                                                    task_id=req.task_id), started))
+                    start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
+                                                                      task_id=req.task_id), time.monotonic())
+                    self._starts.put(start)
                     limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
                                     timeout_s=req.limits.timeout_s or 3600, output_bytes=req.limits.output_bytes)
                     result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel)
@@ -169,8 +180,8 @@ class TaskRunner:
                 run.reporting = True
         log.info("task done task=%s status=%s exit=%s wall=%.2fs cpu=%.2fs peak=%d", req.task_id,
                  S.Name(report.status), report.exit_code, report.wall_s, report.cpu_s, report.mem_peak_bytes)
-        if started is not None:
-            started.wait()  # so the master never hears of the end before the start
+        if start is not None and not self._fold(start):
+            start.sent.wait()  # so the master never hears of the end before the start
         try:
             self._call("TaskComplete", report)
         finally:
@@ -250,13 +261,26 @@ class TaskRunner:
     # -- talking to the master -----------------------------------------------------------------
     def _report_starts(self) -> None:
         while True:
-            request, sent = self._starts.get()
+            start = self._starts.get()
+            time.sleep(max(0.0, start.at + START_REPORT_DELAY_S - time.monotonic()))
+            with self._lock:
+                if start.state != "queued":  # folded: the task ended first
+                    continue
+                start.state = "sending"
             try:
-                self._call("TaskStarted", request)
+                self._call("TaskStarted", start.request)
             except Exception:  # a bug here must not leave the task waiting to report its end
-                log.exception("TaskStarted for task %s failed", request.task_id)
+                log.exception("TaskStarted for task %s failed", start.request.task_id)
             finally:
-                sent.set()
+                start.state = "sent"
+                start.sent.set()
+
+    def _fold(self, start: StartReport) -> bool:
+        """The task ended: if its start is not on its way yet, let its TaskComplete say it instead."""
+        with self._lock:
+            if start.state == "queued":
+                start.state = "folded"
+        return start.state == "folded"
 
     def _upload_log(self, task_id: str, path: Path) -> str:
         if not path.is_file() or path.is_symlink():
