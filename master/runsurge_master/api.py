@@ -14,8 +14,9 @@ from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, Upload
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
+from sqlalchemy.orm import selectinload
 
 from runsurge_master import http_security, lifecycle, replicas, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
@@ -321,8 +322,12 @@ def create_app(sv: Services) -> FastAPI:
     def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
         with sv.db.session() as s:
             jobs = s.scalars(select(Job).where(Job.owner_id == user)
-                             .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500))))
-            return [_job_out(s, j, with_tasks=False, min_trust=sv.cfg.quorum_min_trust) for j in jobs]
+                             .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))).all()
+            counts = {job_id: (total, done, redundancy) for job_id, total, done, redundancy in s.execute(select(
+                Task.job_id, func.count(), func.sum(case((Task.status == "done", 1), else_=0)),
+                func.max(Task.redundancy)).where(Task.job_id.in_([j.id for j in jobs])).group_by(Task.job_id))}
+            return [_job_out(s, j, with_tasks=False, min_trust=sv.cfg.quorum_min_trust,
+                             counts=counts.get(j.id, (0, 0, 1))) for j in jobs]
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str, user: UserId) -> JobOut:
@@ -404,13 +409,20 @@ RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run 
                                              "contributors and compare their outputs (a quorum)")]
 
 
-def _job_out(s, job: Job, with_tasks: bool, min_trust: int) -> JobOut:  # noqa: ANN001
-    """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum)."""
-    tasks = job.tasks
+def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
+             counts: tuple[int, int, int] | None = None) -> JobOut:
+    """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum).
+    Without tasks: `counts` = (tasks, done, redundancy), as list_jobs reads them for all jobs at once.
+    A fixed number of queries however many tasks the job has (no load per task)."""
+    if with_tasks:
+        tasks = s.scalars(select(Task).where(Task.job_id == job.id).order_by(Task.seq).options(
+            selectinload(Task.inputs), selectinload(Task.outputs))).all()
+        total, done = len(tasks), sum(t.status == "done" for t in tasks)
+        redundancy = max((t.redundancy for t in tasks), default=1)
+    else:
+        total, done, redundancy = counts
     out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
-                 finished_at=job.finished_at, tasks_total=len(tasks),
-                 tasks_done=sum(t.status == "done" for t in tasks), redundancy=max((t.redundancy for t in tasks),
-                                                                                   default=1))
+                 finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy)
     if with_tasks:
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]

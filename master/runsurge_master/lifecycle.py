@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from runsurge_master import billing
@@ -33,17 +33,18 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
                     script_data_id=uploads[t.script], memory_bytes=t.memory_bytes, cpus=t.cpus,
                     timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None, redundancy=spec.redundancy or 1,
                     status="pending" if spec.producers_of(t) else "ready")
-        for out in t.outputs or ():
-            task.outputs.append(TaskOutput(name=out, is_result=(t.name, out) not in consumed))
         s.add(task)
         tasks[t.name] = task
     s.flush()
-    for t in spec.tasks:
-        for local, src in t.inputs.items():
-            s.add(TaskInput(task_id=tasks[t.name].id, name=local,
-                            data_id=uploads[src.upload] if src.upload else None,
-                            producer_task_id=tasks[src.task].id if src.task else None,
-                            producer_output=src.output))
+    # Inputs and outputs as two multi-row INSERTs: through the ORM, each row is an INSERT of its own.
+    outputs = [{"task_id": tasks[t.name].id, "name": out, "is_result": (t.name, out) not in consumed}
+               for t in spec.tasks for out in t.outputs or ()]
+    inputs = [{"task_id": tasks[t.name].id, "name": local, "data_id": uploads[src.upload] if src.upload else None,
+               "producer_task_id": tasks[src.task].id if src.task else None, "producer_output": src.output}
+              for t in spec.tasks for local, src in t.inputs.items()]
+    for model, rows in ((TaskOutput, outputs), (TaskInput, inputs)):
+        if rows:
+            s.execute(insert(model), rows)
     return job
 
 

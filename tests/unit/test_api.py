@@ -186,3 +186,32 @@ PUBLIC = {"/api/health", "/api/auth/register", "/api/auth/login", "/api/auth/ref
 
 def sv_routes(client):
     return [(m, r.path) for r in client.app.routes for m in getattr(r, "methods", ()) if m in ("GET", "POST")]
+
+
+def test_job_views_cost_the_same_queries_for_any_number_of_tasks(api):
+    """No query per task (the CLI polls a job while it runs; a job may have thousands of tasks)."""
+    from sqlalchemy import event
+
+    client, sv = api
+    h = login(client)
+    statements = []
+    event.listen(sv.db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def cost(n):
+        spec = "".join(f'[[tasks]]\nname = "t{i}"\nscript = "s.py"\noutputs = ["o.txt"]\n'
+                       f'inputs = {{ "in.txt" = "data.txt" }}\n' for i in range(n))
+        statements.clear()
+        r = client.post("/api/jobs", headers=h, files=files(**{"s.py": b"pass\n", "data.txt": b"x"}),
+                        data={"spec": spec})
+        assert r.status_code == 201 and len(r.json()["tasks"]) == n
+        submit = len(statements)
+        statements.clear()
+        assert len(client.get(f"/api/jobs/{r.json()['id']}", headers=h).json()["tasks"]) == n
+        get = len(statements)
+        statements.clear()
+        assert client.get("/api/jobs", headers=h).status_code == 200
+        return submit, get, len(statements)
+
+    small, large = cost(2), cost(40)
+    assert large[1:] == small[1:], (small, large)  # (the list now has two jobs)
+    assert large[0] <= small[0], (small, large)  # creating the rows is not a query per row either
