@@ -36,7 +36,7 @@ import weakref
 from dataclasses import dataclass
 from fractions import Fraction
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -156,11 +156,12 @@ def post(s: Session, txn: LedgerTransaction, legs: list[tuple[str, int]]) -> Led
         raise LedgerError("ledger amounts are integers (micro-credits)")
     if sum(amount for _, amount in legs) != 0:
         raise LedgerError(f"unbalanced posting: {legs}")
-    for account, amount in legs:
-        if amount:
-            txn.entries.append(LedgerEntry(account=account, amount=amount))
     s.add(txn)
     s.flush()
+    # One multi-row INSERT (this runs on every task's completion); through the ORM, one per entry.
+    entries = [{"txn_id": txn.id, "account": account, "amount": amount} for account, amount in legs if amount]
+    if entries:
+        s.execute(insert(LedgerEntry), entries)
     return txn
 
 
