@@ -22,7 +22,7 @@ from runsurge_master.tls import MasterTLS
 from runsurge_pki.ca import PkiError
 from runsurge_proto import master_pb2, master_pb2_grpc
 from runsurge_proto.interceptor import Peer, current_claims
-from runsurge_proto.wire import IntegrityError, file_chunks, is_data_id
+from runsurge_proto.wire import IntegrityError, file_chunk_messages, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
 WORKER_TOKEN_TTL_S = 3600
@@ -253,8 +253,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "that data is not an input of your task")
         if not self.store.has(request.data_id):
             await context.abort(grpc.StatusCode.NOT_FOUND, "the master does not hold that data")
-        for chunk in file_chunks(self.store.path(request.data_id)):
-            yield chunk
+        for message in file_chunk_messages(self.store.path(request.data_id)):  # already serialised
+            yield message
 
     async def StreamData(self, request, context):  # noqa: ANN001, N802
         async for chunk in self._stream(request, context, script=False):

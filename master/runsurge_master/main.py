@@ -27,7 +27,7 @@ from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
 from runsurge_proto import master_pb2_grpc
 from runsurge_proto.interceptor import AioAuthInterceptor
-from runsurge_proto.wire import CHANNEL_OPTIONS
+from runsurge_proto.wire import CHANNEL_OPTIONS, raw_chunk_handlers
 
 log = logging.getLogger("runsurge.master")
 
@@ -46,8 +46,11 @@ async def start_grpc(sv: Services, port: int, enrollment: bool) -> grpc.aio.Serv
     """The main port (mutual TLS) or the enrolment port (TLS; NodeRegister only)."""
     server = grpc.aio.server(interceptors=[AioAuthInterceptor(make_check(sv.tokens, sv.tls, enrollment))],
                              options=CHANNEL_OPTIONS)
-    master_pb2_grpc.add_MasterServiceServicer_to_server(
-        MasterServicer(sv.db, sv.cfg, sv.tokens, sv.store, sv.scheduler, sv.tls), server)
+    servicer = MasterServicer(sv.db, sv.cfg, sv.tokens, sv.store, sv.scheduler, sv.tls)
+    master_pb2_grpc.add_MasterServiceServicer_to_server(servicer, server)
+    # The data streams yield DataChunk wire bytes (wire.file_chunk_messages): sent as they are.
+    server.add_registered_method_handlers("runsurge.v1.MasterService",
+                                          raw_chunk_handlers(servicer, "StreamData", "StreamPythonFile"))
     addr = f"{sv.cfg.grpc_host}:{port}"
     if server.add_secure_port(addr, sv.tls.server_credentials(require_client_cert=not enrollment)) == 0:
         raise SystemExit(f"cannot listen for gRPC on {addr}")

@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import grpc
+
 from runsurge_proto import common_pb2
 
 CHUNK_SIZE = 1 << 20  # 1 MiB, the contract's chunk size
@@ -57,6 +59,111 @@ def file_chunks(path: Path) -> Iterator[common_pb2.DataChunk]:
             offset += len(block)
             if not block:
                 return
+
+
+# -- DataChunk streams without protobuf objects ----------------------------------------------------
+# A 1 MiB chunk is nearly all payload: building and parsing DataChunk messages by hand saves copies
+# of it. The bytes on the wire are exactly DataChunk.SerializeToString()'s (tested), so either end
+# may still use the generated stubs.
+_DATA, _OFFSET, _TOTAL = 1, 2, 3  # DataChunk's field numbers (common.proto)
+_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5  # protobuf wire types
+_WIRE_TYPES = {_DATA: _LEN, _OFFSET: _VARINT, _TOTAL: _VARINT}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _key(field: int, wire_type: int) -> bytes:
+    return _varint(field << 3 | wire_type)
+
+
+def file_chunk_messages(path: Path) -> Iterator[bytes]:
+    """`file_chunks(path)`, serialised: each item is the DataChunk's wire bytes, built in one buffer
+    (the file read straight after the field header) and copied once into the bytes gRPC needs.
+    Send them with `raw_chunk_handlers`."""
+    size = path.stat().st_size
+    buf = bytearray(CHUNK_SIZE + 32)  # the data plus its field header and the two varint fields
+    view = memoryview(buf)
+    offset = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            n = min(CHUNK_SIZE, size - offset)
+            head = _key(_DATA, _LEN) + _varint(n) if n else b""  # proto3 omits empty and zero fields
+            start = len(head)
+            view[:start] = head
+            if f.readinto(view[start:start + n]) != n:
+                raise OSError(f"{path.name} changed while being sent")
+            tail = (_key(_OFFSET, _VARINT) + _varint(offset) if offset else b"") + (
+                _key(_TOTAL, _VARINT) + _varint(size) if size else b"")
+            end = start + n + len(tail)
+            view[start + n:end] = tail
+            yield bytes(view[:end])
+            offset += n
+            if offset >= size:
+                return
+
+
+def raw_chunk_handlers(servicer: object, *methods: str) -> dict[str, grpc.RpcMethodHandler]:
+    """Handlers for the servicer's unary-stream `methods` that yield `file_chunk_messages`, sent as
+    they are (no serializer). Register them with `server.add_registered_method_handlers(service, ...)`
+    after the generated `add_..._to_server`: they replace its handlers for those methods."""
+    return {m: grpc.unary_stream_rpc_method_handler(
+                getattr(servicer, m), request_deserializer=common_pb2.DataRequest.FromString)
+            for m in methods}
+
+
+def chunk_stream(channel: grpc.Channel, method: str) -> grpc.UnaryStreamMultiCallable:
+    """`method` (e.g. "/runsurge.v1.WorkerService/StreamData") with its responses left serialised,
+    for `decode_chunk`."""
+    return channel.unary_stream(method, request_serializer=common_pb2.DataRequest.SerializeToString)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    for i in range(pos, min(pos + 10, len(data))):  # a uint64 takes at most 10 bytes
+        byte = data[i]
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value & 0xFFFFFFFFFFFFFFFF, i + 1
+        shift += 7
+    raise IntegrityError("malformed DataChunk: bad varint")
+
+
+def decode_chunk(message: bytes) -> tuple[memoryview, int, int]:
+    """(data, offset, total_size) of a serialised DataChunk; `data` is a view into `message`, not a
+    copy. A peer may send anything: whatever a protobuf parser would refuse, or a known field with
+    the wrong wire type, raises IntegrityError. Unknown fields are skipped, as protobuf does."""
+    view = memoryview(message)
+    data, fields, pos, end = view[:0], {_OFFSET: 0, _TOTAL: 0}, 0, len(message)
+    while pos < end:
+        key, pos = _read_varint(message, pos)
+        field, wire_type = key >> 3, key & 7
+        if field == 0 or _WIRE_TYPES.get(field, wire_type) != wire_type:
+            raise IntegrityError(f"malformed DataChunk: field {field} with wire type {wire_type}")
+        if wire_type == _VARINT:
+            value, pos = _read_varint(message, pos)
+            if field in fields:
+                fields[field] = value
+        elif wire_type == _LEN:
+            length, pos = _read_varint(message, pos)
+            if pos + length > end:
+                raise IntegrityError("malformed DataChunk: truncated")
+            if field == _DATA:
+                data = view[pos:pos + length]
+            pos += length
+        elif wire_type in (_I64, _I32):
+            pos += 8 if wire_type == _I64 else 4
+        else:
+            raise IntegrityError(f"malformed DataChunk: wire type {wire_type}")
+    if pos != end:
+        raise IntegrityError("malformed DataChunk: truncated")
+    return data, fields[_OFFSET], fields[_TOTAL]
 
 
 class FileReceiver:

@@ -8,12 +8,15 @@ import threading
 
 import grpc
 
-from runsurge_proto import common_pb2, worker_pb2_grpc
-from runsurge_proto.wire import CHANNEL_OPTIONS, IntegrityError
+from runsurge_proto import common_pb2
+from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
 
 log = logging.getLogger("runsurge.worker.fetch")
+PEER_DATA = "/runsurge.v1.WorkerService/StreamData"
+MASTER_DATA = "/runsurge.v1.MasterService/StreamData"
+MASTER_SCRIPT = "/runsurge.v1.MasterService/StreamPythonFile"
 
 
 class FetchError(RuntimeError):
@@ -31,14 +34,14 @@ class Fetcher:
         # bounded however many objects a long-running worker sees.
         self._gates = [threading.Lock() for _ in range(64)]
 
-    def _peer(self, address: str) -> worker_pb2_grpc.WorkerServiceStub:
+    def _peer(self, address: str) -> grpc.Channel:
         """Mutual TLS to the peer, with our current certificate (a renewal opens new channels)."""
         key = f"{address}/{hash(self.link.tls.cert_pem)}"
         with self._lock:
             if key not in self._peers:
                 self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(),
                                                        options=CHANNEL_OPTIONS)
-            return worker_pb2_grpc.WorkerServiceStub(self._peers[key])
+            return self._peers[key]
 
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
         """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
@@ -48,33 +51,48 @@ class Fetcher:
             req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id, capability=loc.capability)
             if loc.on_master:
                 source = "master"
-                rpc = self.link.stub.StreamPythonFile if script else self.link.stub.StreamData
+                rpc = chunk_stream(self.link.channel, MASTER_SCRIPT if script else MASTER_DATA)
             else:
                 source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
-                rpc = self._peer(loc.peer_address).StreamData
-            rx = None
+                rpc = chunk_stream(self._peer(loc.peer_address), PEER_DATA)
             try:
-                # From the master, wait for the channel rather than fail at once while it reconnects
-                # after a master restart (the task is still listed as running, so the master keeps
-                # it); a peer that is down fails fast, and the master finds the data elsewhere.
-                for chunk in rpc(req, metadata=self.link.metadata(), timeout=3600, wait_for_ready=loc.on_master):
-                    if rx is None:
-                        rx = self.cache.receiver(loc.data_id, chunk.total_size, self.max_size)
-                    rx.write(chunk.data)
-                if rx is None:
-                    raise FetchError(f"empty stream for {loc.data_id[:12]} from {source}")
-                rx.commit()
+                rx = self._receive(rpc, req, loc)
             except grpc.RpcError as e:
-                if rx:
-                    rx.abort()
                 raise FetchError(f"fetching {loc.data_id[:12]} from {source} failed: {e.code().name} "
                                  f"{e.details()}") from None
             except IntegrityError as e:
                 log.warning("rejected data %s from %s: %s", loc.data_id[:12], source, e)
                 raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}",
                                  bad_peer="" if loc.on_master else loc.peer_worker_id, data_id=loc.data_id) from None
+            if rx is None:
+                raise FetchError(f"empty stream for {loc.data_id[:12]} from {source}")
         log.info("fetched data=%s size=%d from %s for task=%s", loc.data_id[:12], rx.size, source, task_id)
         return source
+
+    def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
+                 loc: common_pb2.DataLocation) -> FileReceiver | None:
+        """Stream the object into the cache (None if the stream was empty). Whatever goes wrong, a bad
+        chunk, a failed call or an interruption, the call is cancelled and nothing half-written is
+        left behind. DataChunks are parsed by hand: the data is a view of the message, not a copy."""
+        # From the master, wait for the channel rather than fail at once while it reconnects after a
+        # master restart (the task is still listed as running, so the master keeps it); a peer that
+        # is down fails fast, and the master finds the data elsewhere.
+        call = rpc(req, metadata=self.link.metadata(), timeout=3600, wait_for_ready=loc.on_master)
+        rx = None
+        try:
+            for message in call:
+                data, _, total_size = decode_chunk(message)
+                if rx is None:
+                    rx = self.cache.receiver(loc.data_id, total_size, self.max_size)
+                rx.write(data)
+            if rx is not None:
+                rx.commit()
+        except BaseException:
+            call.cancel()
+            if rx is not None:
+                rx.abort()
+            raise
+        return rx
 
     def close(self) -> None:
         for ch in self._peers.values():

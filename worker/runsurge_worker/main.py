@@ -13,7 +13,7 @@ from pathlib import Path
 
 import grpc
 
-from runsurge_proto import master_pb2, worker_pb2_grpc
+from runsurge_proto import master_pb2
 from runsurge_proto.interceptor import AuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS
 from runsurge_worker.cache import Cache
@@ -22,7 +22,7 @@ from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
 from runsurge_worker.master_link import LoginError, MasterLink
 from runsurge_worker.sandbox import get_backend
-from runsurge_worker.service import WorkerServicer, make_check
+from runsurge_worker.service import WorkerServicer, add_to_server, make_check
 from runsurge_worker.tasks import TaskRunner
 from runsurge_worker.tls import WorkerTLS
 
@@ -52,7 +52,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                         cfg.input_wait_s)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
-    worker_pb2_grpc.add_WorkerServiceServicer_to_server(WorkerServicer(runner, cache, link), server)
+    add_to_server(WorkerServicer(runner, cache, link), server)
     port = pick_port(cfg.listen, cfg.port)
     fp = fingerprint(cfg.home)
 

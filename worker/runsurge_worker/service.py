@@ -11,7 +11,7 @@ import jwt
 from runsurge_pki.ca import MASTER_CN
 from runsurge_proto import worker_pb2, worker_pb2_grpc
 from runsurge_proto.interceptor import Peer, current_claims
-from runsurge_proto.wire import file_chunks, is_data_id
+from runsurge_proto.wire import file_chunk_messages, is_data_id, raw_chunk_handlers
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
 from runsurge_worker.tasks import TaskRunner
@@ -56,6 +56,12 @@ def make_check(link: MasterLink):
     return check
 
 
+def add_to_server(servicer: WorkerServicer, server: grpc.Server) -> None:
+    """The generated registration, except that StreamData sends the DataChunk bytes it yields as is."""
+    worker_pb2_grpc.add_WorkerServiceServicer_to_server(servicer, server)
+    server.add_registered_method_handlers("runsurge.v1.WorkerService", raw_chunk_handlers(servicer, "StreamData"))
+
+
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
     def __init__(self, runner: TaskRunner, cache: Cache, link: MasterLink):
         self.runner, self.cache, self.link = runner, cache, link
@@ -91,7 +97,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         if not self.cache.has(request.data_id):
             context.abort(grpc.StatusCode.NOT_FOUND, "this worker does not hold that data")
         log.info("serving data=%s to %s", request.data_id[:12], caller[:8])
-        yield from file_chunks(self.cache.path(request.data_id))
+        yield from file_chunk_messages(self.cache.path(request.data_id))  # already serialised
 
     def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
         return worker_pb2.WorkerStatus(

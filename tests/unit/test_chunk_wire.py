@@ -1,0 +1,144 @@
+"""DataChunks built and parsed by hand (wire.file_chunk_messages / decode_chunk) against protobuf's own."""
+
+import hashlib
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import pytest
+
+from runsurge_proto import common_pb2, worker_pb2_grpc
+from runsurge_proto.wire import (
+    CHUNK_SIZE,
+    IntegrityError,
+    chunk_stream,
+    decode_chunk,
+    file_chunk_messages,
+    file_chunks,
+    raw_chunk_handlers,
+)
+from runsurge_worker.cache import Cache
+from runsurge_worker.fetch import PEER_DATA, Fetcher, FetchError
+
+SIZES = [0, 1, 127, 128, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 300]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_messages_are_byte_identical_to_protobufs(tmp_path, size):
+    f = tmp_path / "f"
+    f.write_bytes(bytes(range(256)) * (size // 256) + b"x" * (size % 256))
+    expected = [c.SerializeToString() for c in file_chunks(f)]
+    assert list(file_chunk_messages(f)) == expected
+    assert [(bytes(d), o, t) for d, o, t in map(decode_chunk, expected)] == [
+        (c.data, c.offset, c.total_size) for c in file_chunks(f)]
+
+
+def test_decode_accepts_what_protobuf_accepts():
+    for fields in [{}, {"offset": 5}, {"data": b"abc"},
+                   {"data": b"z" * 300, "offset": 1 << 40, "total_size": 2**64 - 1}]:
+        wire = common_pb2.DataChunk(**fields).SerializeToString()
+        data, offset, total = decode_chunk(wire)
+        assert (bytes(data), offset, total) == (fields.get("data", b""), fields.get("offset", 0),
+                                                fields.get("total_size", 0))
+    # fields out of order, repeated (the last wins) and unknown ones (skipped), as protobuf does
+    wire = (b"\x18\x07" + b"\x0a\x01a" + b"\x0a\x02bc"  # total_size, then data twice
+            + b"\x20\x01" + b"\x2a\x01q" + b"\x31" + bytes(8) + b"\x3d" + bytes(4))  # unknown fields 4 to 7
+    parsed = common_pb2.DataChunk.FromString(wire)
+    data, offset, total = decode_chunk(wire)
+    assert (bytes(data), offset, total) == (parsed.data, parsed.offset, parsed.total_size) == (b"bc", 0, 7)
+
+
+@pytest.mark.parametrize("wire", [
+    b"\x0a",                    # a key and no length
+    b"\x0a\x05abc",             # data shorter than its length
+    b"\x0a\xff\xff\xff\xff\x0f",  # a huge length
+    b"\x10",                    # a varint field with no value
+    b"\x10\xff",                # a varint cut short
+    b"\x10" + b"\xff" * 11,     # a varint longer than 10 bytes
+    b"\x08\x01",                # data as a varint
+    b"\x12\x01a",               # offset as bytes
+    b"\x1d\x00\x00\x00\x00",    # total_size as fixed32
+    b"\x00\x01",                # field number 0
+    b"\x23\x24",                # a group (wire type 3)
+    b"\x0f",                    # wire type 7
+    b"\x31\x00\x00",            # an unknown fixed64 cut short
+])
+def test_malformed_chunks_raise_integrity_error(wire):
+    with pytest.raises(IntegrityError):
+        decode_chunk(wire)
+
+
+class _Link:
+    """What the Fetcher needs of a MasterLink for a peer fetch over a plain channel."""
+
+    class tls:  # noqa: N801
+        cert_pem = b"test"
+
+        @staticmethod
+        def channel_credentials() -> None:
+            return None
+
+    @staticmethod
+    def metadata() -> tuple:
+        return ()
+
+
+def _serve(messages: list[bytes]) -> tuple[grpc.Server, int]:
+    class Peer:
+        def StreamData(self, request, context):  # noqa: ANN001, N802
+            yield from messages
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_registered_method_handlers("runsurge.v1.WorkerService", raw_chunk_handlers(Peer(), "StreamData"))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def _fetch(tmp_path: Path, messages: list[bytes], data: bytes, monkeypatch) -> Cache:  # noqa: ANN001
+    server, port = _serve(messages)
+    monkeypatch.setattr(grpc, "secure_channel", lambda address, _creds, options: grpc.insecure_channel(address))
+    cache = Cache(tmp_path / "cache")
+    fetcher = Fetcher(cache, _Link(), max_size=1 << 30)
+    loc = common_pb2.DataLocation(data_id=hashlib.sha256(data).hexdigest(), peer_address=f"127.0.0.1:{port}",
+                                  peer_worker_id="w" * 32, size=len(data))
+    try:
+        fetcher.fetch("t", loc)
+    finally:
+        fetcher.close()
+        server.stop(None)
+    return cache
+
+
+def test_a_raw_stream_reaches_the_cache(tmp_path, monkeypatch):
+    data = b"y" * (2 * CHUNK_SIZE + 17)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    cache = _fetch(tmp_path, list(file_chunk_messages(src)), data, monkeypatch)
+    assert cache.path(hashlib.sha256(data).hexdigest()).read_bytes() == data
+
+
+@pytest.mark.parametrize("tail", [b"\x0a\x05abc", b"\x23", b"\x08\x01"])
+def test_a_malformed_chunk_is_a_fetch_error_and_leaves_nothing(tmp_path, monkeypatch, tail):
+    data = b"z" * (CHUNK_SIZE + 5)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    good = list(file_chunk_messages(src))
+    with pytest.raises(FetchError) as e:
+        _fetch(tmp_path, [good[0], tail], data, monkeypatch)
+    assert e.value.bad_peer == "w" * 32
+    assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+
+
+def test_the_generated_stub_reads_raw_messages(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"q" * (CHUNK_SIZE + 3))
+    server, port = _serve(list(file_chunk_messages(f)))
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            chunks = list(worker_pb2_grpc.WorkerServiceStub(ch).StreamData(common_pb2.DataRequest()))
+            assert b"".join(c.data for c in chunks) == f.read_bytes()
+            assert [decode_chunk(m)[1] for m in chunk_stream(ch, PEER_DATA)(common_pb2.DataRequest())] == [
+                0, CHUNK_SIZE]
+    finally:
+        server.stop(None)
