@@ -14,7 +14,9 @@ from pathlib import Path
 GUEST_MOUNT = "/mnt/runsurge"
 GUEST_UID = 1000  # the unprivileged 'runsurge' user of the image
 SMB_GUEST_ADDR = "10.0.2.100"  # the guestfwd address the guest mounts the share from
-GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on"
+# panic=1 oops=panic: a guest kernel that fails reboots, which QEMU's -no-reboot turns into QEMU
+# exiting, so the host knows at once instead of waiting for an SSH that never comes.
+GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on panic=1 oops=panic"
 MAX_TASK_PIDS = 512  # the task cgroup's pids.max
 
 

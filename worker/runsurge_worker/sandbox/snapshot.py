@@ -24,6 +24,8 @@ from .qmp import Qmp
 from .vm import Vm, VmError
 
 log = logging.getLogger(__name__)
+SAVE_ATTEMPTS = 3
+RESTORE_CHECK_S = 120.0  # a restore is up in seconds; a panicking guest exits at once (panic=1)
 
 # Run in the guest before saving: settle the boot, put what a task needs in the page cache (so
 # clones do not read it again through TCG), drop the worker's login traces.
@@ -74,13 +76,37 @@ def load_or_create(spec: QemuSpec, base_disk: Path, image_id: str, key_path: Pat
     tmp = root / f".tmp-{os.getpid()}-{time.monotonic_ns()}"
     tmp.mkdir(parents=True)
     try:
-        host_key = _cold_boot_and_save(spec, base_disk, key_path, tmp)
+        for attempt in range(1, SAVE_ATTEMPTS + 1):
+            host_key = _cold_boot_and_save(spec, base_disk, key_path, tmp)
+            try:
+                _check_restore(spec, key_path, tmp, host_key)
+                break
+            except VmError as e:
+                # Seen under TCG: a state saved at an unlucky moment panics the guest on every
+                # restore, which would fail every task of this worker. Boot and save again.
+                if attempt == SAVE_ATTEMPTS:
+                    raise VmError(f"no saved VM state restored cleanly in {attempt} attempts: {e}") from e
+                log.warning("the saved VM state does not restore (%s); saving it again", e)
         (tmp / "snapshot.json").write_text(json.dumps({"host_key": host_key}) + "\n")
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Snapshot(final, host_key)
+
+
+def _check_restore(spec: QemuSpec, key_path: Path, snap: Path, host_key: str) -> None:
+    """Restore the state just saved in `snap` once and run a command in it; raises VmError."""
+    vm = Vm(spec, snap / "vms", snap / "disk.qcow2")
+    try:
+        vm.launch(key_path, host_key, incoming=snap / "ready.mig", ssh_timeout=RESTORE_CHECK_S)
+        vm.conn.run("true", hide=True, in_stream=False, timeout=RESTORE_CHECK_S)
+    except VmError:
+        raise
+    except Exception as e:  # noqa: BLE001 - SSH or the command failed in the restored guest
+        raise VmError(f"the restored guest did not run a command: {e}") from e
+    finally:
+        vm.destroy()
 
 
 def _cold_boot_and_save(spec: QemuSpec, base_disk: Path, key_path: Path, out: Path) -> str:

@@ -27,6 +27,11 @@ class VmError(RuntimeError):
     """The VM could not be started or reached: the host's fault, never the task's."""
 
 
+class VmExitedError(VmError):
+    """QEMU exited while the VM started: the guest kernel failed (see GUEST_CMDLINE), or a saved
+    state could not be loaded."""
+
+
 class Vm:
     def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path):
         self.id = uuid.uuid4().hex[:12]
@@ -74,9 +79,13 @@ class Vm:
             self.conn, self.host_key = ssh.connect(
                 self.ssh_port, key_path, host_key, timeout=ssh_timeout, alive=self.alive)
         except Exception as exc:
-            err = (self.dir / "qemu.err").read_text(errors="replace")[-500:]
+            err = (self.dir / "qemu.err").read_text(errors="replace")[-500:].strip()
+            console = _last_line(self.console_log)
+            died = not self.alive()
             self.destroy()
-            raise VmError(f"guest not reachable over SSH: {exc}; qemu: {err.strip()}") from exc
+            raise (VmExitedError if died else VmError)(
+                f"guest {'died' if died else 'not reachable over SSH'}: {exc}; qemu: {err}; console: {console}"
+            ) from exc
         self.started = started
         self.ready_s = time.monotonic() - started
 
@@ -114,3 +123,15 @@ class Vm:
             except OSError:
                 pass
             self.slot = None
+
+
+def _last_line(path: Path) -> str:
+    """What the guest console said last: its kernel panic line if there is one."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - 4000))
+            lines = f.read().decode(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    panics = [line for line in lines if "Kernel panic" in line]
+    return (panics or lines or [""])[-1].strip()
