@@ -38,27 +38,18 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
     return ((AUTH_KEY, f"Bearer {token}"),)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def file_blocks(path: Path) -> Iterator[bytes]:
+    """A file's bytes in CHUNK_SIZE blocks (none for an empty file)."""
     with open(path, "rb") as f:
         while block := f.read(CHUNK_SIZE):
-            h.update(block)
+            yield block
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    for block in file_blocks(path):
+        h.update(block)
     return h.hexdigest()
-
-
-def file_chunks(path: Path) -> Iterator[common_pb2.DataChunk]:
-    """A file as DataChunks; the first carries the total size (also for an empty file)."""
-    size = path.stat().st_size
-    offset = 0
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(CHUNK_SIZE)
-            if not block and offset:
-                return
-            yield common_pb2.DataChunk(data=block, offset=offset, total_size=size)
-            offset += len(block)
-            if not block:
-                return
 
 
 # -- DataChunk streams without protobuf objects ----------------------------------------------------
@@ -84,9 +75,10 @@ def _key(field: int, wire_type: int) -> bytes:
 
 
 def file_chunk_messages(path: Path) -> Iterator[bytes]:
-    """`file_chunks(path)`, serialised: each item is the DataChunk's wire bytes, built in one buffer
-    (the file read straight after the field header) and copied once into the bytes gRPC needs.
-    Send them with `raw_chunk_handlers`."""
+    """A file as serialised DataChunks of CHUNK_SIZE bytes, the first carrying the total size (also
+    for an empty file): each item is a DataChunk's wire bytes, built in one buffer (the file read
+    straight after the field header) and copied once into the bytes gRPC needs. Send them with
+    `raw_chunk_handlers`."""
     size = path.stat().st_size
     buf = bytearray(CHUNK_SIZE + 32)  # the data plus its field header and the two varint fields
     view = memoryview(buf)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from runsurge_proto.wire import CHUNK_SIZE, IntegrityError, file_chunks, receive_file
+from runsurge_proto import common_pb2
+from runsurge_proto.wire import CHUNK_SIZE, IntegrityError, file_chunk_messages, receive_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,12 +20,13 @@ def test_generated_stubs_match_the_proto_files():
 def test_chunks_are_one_mib_and_carry_the_total(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x" * (CHUNK_SIZE * 2 + 5))
-    chunks = list(file_chunks(f))
+    chunks = [common_pb2.DataChunk.FromString(m) for m in file_chunk_messages(f)]
     assert [len(c.data) for c in chunks] == [CHUNK_SIZE, CHUNK_SIZE, 5]
     assert {c.total_size for c in chunks} == {CHUNK_SIZE * 2 + 5}
     empty = tmp_path / "e"
     empty.write_bytes(b"")
-    assert [(c.data, c.total_size) for c in file_chunks(empty)] == [(b"", 0)]
+    assert [(c.data, c.total_size) for c in map(common_pb2.DataChunk.FromString, file_chunk_messages(empty))] == [
+        (b"", 0)]
 
 
 def test_received_bytes_land_only_when_they_match(tmp_path):

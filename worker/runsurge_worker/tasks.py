@@ -21,7 +21,7 @@ from pathlib import Path
 import grpc
 
 from runsurge_proto import common_pb2, master_pb2, worker_pb2
-from runsurge_proto.wire import file_chunks
+from runsurge_proto.wire import file_blocks
 from runsurge_worker.cache import Cache
 from runsurge_worker.fetch import Fetcher, FetchError
 from runsurge_worker.master_link import MasterLink
@@ -301,8 +301,8 @@ class TaskRunner:
         def parts() -> Iterator[master_pb2.UploadPart]:
             yield master_pb2.UploadPart(header=master_pb2.UploadHeader(
                 worker_id=self.link.worker_id, task_id=task_id, data_id=data_id, size=size))
-            for chunk in file_chunks(self.cache.path(data_id)):
-                yield master_pb2.UploadPart(chunk=chunk.data)
+            for block in file_blocks(self.cache.path(data_id)):
+                yield master_pb2.UploadPart(chunk=block)
         # Wait for the channel (a master just restarted) instead of failing a task that already ran.
         self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600, wait_for_ready=True)
 
