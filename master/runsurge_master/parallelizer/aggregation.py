@@ -19,6 +19,7 @@ import ast
 from runsurge_master.parallelizer.accumulators import LoopProof
 from runsurge_master.parallelizer.astutil import names_in
 from runsurge_master.parallelizer.effects import FunctionSummary
+from runsurge_master.parallelizer.header_rows import rows_name, split_header
 from runsurge_master.parallelizer.model import PlanError
 from runsurge_master.parallelizer.reducers import TAG_KINDS, CannotSplitError, LoopReducer, TagReducer
 
@@ -63,8 +64,13 @@ def _is_tag(s: ast.AST) -> bool:
 
 # -- entry point --------------------------------------------------------------------------------------
 
-def reducer_for(summary: FunctionSummary, rows_param: str, script_name: str) -> LoopReducer | TagReducer:
-    """How calls of this function over chunks of `rows_param` combine; raises CannotSplitError."""
+def reducer_for(summary: FunctionSummary, rows_param: str, script_name: str,
+                header_row: bool = False) -> LoopReducer | TagReducer:
+    """How calls of this function over chunks of `rows_param` combine; raises CannotSplitError.
+    The code decides: a combination proven from the loop wins over the tag (which may be wrong:
+    an "average" of averages, a "concatenation" of per-column lists). A tag is taken on its word
+    only where the code cannot be analysed, and never for rows that carry the header (header_row:
+    the function also sees `data[0]`, so what a chunk returns cannot be told from the tag)."""
     fn = summary.node
     tag = find_tag(fn, script_name)
     if tag is not None and tag[0] == "":
@@ -75,9 +81,30 @@ def reducer_for(summary: FunctionSummary, rows_param: str, script_name: str) -> 
         raise CannotSplitError(f"{fn.name} is a generator")
     if fn.args.vararg or fn.args.kwarg:
         raise CannotSplitError(f"{fn.name} takes *args or **kwargs")
-    if tag is not None:
-        return TagReducer(fn.name, rows_param, tag[0], tag[1])
     try:
-        return LoopProof(fn, rows_param).run()
+        if header_row:
+            body_fn, bind = split_header(fn, rows_param)
+            red = LoopProof(body_fn, rows_name(rows_param)).run()
+            red.pre.insert(0, bind)
+        else:
+            red = LoopProof(fn, rows_param).run()
     except CannotSplitError as e:
-        raise CannotSplitError(f"{fn.name}: {e}") from None
+        if tag is not None and not header_row:
+            return TagReducer(fn.name, rows_param, tag[0], tag[1])
+        why = f"{fn.name}: {e}"
+        if tag is not None:
+            why += (f"; its tag \"{tag[0]}:{tag[1]}\" ({TAG_KINDS[tag[0]]}) is not enough: RunSurge combines "
+                    "only what it can prove from the code when the function sees the header row")
+        raise CannotSplitError(why) from None
+    if tag is not None:
+        red.tag_note = (f"the tag says {TAG_KINDS[tag[0]]}; combined as the code computes it instead"
+                        if not _tag_agrees(tag[0], red) else "")
+    return red
+
+
+def _tag_agrees(kind: str, red: LoopReducer) -> bool:
+    """Whether the tag's combination is what the code proves (the explanation says when not)."""
+    ops = {(a.op, a.concat) for a in red.accs}
+    want = {"s": {("sum", False)}, "l": {("sum", False)}, "c": {("sum", True)}, "i": {("prod", False)},
+            "m": {("pick", False)}, "n": {("pick", False)}}.get(kind)
+    return want is not None and ops <= want and all(_is_tag(s) for s in red.post)

@@ -171,7 +171,7 @@ def _call_site(a: Analysis, i: int, stmt: ast.stmt, rows: set[str], temps: set[s
     if fn.args.vararg or fn.args.kwarg:
         return f"{fn.name} takes *args/**kwargs, which RunSurge does not analyse"
     try:
-        site.reducer = reducer_for(summary, param, a.script.name)
+        site.reducer = reducer_for(summary, param, a.script.name, a.load.header_row)
     except CannotSplitError as e:
         site.reason = str(e)
     return site

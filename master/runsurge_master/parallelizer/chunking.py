@@ -57,9 +57,11 @@ def check_not_empty(path: Path, name: str) -> int:
 
 
 def scan_csv(path: Path, name: str, reader_kwargs: dict[str, object], encoding: str | None,
-             strict: bool = True) -> CsvScan:
+             strict: bool = True, lines: bool = False) -> CsvScan:
     """Validate the CSV (PlanError when malformed) and find record boundaries to cut at.
-    strict: every row must have as many fields as the header (blank lines excepted)."""
+    strict: every row must have as many fields as the header (blank lines excepted).
+    lines: the script reads lines, not csv records (quotes mean nothing to it; it parses each
+    line itself, so the field count is its business)."""
     size = check_not_empty(path, name)
     scan = CsvScan(path=path, name=name, size=size)
     enc = codecs.lookup(encoding or "utf-8").name
@@ -71,6 +73,8 @@ def scan_csv(path: Path, name: str, reader_kwargs: dict[str, object], encoding: 
     special = [c.encode(enc) for c in (dialect.quotechar if quoting else None, dialect.escapechar) if c]
     with open(path, "rb") as f:
         head = f.read(1 << 20)
+    if lines:
+        return _fast_scan(scan, enc, False, dialect.delimiter.encode(enc))
     if any(s in head for s in special) or _has(path, special):
         return _slow_scan(scan, reader_kwargs, enc, strict, dialect)
     return _fast_scan(scan, enc, strict, dialect.delimiter.encode(enc))

@@ -70,25 +70,28 @@ def _load_block(a: Analysis) -> list[ast.stmt]:
 # -- function versions --------------------------------------------------------------------------------
 
 class _Measure(ast.NodeTransformer):
-    """len(rows) → the total row count; len(rows[0]) → the row length every chunk reported."""
+    """len(rows) → the total row count (+ 1 where the rows hold the header line first);
+    len(rows[0]) → the row length every chunk reported."""
 
-    def __init__(self, rows: set[str], n: str, ncols: str | None):
-        self.rows, self.n, self.ncols = rows, n, ncols
+    def __init__(self, rows: set[str], n: str, ncols: str | None, header_row: bool = False):
+        self.rows, self.n, self.ncols, self.header_row = rows, n, ncols, header_row
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         if isinstance(node.func, ast.Name) and node.func.id == "len" and len(node.args) == 1:
             a = node.args[0]
             if isinstance(a, ast.Name) and a.id in self.rows:
-                return ast.copy_location(ast.Name(self.n, ast.Load()), node)
-            if self.ncols and isinstance(a, ast.Subscript) and isinstance(a.value, ast.Name) \
+                n = ast.parse(f"({self.n} + 1)" if self.header_row else self.n, mode="eval").body
+                return ast.copy_location(n, node)
+            if self.ncols and not self.header_row and isinstance(a, ast.Subscript) and isinstance(a.value, ast.Name) \
                     and a.value.id in self.rows and isinstance(a.slice, ast.Constant) and a.slice.value == 0:
                 return ast.copy_location(ast.Name(self.ncols, ast.Load()), node)
         return node
 
 
-def measured(nodes: list[ast.stmt], rows: set[str], n: str, ncols: str | None = None) -> list[ast.stmt]:
-    t = _Measure(rows, n, ncols)
+def measured(nodes: list[ast.stmt], rows: set[str], n: str, ncols: str | None = None,
+             header_row: bool = False) -> list[ast.stmt]:
+    t = _Measure(rows, n, ncols, header_row)
     return [ast.fix_missing_locations(t.visit(copy.deepcopy(s))) for s in nodes]
 
 
@@ -161,7 +164,7 @@ def worker_script(a: Analysis, data_name: str, sites: list[CallSite], whole: boo
     body = _load_block(a)
     if group > 0:
         body += _stmts(f"globals().update(_rs_load({state_name(group)!r}))")
-    body += _stmts(f"_rs_out = {{'_n': len({load.rows[0]})}}")
+    body += _stmts(f"_rs_out = {{'_n': len({load.rows[0]}){' - 1' if load.header_row else ''}}}")
     by_index: dict[int, CallSite | None] = {i: None for i in replicated} | {s.index: s for s in sites}
     for index, site in sorted(by_index.items()):  # in the main block's order
         if site is None:
@@ -169,7 +172,7 @@ def worker_script(a: Analysis, data_name: str, sites: list[CallSite], whole: boo
             continue
         fn = a.script.functions[site.function]
         if isinstance(site.reducer, LoopReducer) and not whole:
-            func = chunk_name(fn.name, site.rows_param)
+            func = chunk_name(fn.name, site.reducer.rows_param)
             functions.setdefault(func, chunk_function(fn, site.reducer))
         else:
             func = fn.name
@@ -190,6 +193,8 @@ def combine_script(a: Analysis, data_name: str, *, stage: int, final: bool, stat
     functions: dict[str, ast.FunctionDef] = {}
     body: list[ast.stmt] = []
     if stage > 1:
+        if load.header_row:  # the merges read the header, data[0]: every combine step loads it
+            body += _load_block(a)
         body += _stmts(f"globals().update(_rs_load({state_name(stage - 1)!r}))")
     body += _stmts(f"_rs_n = {n_rows}")
     loaded: dict[tuple[str, ...], str] = {}
@@ -199,7 +204,7 @@ def combine_script(a: Analysis, data_name: str, *, stage: int, final: bool, stat
             continue
         site = a.calls.get(i) if i in merged else None
         if site is None:
-            body += measured([a.script.body[i]], rows, "_rs_n")
+            body += measured([a.script.body[i]], rows, "_rs_n", header_row=load.header_row)
             continue
         files = tuple(merged[i])
         var = loaded.get(files)
@@ -212,9 +217,10 @@ def combine_script(a: Analysis, data_name: str, *, stage: int, final: bool, stat
         parts = f"[_rs_p[{site.id!r}] for _rs_p in {var}]"
         if isinstance(site.reducer, LoopReducer):
             fn = a.script.functions[site.function]
-            func = merge_name(fn.name, site.rows_param)
+            func = merge_name(fn.name, site.reducer.rows_param)
             functions.setdefault(func, merge_function(fn, site.reducer))
-            value = _call_with(site, func, ast.Constant(None))
+            # the rows are not there; where they carry the header, the combine's header-only data is
+            value = _call_with(site, func, None if load.header_row else ast.Constant(None))
             value.keywords += [ast.keyword("_rs_parts", ast.parse(parts, mode="eval").body),
                                ast.keyword("_rs_n", ast.Name("_rs_n", ast.Load()))]
         elif isinstance(site.reducer, TagReducer):

@@ -68,9 +68,10 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
     if a.load is None:
         check_not_empty(path, data_name)
         return _single(a, data, data_name, None, [*a.problems, "so it runs as one task"])
-    scan = scan_csv(path, data_name, a.load.reader_kwargs, a.load.encoding, strict=True)
+    scan = scan_csv(path, data_name, a.load.reader_kwargs, a.load.encoding, strict=True, lines=a.load.lines)
     notes.append(f"{script_name} follows the input convention: FILE_NAME → {data_name} "
-                 f"({scan.rows} rows × {scan.columns} columns, {scan.size} bytes)")
+                 f"({scan.rows} rows × {scan.columns} columns, {scan.size} bytes)"
+                 + ("; its rows keep the header line first, as every chunk will" if a.load.header_row else ""))
     notes += _call_notes(a)
     if a.problems:
         return _single(a, data, data_name, scan, notes + a.problems + ["so it runs as one task"])
@@ -375,6 +376,8 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
                                       n_rows=scan.rows, live=lay.live.get(c, []))
         files.add_bytes(script_name, text.encode())
         inputs = {data_name: header_name} if c == 1 else {codegen.state_name(c - 1): state_of[c - 1]}
+        if c > 1 and a.load.header_row:
+            inputs[data_name] = header_name
         inputs.update(inputs_of_stage[c])
         task = {"name": f"combine{c}", "script": script_name, "inputs": inputs}
         if not final:

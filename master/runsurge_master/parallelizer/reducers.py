@@ -46,9 +46,11 @@ class LoopReducer:
     post: list[ast.stmt]
     accs: list[Accumulator]
     uses_ncols: bool = False
+    tag_note: str = ""          # where the function's aggregation tag says otherwise
 
     def describe(self) -> str:
-        return "; ".join(a.describe() for a in self.accs) + ", then the rest of the function runs once"
+        text = "; ".join(a.describe() for a in self.accs) + ", then the rest of the function runs once"
+        return f"{text} ({self.tag_note})" if self.tag_note else text
 
 
 @dataclass

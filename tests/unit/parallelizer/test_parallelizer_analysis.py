@@ -187,6 +187,13 @@ if __name__ == '__main__':
     "f = open(FILE_NAME)\nreader = csv.reader(f)\nheader = next(reader)\n"
     "rows = [[float(v) for v in row] for row in reader]\nf.close()",
     "with open('d.csv') as f:\n    header, *rows = csv.reader(f)",
+    # lines parsed by the script itself
+    "with open(FILE_NAME) as f:\n    header = f.readline().split(',')\n    rows = [l.split(',') for l in f]",
+    "with open(FILE_NAME) as f:\n    lines = f.readlines()\nheader = lines[0].strip().split(',')\n"
+    "rows = [[float(x) for x in l.strip().split(',')] for l in lines[1:]]",
+    "with open(FILE_NAME) as f:\n    next(f)\n    rows = []\n    for line in f:\n        rows.append(line.rstrip('\\n').split(','))\n"
+    "header = None",
+    "with open(FILE_NAME) as f:\n    text_lines = f.read().splitlines()\nheader = text_lines[0]\nrows = text_lines[1:]",
 ])
 def test_load_block_forms(load_block):
     a = analyze(SHELL.format(load=textwrap.indent(load_block, "    ")), "job.py")
@@ -194,7 +201,7 @@ def test_load_block_forms(load_block):
         assert a.problems  # unpacking a reader directly is not recognised: the job runs unsplit
         return
     assert not a.problems, a.problems
-    assert a.load.header == "header" and "rows" in a.load.rows
+    assert a.load.header == ("header" if "header = None" not in load_block else None) and "rows" in a.load.rows
     assert sites(a)["total"].reducer is not None
     if "delimiter" in load_block:
         assert a.load.reader_kwargs == {"delimiter": ";"}
@@ -203,8 +210,17 @@ def test_load_block_forms(load_block):
 @pytest.mark.parametrize("load_block, why", [
     ("with open(FILE_NAME) as f:\n    rows = list(csv.DictReader(f))\n    header = list(rows[0])", "convention"),
     ("with open(FILE_NAME) as f:\n    rows = list(csv.reader(f))\n    header = rows[0]", "header"),
-    ("with open(FILE_NAME) as f:\n    header = f.readline().split(',')\n    rows = [l.split(',') for l in f]",
+    # a filter, or text split on "\\n" (an empty last element), breaks "one element per line"
+    ("with open(FILE_NAME) as f:\n    next(f)\n    rows = [l.split(',') for l in f if l.strip()]", "convention"),
+    ("with open(FILE_NAME) as f:\n    parts = f.read().split('\\n')\nheader = parts[0]\nrows = parts[1:]",
      "convention"),
+    # a helper that does I/O, or an except branch that sets the data, is not part of a pure load
+    ("def conv(v):\n    print(v)\n    return v\nwith open(FILE_NAME) as f:\n    lines = f.readlines()\n"
+     "data = [[conv(c) for c in l.split(',')] for l in lines]", "not pure"),
+    ("try:\n    with open(FILE_NAME) as f:\n        data = [l.split(',') for l in f]\nexcept OSError:\n"
+     "    data = []", "except branch"),
+    # reading the lines twice
+    ("with open(FILE_NAME) as f:\n    a = f.readlines()\n    b = f.readlines()\ndata = [l for l in a]", "twice"),
 ])
 def test_unconventional_loads_run_unsplit(load_block, why):
     a = analyze(SHELL.format(load=textwrap.indent(load_block, "    ")), "job.py")
