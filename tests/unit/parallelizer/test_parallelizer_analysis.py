@@ -191,8 +191,8 @@ if __name__ == '__main__':
     "with open(FILE_NAME) as f:\n    header = f.readline().split(',')\n    rows = [l.split(',') for l in f]",
     "with open(FILE_NAME) as f:\n    lines = f.readlines()\nheader = lines[0].strip().split(',')\n"
     "rows = [[float(x) for x in l.strip().split(',')] for l in lines[1:]]",
-    "with open(FILE_NAME) as f:\n    next(f)\n    rows = []\n    for line in f:\n        rows.append(line.rstrip('\\n').split(','))\n"
-    "header = None",
+    "with open(FILE_NAME) as f:\n    next(f)\n    rows = []\n    for line in f:\n"
+    "        rows.append(line.rstrip('\\n').split(','))\nheader = None",
     "with open(FILE_NAME) as f:\n    text_lines = f.read().splitlines()\nheader = text_lines[0]\nrows = text_lines[1:]",
 ])
 def test_load_block_forms(load_block):
