@@ -74,7 +74,10 @@ def analyze(source: str, name: str) -> Analysis:
     summaries = analyze_functions(ctx)
     main = MainAnalysis(script.body, ctx, extra_names=ctx.mutable_globals)
     infos = [main.statement(i, s) for i, s in enumerate(script.body)]
-    if any(MODULE_DATA in i.defs or i.barrier for i in infos):
+    load, why = _load_block(script, ctx)
+    # A proven load block only reads the data file into fresh lists: it changes no module object.
+    inside = range(load.start, load.end) if load else range(0)
+    if any(MODULE_DATA in info.defs or info.barrier for k, info in enumerate(infos) if k not in inside):
         # The main block may change module-level objects (through an alias, or code that touches
         # globals): then no function may rely on them staying as they were. Analyse again.
         data = script.module_names - set(script.functions) - set(script.imports)
@@ -83,17 +86,23 @@ def analyze(source: str, name: str) -> Analysis:
             summaries = analyze_functions(ctx)
             main = MainAnalysis(script.body, ctx, extra_names=ctx.mutable_globals)
             infos = [main.statement(i, s) for i, s in enumerate(script.body)]
-    a = Analysis(script=script, ctx=ctx, summaries=summaries, infos=infos, graph=Graph.build(infos))
+            load, why = _load_block(script, ctx)
+    a = Analysis(script=script, ctx=ctx, summaries=summaries, infos=infos, graph=Graph.build(infos), load=load)
     a.problems.extend(f"{p}" for p in script.problems)
-    try:
-        a.load = find_load_block(script, ctx)
-    except NotConventionError as e:
-        a.problems.append(f"the script does not follow the input convention: {e}")
+    if why:
+        a.problems.append(f"the script does not follow the input convention: {why}")
     for fn in script.functions.values():  # a malformed tag is a mistake even where it is not used
         find_tag(fn, name)
     if a.load is not None:
         _classify(a)
     return a
+
+
+def _load_block(script: Script, ctx: Context) -> tuple[LoadBlock | None, str]:
+    try:
+        return find_load_block(script, ctx), ""
+    except NotConventionError as e:
+        return None, str(e)
 
 
 def _classify(a: Analysis) -> None:
@@ -113,10 +122,11 @@ def _classify(a: Analysis) -> None:
         if site is not None:
             a.calls[i] = site
             continue
-        direct = _direct_uses(stmt, rows | temps)
+        direct = _direct_uses(stmt, rows | temps, rows if load.header_row else set())
         temps -= _bound_names(stmt)  # a file or reader name bound again is no longer the data's
         if direct:
-            a.problems.append(f"{line} uses {direct} directly in the main block (only len({load.rows[0]}) "
+            also = f", {load.rows[0]}[0] (the header)" if load.header_row else ""
+            a.problems.append(f"{line} uses {direct} directly in the main block (only len({load.rows[0]}){also} "
                               "and calls like `x = f(rows)` can be planned around)")
         if info.effects.unknown:
             a.problems.append(f"{info.effects.unknown[0]} (it could read the data again)")
@@ -181,11 +191,15 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
     return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
 
 
-def _direct_uses(stmt: ast.stmt, names: set[str]) -> str:
-    """Uses of the rows (or the load block's file/reader) other than len(rows)."""
+def _direct_uses(stmt: ast.stmt, names: set[str], headed: set[str]) -> str:
+    """Uses of the rows (or the load block's file/reader) other than len(rows), and rows[0] for
+    the rows in `headed` (they hold the header first, and every combine step loads the header)."""
     names = names - (_bound_names(stmt) - names.intersection(_loads_before_bind(stmt)))
     measured = {id(n.args[0]) for n in ast.walk(stmt) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                 and n.func.id == "len" and len(n.args) == 1 and isinstance(n.args[0], ast.Name)}
+    measured |= {id(n.value) for n in ast.walk(stmt) if isinstance(n, ast.Subscript) and isinstance(n.value, ast.Name)
+                 and n.value.id in headed and isinstance(n.slice, ast.Constant) and type(n.slice.value) is int
+                 and n.slice.value == 0 and isinstance(n.ctx, ast.Load)}
     bad = sorted({n.id for n in ast.walk(stmt) if isinstance(n, ast.Name) and n.id in names
                   and id(n) not in measured})
     return ", ".join(bad)

@@ -391,7 +391,7 @@ class _Interp:
         headers = [n for n, k in self.env.items() if k == HEADER]
         header_row = False
         if not rows:
-            rows = [n for n, k in self.env.items() if k in (ALL, LINES)]
+            rows = [n for n, k in self.env.items() if k == ALL] + [n for n, k in self.env.items() if k == LINES]
             if not rows:
                 raise NotConventionError("no list of data rows is built")
             if headers:

@@ -1,0 +1,64 @@
+##########################################################################################################
+#! User defined variables
+import csv
+FILE_NAME = 'measurements.csv'  # Name of the file to read data from
+THRESHOLD = 50
+##########################################################################################################
+
+##########################################################################################################
+#! User Code is written below this line (Note: code is written in the form of functions)
+#! all functions must have a return statement
+#! functions return value must be 1 value and a variable or a slice of it not an operation
+#! available aggregates are c --> concatenate, a --> average, s --> sum, m --> max, n --> min, l --> length, i --> multiply, empty string for means don't parallelize
+#! format aggregation = "type:list"
+#! each function must have an aggregation variable just before the return statement
+def mean_above_threshold(data):
+    totals = [0.0] * len(data[0])
+    counts = [0] * len(data[0])
+    for row in data[1:]:
+        for col in range(len(row)):
+            if row[col] > THRESHOLD:
+                totals[col] += row[col]
+                counts[col] += 1
+    means = []
+    for col in range(len(totals)):
+        if counts[col] > 0:
+            means.append(totals[col] / counts[col])
+        else:
+            means.append(0.0)
+    aggregation = "a:means"
+    return means
+
+##########################################################################################################
+
+##########################################################################################################
+if __name__ == '__main__':
+#---------------------------------------------------------------------------------------------------------
+#! This block handles data loading please don't edit it (Note:The data is loaded into a list of name data)
+    def infer_type(value):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value.strip()
+    try:
+        with open(FILE_NAME, 'r') as file:
+            lines = file.readlines()
+            data = [[infer_type(cell) for cell in line.strip().split(',')] for line in lines]
+    except FileNotFoundError:
+        print("File not found. Please ensure 'measurements.csv' exists in the current directory.")
+#---------------------------------------------------------------------------------------------------------
+
+#! User main function is defined here
+    means = mean_above_threshold(data)
+    output = [data[0], means]
+#---------------------------------------------------------------------------------------------------------
+#! Saving the output to a file please don't edit this block
+#! output name should be a list named output
+    with open('output.csv', 'w', newline='') as file:
+        writer = csv.writer(file)
+        for row in output:
+            writer.writerow(row)
+#---------------------------------------------------------------------------------------------------------

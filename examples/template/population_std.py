@@ -1,0 +1,63 @@
+##########################################################################################################
+#! User defined variables
+import csv
+import math
+FILE_NAME = 'measurements.csv'  # Name of the file to read data from
+##########################################################################################################
+
+##########################################################################################################
+#! User Code is written below this line (Note: code is written in the form of functions)
+#! all functions must have a return statement
+#! functions return value must be 1 value and a variable or a slice of it not an operation
+#! available aggregates are c --> concatenate, a --> average, s --> sum, m --> max, n --> min, l --> length, i --> multiply, empty string for means don't parallelize
+#! format aggregation = "type:list"
+#! each function must have an aggregation variable just before the return statement
+def column_std(data):
+    num_rows = len(data) - 1
+    sums = [0.0] * len(data[0])
+    squares = [0.0] * len(data[0])
+    for row in data[1:]:
+        for i in range(len(row)):
+            sums[i] += row[i]
+            squares[i] += row[i] * row[i]
+    stds = []
+    for i in range(len(sums)):
+        mean = sums[i] / num_rows
+        variance = squares[i] / num_rows - mean * mean
+        stds.append(math.sqrt(max(variance, 0.0)))
+    aggregation = "a:stds"
+    return stds
+
+##########################################################################################################
+
+##########################################################################################################
+if __name__ == '__main__':
+#---------------------------------------------------------------------------------------------------------
+#! This block handles data loading please don't edit it (Note:The data is loaded into a list of name data)
+    def infer_type(value):
+        try:
+            return int(value)
+        except ValueError:
+            try:
+                return float(value)
+            except ValueError:
+                return value.strip()
+    try:
+        with open(FILE_NAME, 'r') as file:
+            lines = file.readlines()
+            data = [[infer_type(cell) for cell in line.strip().split(',')] for line in lines]
+    except FileNotFoundError:
+        print("File not found. Please ensure 'measurements.csv' exists in the current directory.")
+#---------------------------------------------------------------------------------------------------------
+
+#! User main function is defined here
+    stds = column_std(data)
+    output = [data[0], stds]
+#---------------------------------------------------------------------------------------------------------
+#! Saving the output to a file please don't edit this block
+#! output name should be a list named output
+    with open('output.csv', 'w', newline='') as file:
+        writer = csv.writer(file)
+        for row in output:
+            writer.writerow(row)
+#---------------------------------------------------------------------------------------------------------
