@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         c.add_argument("--single", action="store_true", help="run the script as one task, as it is")
         c.add_argument("--group", action="store_true", help="run the script once per zip archive given in --data")
         c.add_argument("--aggregator", type=Path, help="with --group: the script that combines every output")
+        c.add_argument("--memory", help="memory every task needs, e.g. 512MiB or 2GiB (default: RunSurge "
+                       "estimates it, and raises it if a task is killed at the limit)")
         if name == "submit":
             c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
             c.add_argument("--redundancy", type=int, choices=(1, 2), help="2: run each task on workers of 2 "
@@ -113,13 +115,13 @@ def _run(args: argparse.Namespace) -> int:
         if args.spec:
             if args.command == "plan":
                 raise ApiError("a spec already is the plan; `runsurge plan` is for scripts")
-            job = client.submit_spec(args.spec, redundancy=args.redundancy)
+            job = client.submit_spec(args.spec, redundancy=args.redundancy, memory=args.memory)
         elif args.script:
             mode = "group" if args.group else "single" if args.single else None
             if args.group and not args.aggregator:
                 raise ApiError("--group needs --aggregator SCRIPT")
             files = [args.script, *([args.aggregator] if args.aggregator else []), *args.data]
-            form = {"script": args.script.name, "mode": mode, "chunks": args.chunks,
+            form = {"script": args.script.name, "mode": mode, "chunks": args.chunks, "memory": args.memory,
                     "aggregator": args.aggregator.name if args.aggregator else None}
             if args.command == "plan":
                 _print_plan(client.plan(files, **form))

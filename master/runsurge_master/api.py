@@ -256,10 +256,11 @@ def create_app(sv: Services) -> FastAPI:
     @app.post("/api/jobs", status_code=201)
     def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-               redundancy: RedundancyField = None) -> JobOut:
+               redundancy: RedundancyField = None, memory: MemoryField = None) -> JobOut:
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy)) as job:
+                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy,
+                                         memory=memory)) as job:
                 stored = _store(job.sources)
                 try:
                     with sv.db.session() as s:
@@ -281,11 +282,12 @@ def create_app(sv: Services) -> FastAPI:
     @app.post("/api/plan")
     def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-             redundancy: RedundancyField = None) -> PlanOut:
+             redundancy: RedundancyField = None, memory: MemoryField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy)) as job:
+                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy,
+                                         memory=memory)) as job:
                 kinds = {t.name: t.kind for t in job.planned}
                 return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[
                     PlannedTaskOut(name=t.name, kind=kinds.get(t.name, "task"), script=t.script,
@@ -405,6 +407,9 @@ ModeField = Annotated[str | None, Form(description="spec | auto (default without
 ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]
 AggregatorField = Annotated[str | None, Form(description="group mode: the script that combines all outputs")]
 ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode: split the data into this many chunks")]
+MemoryField = Annotated[str | None, Form(max_length=32, description="memory every task needs, e.g. 512MiB or 2GiB "
+                                        "(default: RunSurge's estimate in auto and group modes, which it raises "
+                                        "when a task is killed at the limit)")]
 RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run each task on workers of 2 different "
                                              "contributors and compare their outputs (a quorum)")]
 

@@ -180,6 +180,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             t.status = "cancelled"
             return []
         if outcome == "failed":
+            if lifecycle.retry_with_more_memory(s, t, detail):
+                return []
             return lifecycle.fail_task(s, t, detail)
         lifecycle.record_outputs(s, t, t.worker_id, detail)
         w = s.get(Worker, t.worker_id)  # held: once clean, the session keeps it only weakly, and billing reloads it

@@ -82,6 +82,7 @@ class TaskSpec:
     memory_bytes: int = 0
     cpus: int = 1
     timeout_s: float = 0.0
+    memory_stated: bool = False  # the spec gave `memory` (else: the default, which RunSurge may raise)
 
 
 @dataclass
@@ -175,7 +176,7 @@ def _parse_task(i: int, raw: object, default_memory: int, default_timeout_s: flo
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 7 * 86400:
         raise SpecError(f"{where}: timeout must be seconds between 0 and 604800")
     return TaskSpec(name=name, script=script, inputs=inputs, outputs=outputs,
-                    memory_bytes=memory, cpus=cpus, timeout_s=float(timeout))
+                    memory_bytes=memory, cpus=cpus, timeout_s=float(timeout), memory_stated="memory" in raw)
 
 
 def _validate(spec: JobSpec, uploads: set[str]) -> None:

@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 
 from runsurge_master import billing
 from runsurge_master.jobspec import JobSpec
-from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, TaskReplica, utcnow
+from runsurge_master.models import (
+    DataLocation,
+    DataObject,
+    Job,
+    Task,
+    TaskInput,
+    TaskOutput,
+    TaskReplica,
+    Worker,
+    utcnow,
+)
 
 log = logging.getLogger("runsurge.lifecycle")
 ACTIVE = ("assigned", "running")
@@ -30,7 +40,8 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
     tasks: dict[str, Task] = {}
     for seq, t in enumerate(spec.tasks):
         task = Task(job_id=job.id, seq=seq, name=t.name, script_name=t.script,
-                    script_data_id=uploads[t.script], memory_bytes=t.memory_bytes, cpus=t.cpus,
+                    script_data_id=uploads[t.script], memory_bytes=t.memory_bytes,
+                    memory_estimated=not t.memory_stated, cpus=t.cpus,
                     timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None, redundancy=spec.redundancy or 1,
                     status="pending" if spec.producers_of(t) else "ready")
         s.add(task)
@@ -131,6 +142,29 @@ def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list
         billing.charge_task(s, task, "failed")
     to_cancel = cancel_replicas(s, task) if task.redundancy > 1 else []
     return to_cancel + fail_job(s, task.job, f"task {task.name!r} failed: {error}")
+
+
+MEMORY_KILL = "memory limit"  # how every sandbox's failure starts when it killed a task at its limit
+
+
+def retry_with_more_memory(s: Session, task: Task, error: str) -> bool:
+    """A task whose memory RunSurge chose was killed at that limit: not the user's mistake. Run it
+    again at once with twice the memory (up to the largest online worker's), unbilled; the killed
+    run's peak stays recorded for the estimates until the retry's own replaces it. False when the
+    memory was the user's word, or no worker offers more: then the task fails as usual."""
+    if not (error.startswith(MEMORY_KILL) and task.memory_estimated and task.redundancy == 1):
+        return False
+    largest = s.scalar(select(func.max(Worker.memory_bytes)).where(Worker.online.is_(True))) or 0
+    more = min(2 * task.memory_bytes, largest)
+    if more <= task.memory_bytes:
+        return False
+    log.info("memory retry task=%s %d -> %d MiB", task.id, task.memory_bytes >> 20, more >> 20)
+    task.error = (f"killed at its memory limit ({task.memory_bytes >> 20} MiB, RunSurge's estimate): "
+                  f"running again with {more >> 20} MiB")
+    task.memory_bytes = more
+    task.status = "ready"
+    task.worker_id = None
+    return True
 
 
 def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
@@ -142,6 +143,8 @@ class Task(Base):
     # re-runs and moves to an idle worker, which are not the task's fault.
     faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
+    # RunSurge chose memory_bytes (an estimate or the default), so it may raise it after a kill at the limit.
+    memory_estimated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     cpus: Mapped[int] = mapped_column(Integer, default=1)
     timeout_s: Mapped[float] = mapped_column(Float)
     collect_all_outputs: Mapped[bool] = mapped_column(Boolean, default=False)

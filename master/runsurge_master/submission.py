@@ -32,6 +32,7 @@ from runsurge_master.jobspec import (
     SpecError,
     check_file_name,
     check_redundancy,
+    parse_size,
     parse_spec,
     single_script_spec,
 )
@@ -67,6 +68,7 @@ class Request:
     aggregator: str | None = None
     chunks: int | None = None
     redundancy: int | None = None  # 2: a quorum of workers of different contributors (quorum.py)
+    memory: str | None = None      # "512MiB": what every task needs, stated by the user (any mode)
 
 
 def upload_names(files: list[UploadFile]) -> list[str]:
@@ -124,9 +126,28 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
             sources = {n: _plan_source(plan, n) for n in plan.files}
         spec = parse_spec(spec_text, set(sources), cfg.default_task_memory, cfg.default_task_timeout_s,
                           cfg.max_tasks_per_job)
+        _memory(spec, req.memory, mode, explanation)
         _redundancy(spec, req.redundancy, explanation)
         _check(spec, sources, req.names, mode, worker_memory, explanation)
         yield Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned)
+
+
+def _memory(spec: JobSpec, asked: str | None, mode: str, explanation: list[str]) -> None:
+    """The submission's `memory` field: the user's word for every task (a spec's own `memory` keys
+    win in spec mode). Memory nobody stated (RunSurge's estimate, or the default) may be raised
+    after a task is killed at its limit (lifecycle.retry_with_more_memory); stated memory never is."""
+    generated = mode in ("auto", "group")  # the planner wrote the spec: its memory keys are estimates
+    if generated:
+        for t in spec.tasks:
+            t.memory_stated = False
+    if asked is None:
+        return
+    size = parse_size(asked, "memory")
+    for t in spec.tasks:
+        if not t.memory_stated:
+            t.memory_bytes, t.memory_stated = size, True
+    instead = " (instead of RunSurge's estimates)" if generated else ""
+    explanation.append(f"memory: {asked} per task, as stated{instead}")
 
 
 def _redundancy(spec: JobSpec, asked: int | None, explanation: list[str]) -> None:

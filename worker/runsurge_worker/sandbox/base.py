@@ -27,6 +27,12 @@ class Limits:
     output_bytes: int = 1 << 30
 
 
+def memory_failure(limit_bytes: int) -> str:
+    """The one text for a run killed at its memory limit; the master recognises it by its start
+    ("memory limit") and may retry the task with more memory (lifecycle.retry_with_more_memory)."""
+    return f"memory limit exceeded ({limit_bytes / (1 << 20):g} MiB)"
+
+
 @dataclass
 class RunResult:
     exit_code: int | None  # None when the process was killed by us (timeout, cancel, limit)

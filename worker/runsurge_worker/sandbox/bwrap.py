@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from ..monitor import Meter
-from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
+from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend, memory_failure
 from .guestrun import dir_bytes
 from .seccomp import deny_filter
 
@@ -151,7 +151,7 @@ class BwrapSandbox(SandboxBackend):
         if elapsed > limits.timeout_s:
             return f"timeout after {limits.timeout_s:g}s"
         if meter.rss_peak > limits.memory_bytes:  # RLIMIT_AS alone would allow the slack
-            return f"memory limit exceeded ({limits.memory_bytes} bytes)"
+            return memory_failure(limits.memory_bytes)
         if dir_bytes(task_dir) > limits.output_bytes:
             return f"output larger than {limits.output_bytes} bytes"
         return None
@@ -191,7 +191,7 @@ class BwrapSandbox(SandboxBackend):
         proc.returncode = code = os.waitstatus_to_exitcode(status)
         wall = time.monotonic() - started
         if failure is None and _ends_with_memory_error(task_dir / STDERR_NAME):
-            failure = f"memory limit exceeded ({limits.memory_bytes} bytes)"
+            failure = memory_failure(limits.memory_bytes)
         return RunResult(
             exit_code=None if failure else (code if code >= 0 else 128 - code),
             wall_s=wall, cpu_s=max(meter.cpu_s, usage.ru_utime + usage.ru_stime),

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..monitor import Meter, parse_stat_cpu_s
 from .agent import GuestAgent, GuestLostError
-from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult
+from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
 from .commands import MAX_TASK_PIDS
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
             pass
     exit_code = probe.exit_code if failure is None else None
     if failure is None and probe.oom_kills:
-        failure = f"memory limit exceeded ({limits.memory_bytes} bytes)"
+        failure = memory_failure(limits.memory_bytes)
         exit_code = None
     if failure is None and dir_bytes(host_dir) > limits.output_bytes:
         failure = f"output larger than {limits.output_bytes} bytes"

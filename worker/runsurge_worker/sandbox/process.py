@@ -15,7 +15,15 @@ import time
 from pathlib import Path
 
 from runsurge_worker.monitor import Meter
-from runsurge_worker.sandbox.base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
+from runsurge_worker.sandbox.base import (
+    SAMPLE_INTERVAL_S,
+    STDERR_NAME,
+    STDOUT_NAME,
+    Limits,
+    RunResult,
+    SandboxBackend,
+    memory_failure,
+)
 
 log = logging.getLogger("runsurge.sandbox.process")
 # What the VM guest runs: the distribution's python3 (Debian's, with python3-numpy). Not this
@@ -51,7 +59,7 @@ class ProcessSandbox(SandboxBackend):
             while True:
                 self._sample(proc.pid, meter)
                 if meter.rss_peak > limits.memory_bytes:
-                    failure = f"memory limit: used more than {limits.memory_bytes} bytes"
+                    failure = memory_failure(limits.memory_bytes)
                 elif time.monotonic() - start > limits.timeout_s:
                     failure = f"timeout after {limits.timeout_s:g}s"
                 elif cancel.is_set():
