@@ -56,7 +56,8 @@ def test_template_kind_runs_split_on_workers_and_equals_sequential(net, data, ki
     assert_same_csv(got, run_sequential(script, data[name], name, tmp_path / "seq"), abs_tol=1e-9)
 
 
-HUNGRY = "block = bytearray(400 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\nprint('held', len(block))\n"
+HUNGRY = ("block = bytearray(400 << 20)\nfor i in range(0, len(block), 4096):\n    block[i] = 1\n"
+          "print('held', len(block))\n")
 
 
 def test_a_task_killed_at_its_estimated_memory_runs_again_with_more(net, tmp_path):
