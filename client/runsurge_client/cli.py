@@ -34,7 +34,8 @@ def _print_plan(plan: dict) -> None:
     for t in plan["tasks"]:
         after = f"  after {', '.join(t['depends_on'])}" if t["depends_on"] else ""
         inputs = ", ".join(f"{k}={v}" for k, v in t["inputs"].items())
-        print(f"  {t['name']:<16} {t['kind']:<9} {t['script']:<24} {t['memory_bytes'] / 2**20:7.0f} MiB  "
+        secs = f"{t['estimated_s']:7.2f} s" if t.get("estimated_s") is not None else " " * 9
+        print(f"  {t['name']:<16} {t['kind']:<9} {t['script']:<24} {t['memory_bytes'] / 2**20:7.0f} MiB {secs}  "
               f"[{inputs}]{after}")
 
 

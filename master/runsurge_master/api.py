@@ -123,6 +123,7 @@ class PlannedTaskOut(BaseModel):
     memory_bytes: int
     inputs: dict[str, str]  # file name → uploaded file, or task:NAME/OUTPUT
     depends_on: list[str]
+    estimated_s: float | None = None  # automatic mode's estimate of the task's run time
 
 
 class PlanOut(BaseModel):
@@ -289,10 +290,12 @@ def create_app(sv: Services) -> FastAPI:
                                          aggregator=aggregator, chunks=chunks, redundancy=redundancy,
                                          memory=memory)) as job:
                 kinds = {t.name: t.kind for t in job.planned}
+                seconds = {t.name: t.seconds for t in job.planned}
                 return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[
                     PlannedTaskOut(name=t.name, kind=kinds.get(t.name, "task"), script=t.script,
                                    memory_bytes=t.memory_bytes, inputs={k: _source(v) for k, v in t.inputs.items()},
-                                   depends_on=sorted(job.spec.producers_of(t)))
+                                   depends_on=sorted(job.spec.producers_of(t)),
+                                   estimated_s=seconds.get(t.name))
                     for t in job.spec.tasks])
         except SpecError as e:
             raise HTTPException(400, str(e)) from None

@@ -40,6 +40,7 @@ class CsvScan:
     marks: list[tuple[int, int]] = field(default_factory=list)  # (record boundary offset, rows before it)
     field_chars: float = 8.0             # average characters per field (sampled)
     unsplittable: str = ""               # why its records cannot be located safely
+    sample: list[bytes] = field(default_factory=list)  # the first data lines (no quoting), for cost estimates
 
     @property
     def data_bytes(self) -> int:
@@ -152,6 +153,7 @@ def _fast_scan(scan: CsvScan, enc: str, strict: bool, delim: bytes) -> CsvScan:
                 scan.marks.append((offset, scan.rows))
             if final:
                 break
+    scan.sample = samples
     if samples and scan.columns:
         chars = sum(len(s) for s in samples) - len(samples) * (scan.columns - 1)
         scan.field_chars = max(1.0, chars / (len(samples) * scan.columns))
@@ -299,7 +301,7 @@ class ChunkChoice:
 
 
 def choose_chunks(scan: CsvScan, rounds: int, workers: list[int], overhead_s: float,
-                  memory_for: Callable[[int], int], requested: int | None) -> ChunkChoice:
+                  memory_for: Callable[[int], int], requested: int | None, work_s: float | None = None) -> ChunkChoice:
     """Fewest chunks that fit the biggest worker's free memory; more while each one saves more
     time than a task costs; never more than live workers (they would only queue) or rows."""
     rows = scan.rows
@@ -308,7 +310,7 @@ def choose_chunks(scan: CsvScan, rounds: int, workers: list[int], overhead_s: fl
         k = max(1, min(requested, rows))
         note = f" (capped at the {rows} rows)" if k < requested else ""
         return ChunkChoice(k, f"{k} chunk(s), as requested{note}")
-    work_s = scan.size / THROUGHPUT_BPS
+    work_s = scan.size / THROUGHPUT_BPS if work_s is None else work_s
     slots = len(workers) or 2
     assumed = "" if workers else " (no live workers reported; assuming 2)"
     k_mem = 1

@@ -48,6 +48,7 @@ class LoadBlock:
     lines: bool = False             # records are lines (read as text), not csv records
     header_row: bool = False        # the rows lists hold the header line as their element 0
     helpers: list[str] = field(default_factory=list)   # nested pure functions the block defines
+    kept_lines: bool = False        # a variable still holds the file's lines (readlines()) after the block
 
 
 class NotConventionError(Exception):
@@ -403,6 +404,7 @@ class _Interp:
         return LoadBlock(start=start, end=end, header=headers[0] if headers else None, rows=rows,
                          temps=temps, reader_kwargs=self.reader_kwargs or {}, encoding=self.encoding,
                          lines=self.uses_lines, header_row=header_row,
+                         kept_lines=any(k in (LINES, DATA_LINES) for k in self.env.values()),
                          helpers=[n for n, k in self.env.items() if k == HELPER])
 
 

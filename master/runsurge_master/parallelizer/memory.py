@@ -21,10 +21,13 @@ def rows_memory(rows: float, columns: int, field_chars: float) -> float:
     return rows * per_row
 
 
-def estimate(rows: float, columns: int, field_chars: float, copies: float = 1.0, extra: float = 0.0) -> int:
+def estimate(rows: float, columns: int, field_chars: float, copies: float = 1.0, extra: float = 0.0,
+             per_row: float | None = None) -> int:
     """`copies`: how many row-sized structures the task holds at its peak (the rows themselves,
-    plus results as big as the rows, such as a filtered list)."""
-    need = BASE + SAFETY * (copies * rows_memory(rows, columns, field_chars) + extra)
+    plus results as big as the rows, such as a filtered list). `per_row`: what one loaded row
+    costs, when known from the load block (cost.row_cost); else every field counts as a str."""
+    held = rows * per_row if per_row is not None else rows_memory(rows, columns, field_chars)
+    need = BASE + SAFETY * (copies * held + extra)
     return max(MINIMUM, _round(need))
 
 

@@ -20,6 +20,7 @@ class PlannedTask:
     memory_bytes: int
     depends_on: list[str] = field(default_factory=list)
     input_bytes: int = 0
+    seconds: float | None = None    # the estimated run time (shown by `runsurge plan`; None: unknown)
 
 
 class PlanFiles(Mapping[str, bytes]):

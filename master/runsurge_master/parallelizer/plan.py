@@ -20,6 +20,7 @@ from runsurge_master.parallelizer import codegen, memory
 from runsurge_master.parallelizer.aggregation import LoopReducer, TagReducer
 from runsurge_master.parallelizer.analysis import Analysis, CallSite, analyze
 from runsurge_master.parallelizer.chunking import (
+    THROUGHPUT_BPS,
     CsvScan,
     check_not_empty,
     choose_chunks,
@@ -28,9 +29,12 @@ from runsurge_master.parallelizer.chunking import (
     scan_csv,
     write_chunks,
 )
+from runsurge_master.parallelizer.cost import RowCost, row_cost
 from runsurge_master.parallelizer.model import Plan, PlanError, PlanFiles, PlannedTask
 from runsurge_master.parallelizer.script import replace_file_name
 from runsurge_master.parallelizer.spec import render_spec
+
+STARTUP_S = 0.05  # a task's interpreter start, imports and file writes, beside its work
 
 
 @dataclass
@@ -73,6 +77,8 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
                  f"({scan.rows} rows × {scan.columns} columns, {scan.size} bytes)"
                  + ("; its rows keep the header line first, as every chunk will" if a.load.header_row else ""))
     notes += _call_notes(a)
+    cost = row_cost(scan, a.load, a.script.body)
+    notes.append(f"memory estimated from {cost.source}")
     if a.problems:
         return _single(a, data, data_name, scan, notes + a.problems + ["so it runs as one task"])
     if scan.unsplittable:
@@ -91,10 +97,11 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
 
     def chunk_memory(data_bytes: int) -> int:
         rows = scan.rows * data_bytes / max(1, scan.data_bytes)
-        return memory.estimate(rows, scan.columns, scan.field_chars, copies=1 + _row_sized(chunked, None))
+        return memory.estimate(rows, scan.columns, scan.field_chars, copies=1 + _row_sized(chunked, None),
+                               per_row=cost.bytes_per_row)
 
     choice = choose_chunks(scan, max(1, len(chunked)), list(worker_free_memory), per_task_overhead_s,
-                           chunk_memory, chunks)
+                           chunk_memory, chunks, work_s=cost.seconds(scan.rows, max(1, len(a.calls))))
     if choice.k == 1:
         return _single(a, data, data_name, scan, notes + [f"not split: {choice.why}"])
     notes.append(choice.why if chunked else
@@ -102,7 +109,7 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
                  "run side by side, each on all the rows")
     notes += layout.waits
     notes += _independence_notes(a, layout)
-    return _build(a, data, data_name, scan, layout, choice.k, notes, workdir)
+    return _build(a, data, data_name, scan, layout, choice.k, notes, workdir, cost)
 
 
 # -- inputs -------------------------------------------------------------------------------------------
@@ -307,7 +314,7 @@ def _repeat(lay: Layout, group: int, sites: list[CallSite]) -> list[int]:
 
 
 def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, lay: Layout, k: int,
-           notes: list[str], workdir: Path | None) -> Plan:
+           notes: list[str], workdir: Path | None, cost: RowCost) -> Plan:
     files = PlanFiles()
     tmp = Path(tempfile.mkdtemp(prefix="runsurge-plan-", dir=workdir))
     files.own_dir(tmp)
@@ -317,13 +324,13 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
     parts = plan_chunks(scan, k) if chunked else []
     tasks: list[dict] = []
     planned: list[PlannedTask] = []
-    cols, fc = scan.columns, scan.field_chars
+    cols, fc, per_row = scan.columns, scan.field_chars, cost.bytes_per_row
 
-    def add(task: dict, kind: str, mem: int, input_bytes: int) -> None:
+    def add(task: dict, kind: str, mem: int, input_bytes: int, seconds: float) -> None:
         task["memory"] = mem
         tasks.append(task)
         deps = sorted({v[5:].split("/")[0] for v in task.get("inputs", {}).values() if v.startswith("task:")})
-        planned.append(PlannedTask(task["name"], kind, mem, deps, input_bytes))
+        planned.append(PlannedTask(task["name"], kind, mem, deps, input_bytes, STARTUP_S + seconds))
 
     if parts:
         paths = write_chunks(scan, parts, tmp, dstem)
@@ -342,8 +349,8 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
         for i, (part, pname) in enumerate(zip(parts, part_names, strict=True)):
             task = {"name": f"chunk{g}-{i:03d}", "script": script_name,
                     "inputs": {data_name: pname, **extra}, "outputs": [codegen.PARTIAL]}
-            mem = memory.estimate(part.rows, cols, fc, copies=1 + _row_sized(chunked, g))
-            add(task, "chunk", mem, len(hdr) + part.end - part.start)
+            mem = memory.estimate(part.rows, cols, fc, copies=1 + _row_sized(chunked, g), per_row=per_row)
+            add(task, "chunk", mem, len(hdr) + part.end - part.start, cost.seconds(part.rows, len(sites)))
         for site in sites:
             local = [codegen.partial_name(g, i) for i in range(len(parts))]
             merged[site.index] = local
@@ -359,7 +366,8 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
             extra = {codegen.state_name(g): state_of[g]} if g > 0 else {}
             task = {"name": f"call{g}-{site.id}", "script": script_name,
                     "inputs": {data_name: data_name, **extra}, "outputs": [codegen.PARTIAL]}
-            add(task, "call", memory.estimate(scan.rows, cols, fc, copies=2), scan.size)
+            add(task, "call", memory.estimate(scan.rows, cols, fc, copies=2, per_row=per_row), scan.size,
+                cost.seconds(scan.rows, 1))
             local = codegen.partial_name(g, call=site.id)
             merged[site.index] = [local]
             inputs_of_stage[lay.stage_of[site.index]][local] = f"task:call{g}-{site.id}/{codegen.PARTIAL}"
@@ -384,8 +392,8 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
             task["outputs"] = [codegen.state_name(c)]
         row_sized = sum(1 for i in order if i in merged and _row_sized({0: [a.calls[i]]}, 0))
         row_sized += 0.5 * sum(1 for i in order if i in merged and a.calls[i].reducer is None)
-        add(task, "combine", memory.estimate(scan.rows, cols, fc, copies=row_sized),
-            len(hdr) if c == 1 else 0)
+        add(task, "combine", memory.estimate(scan.rows, cols, fc, copies=row_sized, per_row=per_row),
+            len(hdr) if c == 1 else 0, row_sized * scan.rows * cost.pass_s_per_row)
     spec = render_spec(f"{a.script.name} (automatic)", tasks)
     notes.append(f"{len(tasks)} tasks: " + ", ".join(
         f"{n} {kind}" for kind in ("chunk", "call", "combine")
@@ -402,11 +410,14 @@ def _single(a: Analysis, data: dict[str, Path], data_name: str | None, scan: Csv
     for name, p in data.items():
         files.add_path(name, Path(p))
     size = sum(Path(p).stat().st_size for p in data.values())
+    seconds = size / THROUGHPUT_BPS
     if scan is not None and a.load is not None:
-        mem = memory.estimate(scan.rows, scan.columns, scan.field_chars, copies=2)
+        cost = row_cost(scan, a.load, a.script.body)
+        mem = memory.estimate(scan.rows, scan.columns, scan.field_chars, copies=2, per_row=cost.bytes_per_row)
+        seconds = cost.seconds(scan.rows, max(1, len(a.calls)))
     else:
         mem = memory.estimate_plain(size)
     task = {"name": "main", "script": a.script.name, "inputs": {n: n for n in data}, "memory": mem}
     spec = render_spec(a.script.name, [task])
     return Plan(spec_toml=spec, files=files, explanation=notes,
-                tasks=[PlannedTask("main", "single", mem, [], size)])
+                tasks=[PlannedTask("main", "single", mem, [], size, STARTUP_S + seconds)])

@@ -114,3 +114,27 @@ def test_unprovable_uses_of_header_rows_run_unsplit_and_still_equal(old, new, wh
     (tmp_path / "z.py").write_text(source)
     seq = run_sequential(tmp_path / "z.py", data["measurements.csv"], "measurements.csv", tmp_path / "seq")
     assert_same_csv(run_plan(plan, tmp_path / "plan")["output.csv"], seq)
+
+
+@pytest.mark.parametrize("kind", ["column_sum", "zscore", "smoothing"])
+def test_memory_estimate_from_the_loader_covers_the_real_peak(kind, tmp_path):
+    """The unsplit task's estimate, from the proven loader (types, kept lines), against the peak the
+    script really reaches (the child's max RSS): never below it, and not wildly above it."""
+    import shutil
+    import subprocess
+
+    source = (TEMPLATE / f"{kind}.py").read_text()
+    data_name = "pixels.csv" if "pixels.csv" in source else "measurements.csv"
+    maker = make_data.pixels if data_name == "pixels.csv" else make_data.measurements
+    path = maker(tmp_path / data_name, 30_000)
+    plan = plan_job(source, f"{kind}.py", {data_name: path}, chunks=1)
+    task, = plan.tasks
+    assert any("bytes per loaded row" in x for x in plan.explanation)
+    shutil.copy(TEMPLATE / f"{kind}.py", tmp_path / "job.py")
+    # VmHWM: the peak of this process's own memory (ru_maxrss would count the pages it shared with
+    # pytest between fork and exec)
+    run = ("import runpy, sys; runpy.run_path('job.py', run_name='__main__'); "
+           "print(next(x for x in open('/proc/self/status') if x.startswith('VmHWM')).split()[1], file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", run], cwd=tmp_path, check=True, capture_output=True, text=True)
+    peak = int(r.stderr.split()[-1]) << 10
+    assert peak <= task.memory_bytes <= 4 * peak + (32 << 20), (peak >> 20, task.memory_bytes >> 20)
