@@ -3,11 +3,12 @@ estimated from the load block the analysis proved and a sample of the file's lin
 
 Memory counts CPython's real object sizes: a list per row (56 bytes + 8 per element, plus what
 growing by append over-allocates), per field an int (28; none for -5..256, which CPython
-shares), a float (24) or a str (49 + its characters), whichever the loader makes of it; and the lines themselves when the load block keeps
-them (`lines = f.readlines()` stays alive beside the parsed rows). A loader that converts fields
+shares), a float (24) or a str (49 + its characters), whichever the loader makes of it; and the
+lines themselves when the load block keeps them (`lines = f.readlines()` stays alive beside the
+parsed rows). A loader that converts fields
 (int(), float(), or a helper such as the template's infer_type) is assumed to make numbers of what
 parses as a number, and to keep the rest as str. Times are per field, measured on this project's
-reference machine (bench/speedup.py): converting a field that parses as an int ~0.2 µs, one that
+2-core reference machine (see BENCHMARKS.md): converting a field that parses as an int ~0.2 µs, one that
 takes a failed int() first ~1 µs, a plain csv field ~0.15 µs, and each pass of the user's code
 over the rows ~0.4 µs a field.
 """
