@@ -38,6 +38,7 @@ from runsurge_master.jobspec import (
 )
 from runsurge_master.models import DataObject, Job, Task, TaskInput
 from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
+from runsurge_master.scriptcheck import check_script
 
 MODES = ("spec", "auto", "single", "group")
 Opener = Callable[[], AbstractContextManager[BinaryIO]]  # `with opener() as f:` reads one file
@@ -112,6 +113,9 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
     with ExitStack() as cleanup:
         explanation: list[str] = []
         planned: list[PlannedTask] = []
+        if mode != "spec":  # the user's own scripts, before any planning (a spec's: once it is parsed)
+            for name in dict.fromkeys([_script(req), *([req.aggregator] if req.aggregator in uploads else [])]):
+                explanation += check_script(_read_text(uploads[name], name), name)
         if mode == "spec":
             spec_text, sources = req.spec, uploads
         elif mode == "single":
@@ -122,10 +126,13 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
             workdir.mkdir(parents=True, exist_ok=True)
             plan = _plan(mode, req, cleanup, worker_memory, workdir, observations)
             cleanup.callback(plan.cleanup)
-            spec_text, explanation, planned = plan.spec_toml, plan.explanation, plan.tasks
+            spec_text, explanation, planned = plan.spec_toml, explanation + plan.explanation, plan.tasks
             sources = {n: _plan_source(plan, n) for n in plan.files}
         spec = parse_spec(spec_text, set(sources), cfg.default_task_memory, cfg.default_task_timeout_s,
                           cfg.max_tasks_per_job)
+        if mode == "spec":
+            for name in dict.fromkeys(t.script for t in spec.tasks):
+                explanation += check_script(_read_text(sources[name], name), name)
         _memory(spec, req.memory, mode, explanation)
         _redundancy(spec, req.redundancy, explanation)
         _check(spec, sources, req.names, mode, worker_memory, explanation)
@@ -202,6 +209,15 @@ def _plan_source(plan: Plan, name: str) -> Source:
     if path is None:
         return Source(lambda: io.BytesIO(plan.files[name]))
     return Source(lambda: open(path, "rb"), path if plan.files.generated(name) else None)
+
+
+def _read_text(source: Source, name: str) -> str:
+    with source.open() as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"script {name!r} is not a UTF-8 text file") from None
 
 
 def _text(path: Path, name: str) -> str:

@@ -90,7 +90,10 @@ def analyze(source: str, name: str) -> Analysis:
     a = Analysis(script=script, ctx=ctx, summaries=summaries, infos=infos, graph=Graph.build(infos), load=load)
     a.problems.extend(f"{p}" for p in script.problems)
     if why:
-        a.problems.append(f"the script does not follow the input convention: {why}")
+        a.problems.append(f"the script does not follow the input convention: {why}. Accepted: a block that reads "
+                          "FILE_NAME into lists with one element per line or csv record (readlines(), iterating "
+                          "the file, csv.reader), each computed from its own line by pure code (see "
+                          "examples/template and examples/auto/README.md)")
     for fn in script.functions.values():  # a malformed tag is a mistake even where it is not used
         find_tag(fn, name)
     if a.load is not None:
