@@ -36,6 +36,7 @@ from runsurge_master.jobspec import (
     parse_spec,
     single_script_spec,
 )
+from runsurge_master.lifecycle import MEMORY_KILL
 from runsurge_master.models import DataObject, Job, Task, TaskInput
 from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
 from runsurge_master.scriptcheck import check_script
@@ -261,19 +262,22 @@ def _is_text(head: bytes) -> bool:
 
 def memory_observations(s: Session, owner_id: str, job_name: str) -> dict[str, list[tuple[int, int]]]:
     """Measured (input bytes, peak memory) of the tasks of this user's earlier runs of the same
-    automatic job, by task kind (the name's leading word: chunk, combine, call...)."""
-    jobs = s.scalars(select(Job.id).where(Job.owner_id == owner_id, Job.name == job_name, Job.status == "done")
+    automatic job, by task kind (the name's leading word: chunk, combine, call...). A task killed at
+    its memory limit counts too: it needed at least that limit."""
+    jobs = s.scalars(select(Job.id).where(Job.owner_id == owner_id, Job.name == job_name,
+                                          Job.status.in_(("done", "failed")))
                      .order_by(Job.created_at.desc()).limit(20)).all()
     if not jobs:
         return {}
+    killed = (Task.status == "failed") & Task.error.startswith(MEMORY_KILL)
     rows = s.execute(
-        select(Task.name, Task.mem_peak_bytes, func.coalesce(func.sum(DataObject.size), 0))
+        select(Task.name, Task.mem_peak_bytes, Task.memory_bytes, killed, func.coalesce(func.sum(DataObject.size), 0))
         .join(TaskInput, TaskInput.task_id == Task.id, isouter=True)
         .join(DataObject, DataObject.id == TaskInput.data_id, isouter=True)
-        .where(Task.job_id.in_(jobs), Task.status == "done", Task.mem_peak_bytes.is_not(None))
-        .group_by(Task.id, Task.name, Task.mem_peak_bytes))
+        .where(Task.job_id.in_(jobs), (Task.status == "done") | killed, Task.mem_peak_bytes.is_not(None))
+        .group_by(Task.id, Task.name, Task.mem_peak_bytes, Task.memory_bytes, Task.status, Task.error))
     out: dict[str, list[tuple[int, int]]] = {}
-    for name, peak, input_bytes in rows:
+    for name, peak, limit, was_killed, input_bytes in rows:
         kind = re.match(r"[a-z]*", name).group(0)
-        out.setdefault(kind, []).append((int(input_bytes), int(peak)))
+        out.setdefault(kind, []).append((int(input_bytes), max(int(peak), int(limit)) if was_killed else int(peak)))
     return out
