@@ -88,7 +88,18 @@ def runsurge(script: Path, data: Path, work: Path, chunks: int | None) -> tuple[
         if job["status"] != "done":
             raise SystemExit(f"RunSurge job failed: {job['error']}")
         out = next(p for p in client.download_results(job["id"], work / "out") if p.name == "output.csv")
+        honest_plan(client.plan([script, named], chunks=chunks), job)
         return elapsed, out, sum(t["name"].startswith("chunk") for t in job["tasks"])
+
+
+def honest_plan(plan: dict, job: dict) -> None:
+    """The plan's time estimate for each chunk task beside what it took (target: within 2x)."""
+    said = {t["name"]: t["estimated_s"] for t in plan["tasks"] if t.get("estimated_s")}
+    took = {t["name"]: t["wall_s"] for t in job["tasks"] if t["wall_s"]}
+    ratios = [took[n] / said[n] for n in said if n in took and n.startswith("chunk")]
+    if ratios:
+        print(f"  plan vs run, chunk tasks: measured/estimated from {min(ratios):.2f} to {max(ratios):.2f} "
+              f"(target: within 0.5..2): {'met' if 0.5 <= min(ratios) and max(ratios) <= 2 else 'NOT met'}")
 
 
 def _partition_stats(lines, frozen=False):  # noqa: ANN001, ANN202 - runs inside Dask workers
