@@ -288,8 +288,14 @@ class _Interp:
             if s.orelse or s.finalbody or not all(self.harmless_handler(h) for h in s.handlers):
                 raise NotConventionError(f"{line}: a try statement whose except branch does more than "
                                          "report the error (print, pass, raise, exit)")
+            before = dict(self.env)
             for inner in s.body:
                 self.stmt(inner)
+            # A name bound before the try and again inside would keep its old value where the load
+            # fails: in one chunk but not in the others, or not in the whole run.
+            again = sorted(n for n, k in self.env.items() if n in before and before[n] != k)
+            if again:
+                raise NotConventionError(f"{line}: {again[0]} is set before the try and again inside it")
             return
         if isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and self.header_line(s.value):
             return  # next(f) / f.readline(): skips the header line

@@ -219,6 +219,8 @@ def test_load_block_forms(load_block):
      "data = [[conv(c) for c in l.split(',')] for l in lines]", "not pure"),
     ("try:\n    with open(FILE_NAME) as f:\n        data = [l.split(',') for l in f]\nexcept OSError:\n"
      "    data = []", "except branch"),
+    ("#-----\ndata = []\ntry:\n    with open(FILE_NAME) as f:\n        data = [l.split(',') for l in f]\n"
+     "except OSError:\n    pass\n#-----", "set before the try"),
     # reading the lines twice
     ("with open(FILE_NAME) as f:\n    a = f.readlines()\n    b = f.readlines()\ndata = [l for l in a]", "twice"),
 ])
