@@ -10,7 +10,8 @@ parsed rows). A loader that converts fields
 parses as a number, and to keep the rest as str. Times are per field, measured on this project's
 2-core reference machine (see BENCHMARKS.md): converting a field that parses as an int ~0.2 µs, one that
 takes a failed int() first ~1 µs, a plain csv field ~0.15 µs, and each pass of the user's code
-over the rows ~0.6 µs a field (from ~0.25 for a running sum to ~1 for a z-score that converts, computes and writes every field).
+over the rows ~0.6 µs a field (from ~0.25 for a running sum to ~1 for a z-score that converts,
+computes and writes every field).
 """
 
 from __future__ import annotations
