@@ -169,9 +169,13 @@ def create_app(sv: Services) -> FastAPI:
         if creds is None:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:
-            return sv.tokens.verify(creds.credentials, "access").sub
+            user_id = sv.tokens.verify(creds.credentials, "access").sub
         except TokenError as e:
             raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
+        with sv.db.session() as s:  # a deleted account's tokens die with it
+            if s.get(User, user_id) is None:
+                raise HTTPException(401, "invalid token: no such account", headers={"WWW-Authenticate": "Bearer"})
+        return user_id
 
     UserId = Annotated[str, Depends(current_user)]  # noqa: N806 - a type alias
 

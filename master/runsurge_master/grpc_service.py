@@ -15,7 +15,17 @@ from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.jobspec import SpecError, check_file_name
-from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
+from runsurge_master.models import (
+    DataLocation,
+    DataObject,
+    Heartbeat,
+    Task,
+    TaskInput,
+    TaskReplica,
+    User,
+    Worker,
+    utcnow,
+)
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
@@ -70,6 +80,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         with self.db.session() as s:
+            if s.get(User, claims.sub) is None:  # the account was deleted after its token was issued
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token: no such account")
             w = s.scalar(select(Worker).where(Worker.owner_id == claims.sub,
                                               Worker.fingerprint == request.fingerprint))
             if w is None:
