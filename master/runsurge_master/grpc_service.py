@@ -10,7 +10,7 @@ from datetime import timedelta
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import lifecycle, replicas
+from runsurge_master import lifecycle, metering, quorum, replicas
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -173,13 +173,23 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     def _complete(self, s, t: Task, r, replica: TaskReplica | None) -> list[tuple[str, str]]:  # noqa: ANN001
         run = replica or t  # whose metering this is: the task's, or its quorum replica's
+        now = utcnow()
+        m, problems, lied = metering.bounded(
+            r.wall_s, r.cpu_s, r.mem_avg_bytes, r.mem_peak_bytes, now=now, timeout_s=t.timeout_s, cpus=t.cpus,
+            assigned_at=replica.created_at if replica else t.assigned_at, memory_bytes=t.memory_bytes)
+        if problems:
+            w = s.get(Worker, r.worker_id)
+            before = w.trust
+            if lied:
+                w.trust = quorum.trust_after(w.trust, agreed=False)
+            log.warning("SECURITY metering clamped worker=%s task=%s trust %d -> %d: %s", w.id, t.id, before,
+                        w.trust, "; ".join(problems))
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
-            wall_s = r.wall_s if 0 <= r.wall_s <= (t.timeout_s or 0) else 0  # (a NaN fails both)
-            run.started_at = utcnow() - timedelta(seconds=wall_s)
+            run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
         run.exit_code = r.exit_code
-        run.wall_s, run.cpu_s = r.wall_s, r.cpu_s
-        run.mem_avg_bytes, run.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes
+        run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
+        run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
         for field in ("stdout_data_id", "stderr_data_id"):
             value = getattr(r, field)
             setattr(run, field, value if value and self.store.has(value) else None)
@@ -220,6 +230,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         missing_upload = [n for n in expected_results if not self.store.has(outputs[n][0])]
         if missing_upload:
             return "lost", f"result(s) not uploaded: {', '.join(missing_upload)}"
+        for n in expected_results:  # a result's size is what the master holds, not what the report says
+            outputs[n] = (outputs[n][0], self.store.path(outputs[n][0]).stat().st_size)
+        if sum(size for _, size in outputs.values()) > self.cfg.max_output_bytes:
+            return "lost", "reported output sizes exceed the output limit"
         return "ok", outputs
 
     def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:  # noqa: ANN001
@@ -304,9 +318,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             except BaseException:
                 rx.abort()
                 raise
+        size = self.store.path(h.data_id).stat().st_size  # measured, not announced
         with self.db.session() as s:
-            lifecycle.ensure_data(s, h.data_id, h.size, None)
-        return master_pb2.UploadResult(data_id=h.data_id, size=h.size)
+            lifecycle.ensure_data(s, h.data_id, size, None)
+        return master_pb2.UploadResult(data_id=h.data_id, size=size)
 
 
 def _check_registration(r) -> str | None:  # noqa: ANN001

@@ -49,10 +49,14 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
 
 
 def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> None:
-    """Record that `worker_id` (None: the master) holds the object."""
-    if s.get(DataObject, data_id) is None:
+    """Record that `worker_id` (None: the master) holds the object. The master's own copy was measured
+    as it was stored: its size corrects one a worker reported before."""
+    obj = s.get(DataObject, data_id)
+    if obj is None:
         s.add(DataObject(id=data_id, size=size))
         s.flush()
+    elif worker_id is None and obj.size != size:
+        obj.size = size
     exists = s.scalar(select(DataLocation.id).where(
         DataLocation.data_id == data_id,
         DataLocation.worker_id.is_(None) if worker_id is None else DataLocation.worker_id == worker_id))

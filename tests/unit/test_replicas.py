@@ -167,7 +167,8 @@ def test_agreeing_replicas_finish_the_task_bill_it_once_and_hold_its_output(net)
         assert [w.tasks_done for w in s.scalars(select(Worker).where(Worker.id.in_(holders)))] == [1, 1]
     assert (net.trust("alice"), net.trust("bob")) == (1, 1)
     charge, *earnings = net.postings(tasks["make"])
-    (c1, e1), (c2, e2) = earning(360.0), earning(720.0)
+    # Both are paid for the lowest agreeing metering (360 s): the replica that reported 720 s does not raise the bill.
+    (c1, e1), (c2, e2) = earning(360.0), earning(360.0)
     assert (charge.kind, charge.attempt, charge.worker_id, charge.amount) == ("charge", 0, None, c1 + c2)
     assert [(e.kind, e.attempt, e.amount) for e in earnings] == [("earning", 1, e1), ("earning", 2, e2)]
     assert net.balances() == {f"user:{net.user['owner']}": -(c1 + c2), f"contributor:{net.user[first]}": e1,
