@@ -18,7 +18,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import http_security, lifecycle, replicas, submission
+from runsurge_master import benching, http_security, lifecycle, replicas, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -151,6 +151,10 @@ class WorkerOut(BaseModel):
     tasks_done: int
     trust: int  # quorum reputation (quorum.py): below the master's quorum_min_trust, no quorum replicas
     last_heartbeat: datetime
+    benched: bool = False  # it keeps faulting (benching.py): no new tasks until benched_until
+    benched_until: datetime | None = None
+    bench_reason: str | None = None
+    fault_streak: int = 0  # faults since its last successful task
 
 
 class LocationOut(BaseModel):
@@ -390,7 +394,9 @@ def create_app(sv: Services) -> FastAPI:
             return [WorkerOut(id=w.id, host=w.host, grpc_port=w.grpc_port, online=w.online, sandbox=w.sandbox,
                               memory_bytes=w.memory_bytes, cpus=w.cpus, slots=w.slots,
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
-                              last_heartbeat=w.last_heartbeat)
+                              last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
+                              benched_until=w.benched_until, bench_reason=w.bench_reason,
+                              fault_streak=w.fault_streak or 0)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))

@@ -10,7 +10,7 @@ from datetime import timedelta
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import lifecycle, metering, quorum, replicas
+from runsurge_master import benching, lifecycle, metering, quorum, replicas
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -194,6 +194,11 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             value = getattr(r, field)
             setattr(run, field, value if value and self.store.has(value) else None)
         outcome, detail = self._outcome(s, t, r)
+        w = s.get(Worker, r.worker_id)
+        if outcome == "lost":
+            benching.fault(w, str(detail))
+        elif outcome in ("ok", "failed"):  # it ran the task (the user's script may have failed)
+            benching.succeeded(w)
         if replica is not None:
             return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts)
         if outcome == "lost":

@@ -14,7 +14,17 @@ from sqlalchemy.orm import Session
 
 from runsurge_master import billing
 from runsurge_master.jobspec import JobSpec
-from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, TaskReplica, utcnow
+from runsurge_master.models import (
+    DataLocation,
+    DataObject,
+    Job,
+    Task,
+    TaskFault,
+    TaskInput,
+    TaskOutput,
+    TaskReplica,
+    utcnow,
+)
 
 log = logging.getLogger("runsurge.lifecycle")
 ACTIVE = ("assigned", "running")
@@ -146,25 +156,42 @@ def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:
     return to_cancel
 
 
-def worker_fault(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]] | None:
-    """Count a worker fault against the task's retry budget (plain runs and quorum replicas alike).
+def worker_fault(s: Session, task: Task, worker_id: str, reason: str,
+                 max_attempts: int) -> list[tuple[str, str]] | None:
+    """A worker refused, lost or could not finish the task (plain runs and quorum replicas alike): the
+    task is never offered to that worker again (placement avoids it), and its retry budget counts the
+    distinct workers that faulted on it, so one worker faulting again and again cannot use it up.
     Budget used: the task fails unbilled with its job, and the cancels are returned; else None."""
-    task.faults = (task.faults or 0) + 1
+    if s.scalar(select(TaskFault.id).where(TaskFault.task_id == task.id, TaskFault.worker_id == worker_id)) is None:
+        s.add(TaskFault(task_id=task.id, worker_id=worker_id, reason=reason[:500]))
+        s.flush()
+    task.faults = s.scalar(select(func.count()).select_from(TaskFault).where(TaskFault.task_id == task.id))
     if task.faults >= max_attempts:
-        return fail_task(s, task, f"gave up after {task.faults} worker faults; last: {reason}", billable=False)
+        return fail_task(s, task, f"gave up after faults on {task.faults} different workers; last: {reason}",
+                         billable=False)
     return None
 
 
+def avoided(s: Session, task_ids: list[str]) -> dict[str, set[str]]:
+    """Task id → the workers that faulted on it (placement never offers it to them again)."""
+    out: dict[str, set[str]] = {}
+    if task_ids:
+        for task_id, worker_id in s.execute(select(TaskFault.task_id, TaskFault.worker_id)
+                                            .where(TaskFault.task_id.in_(task_ids))):
+            out.setdefault(task_id, set()).add(worker_id)
+    return out
+
+
 def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
-    """The worker could not finish the task (lost, crashed, could not fetch): run it elsewhere,
+    """The worker could not finish the task (lost, crashed, refused, could not fetch): run it elsewhere,
     unless it already used its retry budget, which fails the job."""
-    failed = worker_fault(s, task, reason, max_attempts)
+    failed = worker_fault(s, task, task.worker_id, reason, max_attempts)
     log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
     if failed is not None:
         return failed
     task.status = "ready"
     task.worker_id = None
-    task.error = reason
+    task.error = f"{reason}; it runs again on a worker that has not faulted on it"
     return []
 
 

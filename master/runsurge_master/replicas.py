@@ -133,7 +133,7 @@ def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts
     replica.status, replica.error, replica.finished_at = "lost", reason, utcnow()
     task.error = reason
     log.info("replica lost task=%s attempt=%d worker=%s reason=%s", task.id, replica.attempt, replica.worker_id, reason)
-    failed = lifecycle.worker_fault(s, task, reason, max_attempts)
+    failed = lifecycle.worker_fault(s, task, replica.worker_id, reason, max_attempts)
     return failed if failed is not None else _settle(s, task)
 
 

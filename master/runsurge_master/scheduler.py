@@ -16,7 +16,7 @@ import grpc
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import lifecycle, replicas
+from runsurge_master import benching, lifecycle, replicas
 from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -167,10 +167,13 @@ class Scheduler:
         w.online = False
         s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
         cancels = []
-        for t in s.scalars(select(Task).where(Task.worker_id == w.id, Task.status.in_(lifecycle.ACTIVE))):
+        tasks = s.scalars(select(Task).where(Task.worker_id == w.id, Task.status.in_(lifecycle.ACTIVE))).all()
+        for t in tasks:
             cancels += lifecycle.requeue_task(s, t, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
-        cancels += replicas.lose_all(s, replicas.active_on(s, w.id), f"{reason} (worker {w.id[:8]})",
-                                     self.cfg.max_attempts)
+        lost = replicas.active_on(s, w.id)
+        cancels += replicas.lose_all(s, lost, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
+        if tasks or lost:  # one fault event, however many tasks it dropped
+            benching.fault(w, reason)
         return cancels
 
     # -- placement -----------------------------------------------------------------------------
@@ -214,10 +217,12 @@ class Scheduler:
         lost = {tid for tid, ids in inputs.items() if any(d not in reachable for d in ids)}
         for tid in lost:  # lineage: recompute inputs nobody reachable holds any more
             lifecycle.reopen_lost_producers(s, s.get(Task, tid), set(workers))
+        now = utcnow()  # a benched worker still serves its data to peers, but takes no task
         caps = [Capacity(id=wid, free_memory=w.memory_bytes - used.get(wid, (0, 0, 0))[2], free_slots=free[wid],
-                         holds=holders.get(wid, set())) for wid, w in workers.items()]
-        todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]})
-                for t in ready if t.id not in lost]
+                         holds=holders.get(wid, set())) for wid, w in workers.items() if not benching.benched(w, now)]
+        avoid = lifecycle.avoided(s, [t.id for t in ready])
+        todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]},
+                          avoid=avoid.get(t.id, set())) for t in ready if t.id not in lost]
         needs = replicas.needs(s, [(t.id, t.redundancy) for t in ready if t.redundancy > 1 and t.id not in lost])
         placements = (replicas.place(todo, caps, needs, workers, self.cfg.quorum_min_trust) if needs
                       else place(todo, caps))
@@ -268,8 +273,10 @@ class Scheduler:
         inputs = self._input_ids(s, [t.id for t in waiting])
         self._locate(s, inputs, workers, holders, sizes)
         moved = []
+        avoid = lifecycle.avoided(s, [t.id for t in waiting])
         for t in waiting:
-            for _, worker_id in place([ReadyTask(id=t.id, memory_bytes=t.memory_bytes)], idle):
+            for _, worker_id in place([ReadyTask(id=t.id, memory_bytes=t.memory_bytes,
+                                                 avoid=avoid.get(t.id, set()))], idle):
                 log.info("moving queued task=%s from worker=%s to idle worker=%s", t.id, t.worker_id, worker_id)
                 moved.append((t, worker_id, t.worker_id))
         return moved
@@ -369,10 +376,12 @@ class Scheduler:
                     cancels = lifecycle.requeue_task(s, t, f"could not assign: {reason}", self.cfg.max_attempts)
                 elif (r := replicas.active(s, t, d.worker_id)) is not None and r.attempt == d.request.attempt:
                     cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts)
+                w = s.get(Worker, d.worker_id)
                 if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
-                    w = s.get(Worker, d.worker_id)
                     if w.online:
                         cancels += self.worker_lost(s, w, "worker unreachable")
+                else:  # it answered, and would not take the task
+                    benching.fault(w, f"could not assign: {reason}")
             self.cancel_remote(cancels)
             self._wake.set()
 
