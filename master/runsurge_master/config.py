@@ -38,6 +38,9 @@ class MasterConfig:
     default_task_memory: int = 256 << 20  # RUNSURGE_DEFAULT_TASK_MEMORY (bytes)
     default_task_timeout_s: float = 3600.0  # RUNSURGE_DEFAULT_TASK_TIMEOUT_S
     max_output_bytes: int = 1 << 30     # RUNSURGE_MAX_OUTPUT_BYTES: per task
+    max_output_files: int = 1000        # RUNSURGE_MAX_OUTPUT_FILES: per task that collects every file it writes
+    gc_interval_s: float = 600.0        # RUNSURGE_GC_INTERVAL_S: how often unreferenced objects are deleted
+    gc_grace_s: float = 3600.0          # RUNSURGE_GC_GRACE_S: objects younger than this are kept (uploads in flight)
     allow_registration: bool = True     # RUNSURGE_ALLOW_REGISTRATION
     login_attempts_per_minute: int = 10  # RUNSURGE_LOGIN_ATTEMPTS_PER_MINUTE: failed logins per address/account
     cors_origins: str = ""              # RUNSURGE_CORS_ORIGINS: comma-separated origins allowed (default: none)

@@ -22,6 +22,7 @@ from runsurge_master.models import (
     Task,
     TaskInput,
     TaskReplica,
+    TaskUpload,
     User,
     Worker,
     utcnow,
@@ -190,10 +191,11 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         run.exit_code = r.exit_code
         run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
         run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
-        for field in ("stdout_data_id", "stderr_data_id"):
+        uploaded = self._uploads(s, t.id, r.worker_id, replica.attempt if replica else t.attempts)
+        for field in ("stdout_data_id", "stderr_data_id"):  # only what this run uploaded: no one else's object
             value = getattr(r, field)
-            setattr(run, field, value if value and self.store.has(value) else None)
-        outcome, detail = self._outcome(s, t, r)
+            setattr(run, field, value if value in uploaded else None)
+        outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)
         if outcome == "lost":
             benching.fault(w, str(detail))
@@ -214,7 +216,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         lifecycle.finish_task_ok(s, t, detail)
         return []
 
-    def _outcome(self, s, t: Task, r) -> tuple[str, object]:  # noqa: ANN001
+    def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:  # noqa: ANN001
         """How a run ended: ("lost", reason) a worker fault, ("cancelled", ""), ("failed", error) the
         user's script failed, or ("ok", outputs: name → (data id, size))."""
         if r.status == S.TASK_STATUS_WORKER_ERROR:
@@ -232,7 +234,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if problem:
             return "failed", problem
         expected_results = {o.name for o in t.outputs if o.is_result} if not t.collect_all_outputs else set(outputs)
-        missing_upload = [n for n in expected_results if not self.store.has(outputs[n][0])]
+        # A result must be bytes this run uploaded: naming an object the master holds for someone else
+        # would hand it to this job's owner.
+        missing_upload = [n for n in expected_results if outputs[n][0] not in uploaded]
         if missing_upload:
             return "lost", f"result(s) not uploaded: {', '.join(missing_upload)}"
         for n in expected_results:  # a result's size is what the master holds, not what the report says
@@ -296,6 +300,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             yield chunk
 
     async def ReceiveData(self, request_iterator, context):  # noqa: ANN001, N802
+        """A result or log of a run the caller holds; at most as many objects as the task has results
+        (max_output_files when it collects all) plus its two logs. The bytes always come: the master
+        never takes an object it already holds on a worker's word."""
         claims: Claims = current_claims()
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("part") != "header":
@@ -308,25 +315,40 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "output larger than the limit")
         with self.db.session() as s:
             t = s.get(Task, h.task_id)
-            ours = t is not None and t.worker_id == claims.sub and t.status in lifecycle.ACTIVE
-            if not ours and replicas.active(s, t, claims.sub) is None:
+            replica = replicas.active(s, t, claims.sub)
+            if replica is None and (t is None or t.worker_id != claims.sub or t.status not in lifecycle.ACTIVE):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
-        if not self.store.has(h.data_id):
-            rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
-            try:
-                async for part in request_iterator:
-                    rx.write(part.chunk)
-                rx.commit()
-            except IntegrityError as e:
-                log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
-                await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
-            except BaseException:
-                rx.abort()
-                raise
-        size = self.store.path(h.data_id).stat().st_size  # measured, not announced
+            attempt = replica.attempt if replica else t.attempts
+            uploaded = self._uploads(s, t.id, claims.sub, attempt)
+            budget = (self.cfg.max_output_files if t.collect_all_outputs
+                      else sum(o.is_result for o in t.outputs)) + 2  # + its stdout and stderr
+            if h.data_id not in uploaded and len(uploaded) >= budget:
+                log.warning("SECURITY refused upload from worker=%s task=%s: %d objects already", claims.sub,
+                            t.id, len(uploaded))
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    "this run already uploaded as many objects as its task has results and logs")
+        rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
+        try:
+            async for part in request_iterator:
+                rx.write(part.chunk)
+            rx.commit()
+        except IntegrityError as e:
+            log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
+        except BaseException:
+            rx.abort()
+            raise
         with self.db.session() as s:
-            lifecycle.ensure_data(s, h.data_id, size, None)
-        return master_pb2.UploadResult(data_id=h.data_id, size=size)
+            lifecycle.ensure_data(s, h.data_id, rx.size, None)
+            if h.data_id not in self._uploads(s, h.task_id, claims.sub, attempt):
+                s.add(TaskUpload(task_id=h.task_id, worker_id=claims.sub, attempt=attempt, data_id=h.data_id))
+        return master_pb2.UploadResult(data_id=h.data_id, size=rx.size)
+
+    @staticmethod
+    def _uploads(s, task_id: str, worker_id: str, attempt: int) -> set[str]:  # noqa: ANN001
+        """What this run (task, worker, attempt) uploaded."""
+        return set(s.scalars(select(TaskUpload.data_id).where(
+            TaskUpload.task_id == task_id, TaskUpload.worker_id == worker_id, TaskUpload.attempt == attempt)))
 
 
 def _check_registration(r) -> str | None:  # noqa: ANN001

@@ -191,6 +191,20 @@ class TaskFault(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class TaskUpload(Base):
+    """An object a worker uploaded for its run of a task (ReceiveData): a run may upload only its task's
+    results and logs, each once, and its report may name as results and logs only what it uploaded."""
+
+    __tablename__ = "task_uploads"
+    __table_args__ = (UniqueConstraint("task_id", "worker_id", "attempt", "data_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    data_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class TaskInput(Base):
     """Task↔data dependency: a file the task reads, either uploaded or another task's output."""
 

@@ -12,6 +12,10 @@ from hostile import VICTIM  # noqa: E402
 
 from localnet import LocalNet  # noqa: E402
 
+# The store's garbage collector runs every half second here (objects older than 3 s may go), so every
+# attack also runs alongside it.
+GC = {"RUNSURGE_GC_INTERVAL_S": "0.5", "RUNSURGE_GC_GRACE_S": "3"}
+
 
 def assert_no_traceback(net: LocalNet) -> None:
     log = net.log("master")
@@ -22,7 +26,7 @@ def assert_no_traceback(net: LocalNet) -> None:
 @pytest.fixture
 def bare(tmp_path):
     """A master alone (no honest worker): the hostile worker is the only place tasks can go."""
-    n = LocalNet(tmp_path / "net", sandbox="process", slots=1, heartbeat_s=0.5)
+    n = LocalNet(tmp_path / "net", sandbox="process", slots=1, heartbeat_s=0.5, extra_env=GC)
     try:
         n.start(workers=0)
         n.register(VICTIM)
@@ -35,7 +39,8 @@ def bare(tmp_path):
 @pytest.fixture
 def honest(tmp_path):
     """A master and one honest worker (process sandbox, 512 MiB: a worse fit than a 256 MiB one)."""
-    n = LocalNet(tmp_path / "net", sandbox="process", slots=1, heartbeat_s=0.5, worker_memory=512 << 20)
+    n = LocalNet(tmp_path / "net", sandbox="process", slots=1, heartbeat_s=0.5, worker_memory=512 << 20,
+                 extra_env=GC)
     try:
         n.start(workers=1)
         n.register(VICTIM)
