@@ -6,6 +6,7 @@ are local to create_app, as real objects."""
 
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -18,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import benching, http_security, lifecycle, replicas, submission
+from runsurge_master import accounts, benching, http_security, lifecycle, replicas, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -49,7 +50,7 @@ class Services:
 
 class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(min_length=1, max_length=1024)  # sign-up's rules: accounts.check_password
 
 
 class RefreshRequest(BaseModel):
@@ -168,6 +169,8 @@ def create_app(sv: Services) -> FastAPI:
     bearer = HTTPBearer(auto_error=False)
     http_security.install(app, sv.cfg)
     limiter = LoginLimiter(sv.cfg.login_attempts_per_minute)
+    signups = LoginLimiter(sv.cfg.registrations_per_hour, window_s=3600.0)
+    no_account = hash_password(secrets.token_hex(16))  # checked for unknown emails: a login takes as long
 
     def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         if creds is None:
@@ -197,13 +200,24 @@ def create_app(sv: Services) -> FastAPI:
         return {"status": "ok"}
 
     # -- accounts ------------------------------------------------------------------------------
-    @app.post("/api/auth/register", status_code=201)
-    def register(body: Credentials) -> UserOut:
+    @app.post("/api/auth/register", status_code=201, responses={429: {"description": "too many sign-ups"}})
+    def register(body: Credentials, request: Request) -> UserOut:
         if not sv.cfg.allow_registration:
             raise HTTPException(403, "registration is closed on this master")
+        address = request.client.host if request.client else "?"
+        wait = signups.retry_after(address)
+        if wait:
+            raise HTTPException(429, f"too many sign-ups from your address; try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
+        signups.failed(address)  # every attempt counts
+        try:
+            email = accounts.normalize_email(body.email)
+            accounts.check_password(body.password, email)
+        except accounts.AccountError as e:
+            raise HTTPException(400, str(e)) from None
         try:
             with sv.db.session() as s:
-                u = User(email=body.email.lower(), password_hash=hash_password(body.password))
+                u = User(email=email, password_hash=hash_password(body.password))
                 s.add(u)
                 s.flush()
                 return UserOut(id=u.id, email=u.email)
@@ -212,16 +226,16 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.post("/api/auth/login", responses={429: {"description": "too many failed logins"}})
     def login(body: Credentials, request: Request) -> TokenPair:
-        address, account = request.client.host if request.client else "?", body.email.lower()
-        wait = limiter.retry_after(address, account)
+        address, account = request.client.host if request.client else "?", accounts.lookup_email(body.email)
+        wait = limiter.retry_after(address)  # the guessing address waits; the owner elsewhere never does
         if wait:
-            raise HTTPException(429, f"too many failed logins; try again in {wait} s",
+            raise HTTPException(429, f"too many failed logins from your address; try again in {wait} s",
                                 headers={"Retry-After": str(wait)})
         with sv.db.session() as s:
-            u = s.scalar(select(User).where(User.email == account))
-            ok = u is not None and verify_password(body.password, u.password_hash)
+            u = s.scalar(select(User).where(User.email == account)) if account else None
+        ok = verify_password(body.password, u.password_hash if u else no_account) and u is not None
         if not ok:
-            limiter.failed(address, account)
+            limiter.failed(address)
             raise HTTPException(401, "wrong email or password")
         return pair(u.id)
 

@@ -42,7 +42,8 @@ class MasterConfig:
     gc_interval_s: float = 600.0        # RUNSURGE_GC_INTERVAL_S: how often unreferenced objects are deleted
     gc_grace_s: float = 3600.0          # RUNSURGE_GC_GRACE_S: objects younger than this are kept (uploads in flight)
     allow_registration: bool = True     # RUNSURGE_ALLOW_REGISTRATION
-    login_attempts_per_minute: int = 10  # RUNSURGE_LOGIN_ATTEMPTS_PER_MINUTE: failed logins per address/account
+    login_attempts_per_minute: int = 10  # RUNSURGE_LOGIN_ATTEMPTS_PER_MINUTE: failed logins per client address
+    registrations_per_hour: int = 20    # RUNSURGE_REGISTRATIONS_PER_HOUR: sign-ups per client address
     cors_origins: str = ""              # RUNSURGE_CORS_ORIGINS: comma-separated origins allowed (default: none)
     log_level: str = "INFO"             # RUNSURGE_LOG_LEVEL
     price_cpu_hour: int = 1_000_000     # RUNSURGE_PRICE_CPU_HOUR: micro-credits per CPU-hour used (docs/billing.md)

@@ -15,7 +15,7 @@ import grpc
 import uvicorn
 from sqlalchemy.exc import IntegrityError
 
-from runsurge_master import store_gc
+from runsurge_master import accounts, store_gc
 from runsurge_master.api import Services, create_app
 from runsurge_master.auth import TokenService, hash_password, load_or_create_key
 from runsurge_master.config import MasterConfig, load_config
@@ -110,13 +110,16 @@ def main(argv: list[str] | None = None) -> None:
         print("database is up to date")
     elif args.command == "create-user":
         password = os.environ.get("RUNSURGE_PASSWORD") or getpass.getpass("password: ")
-        if len(password) < 8:
-            sys.exit("runsurge-master: the password needs at least 8 characters")
+        try:
+            email = accounts.normalize_email(args.email)
+            accounts.check_password(password, email)
+        except accounts.AccountError as e:
+            sys.exit(f"runsurge-master: {e}")
         db = Database(cfg.db_url)
         db.upgrade()
         try:
             with db.session() as s:
-                s.add(User(email=args.email.lower(), password_hash=hash_password(password)))
+                s.add(User(email=email, password_hash=hash_password(password)))
         except IntegrityError:
             print(f"{args.email} already exists")
             return

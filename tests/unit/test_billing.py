@@ -307,8 +307,8 @@ def api(tmp_path):
 
 
 def login(client, email):
-    client.post("/api/auth/register", json={"email": email, "password": "password123"})
-    r = client.post("/api/auth/login", json={"email": email, "password": "password123"})
+    client.post("/api/auth/register", json={"email": email, "password": "horse-42-ok"})
+    r = client.post("/api/auth/login", json={"email": email, "password": "horse-42-ok"})
     return {"authorization": f"Bearer {r.json()['access_token']}"}
 
 

@@ -24,6 +24,14 @@ class LoginError(RuntimeError):
     pass
 
 
+class LoginThrottledError(LoginError):
+    """The master asks this address to wait (too many failed logins from it): retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def login(master_url: str, email: str, password: str) -> str:
     body = json.dumps({"email": email, "password": password}).encode()
     req = urllib.request.Request(f"{master_url.rstrip('/')}/api/auth/login", data=body,
@@ -33,6 +41,10 @@ def login(master_url: str, email: str, password: str) -> str:
             return json.load(resp)["access_token"]
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace")[:200]
+        if e.code == 429:
+            wait = e.headers.get("Retry-After", "")
+            raise LoginThrottledError(f"login to {master_url} throttled: {detail}",
+                                 float(wait) if wait.isdigit() else 60.0) from None
         raise LoginError(f"login to {master_url} as {email} refused ({e.code}): {detail}") from None
     except (urllib.error.URLError, OSError) as e:
         raise LoginError(f"cannot reach the master at {master_url}: {e}") from None
