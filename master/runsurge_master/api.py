@@ -164,10 +164,11 @@ class LocationOut(BaseModel):
 
 
 def create_app(sv: Services) -> FastAPI:
-    app = FastAPI(title="RunSurge master", version="0.1.0",
+    app = FastAPI(title="RunSurge master", version="0.1.0", max_body_size=http_security.JSON_BODY_LIMIT,
                   description="Submit Python jobs to a volunteer compute network.")
     bearer = HTTPBearer(auto_error=False)
-    http_security.install(app, sv.cfg)
+    http_security.install(app, sv.cfg, sv.tokens)
+    uploads = http_security.upload_limit(sv.cfg)  # cut off while streaming, past this many bytes
     limiter = LoginLimiter(sv.cfg.login_attempts_per_minute)
     signups = LoginLimiter(sv.cfg.registrations_per_hour, window_s=3600.0)
     no_account = hash_password(secrets.token_hex(16))  # checked for unknown emails: a login takes as long
@@ -268,14 +269,11 @@ def create_app(sv: Services) -> FastAPI:
         return submission.prepare(sv.cfg, req, memory, observations)
 
     def _request(request: Request, files: list[UploadFile], **form) -> submission.Request:  # noqa: ANN003
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > sv.cfg.max_upload_bytes:
-            raise HTTPException(413, f"upload larger than {sv.cfg.max_upload_bytes} bytes")
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
         return submission.Request(files=files, names=submission.upload_names(files), **form)
 
-    @app.post("/api/jobs", status_code=201)
+    @app.post("/api/jobs", status_code=201, max_body_size=uploads)
     def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
                redundancy: RedundancyField = None) -> JobOut:
@@ -300,7 +298,7 @@ def create_app(sv: Services) -> FastAPI:
         sv.scheduler.wake()
         return out
 
-    @app.post("/api/plan")
+    @app.post("/api/plan", max_body_size=uploads)
     def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
              redundancy: RedundancyField = None) -> PlanOut:

@@ -32,7 +32,8 @@ class MasterConfig:
     prefetch: int = 2                   # RUNSURGE_PREFETCH: tasks queued on a busy worker beyond its slots (0: off)
     access_token_ttl_s: int = 900       # RUNSURGE_ACCESS_TOKEN_TTL_S
     refresh_token_ttl_s: int = 7 * 86400  # RUNSURGE_REFRESH_TOKEN_TTL_S
-    max_upload_bytes: int = 2 << 30     # RUNSURGE_MAX_UPLOAD_BYTES: per uploaded file
+    max_upload_bytes: int = 2 << 30     # RUNSURGE_MAX_UPLOAD_BYTES: a submission's files together
+    max_concurrent_uploads: int = 2     # RUNSURGE_MAX_CONCURRENT_UPLOADS: submissions one user may stream at once
     max_job_files: int = 256            # RUNSURGE_MAX_JOB_FILES
     max_tasks_per_job: int = 10000      # RUNSURGE_MAX_TASKS_PER_JOB
     default_task_memory: int = 256 << 20  # RUNSURGE_DEFAULT_TASK_MEMORY (bytes)

@@ -8,19 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hostile: the attacker's worker
 
-from hostile import VICTIM  # noqa: E402
+from hostile import GC, VICTIM, assert_no_traceback  # noqa: E402
 
 from localnet import LocalNet  # noqa: E402
-
-# The store's garbage collector runs every half second here (objects older than 3 s may go), so every
-# attack also runs alongside it.
-GC = {"RUNSURGE_GC_INTERVAL_S": "0.5", "RUNSURGE_GC_GRACE_S": "3"}
-
-
-def assert_no_traceback(net: LocalNet) -> None:
-    log = net.log("master")
-    if "Traceback" in log:
-        pytest.fail("the master logged a traceback:\n" + log[max(0, log.index("Traceback") - 2000):][:6000])
 
 
 @pytest.fixture

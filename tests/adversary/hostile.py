@@ -9,6 +9,7 @@ import threading
 from concurrent import futures
 
 import grpc
+import pytest
 
 from localnet import PASSWORD, free_port
 from runsurge_pki.ca import key_pem, make_csr, new_key
@@ -138,4 +139,15 @@ def snapshot(net) -> dict[str, list[tuple]]:  # noqa: ANN001
     return {t: db_rows(net, f"select * from {t} order by 1") for t in tables}
 
 
-__all__ = ["ATTACKER", "VICTIM", "PASSWORD", "HostileWorker", "db_rows", "snapshot"]
+# The store's garbage collector runs every half second here (objects older than 3 s may go), so every
+# attack also runs alongside it.
+GC = {"RUNSURGE_GC_INTERVAL_S": "0.5", "RUNSURGE_GC_GRACE_S": "3"}
+
+
+def assert_no_traceback(net) -> None:  # noqa: ANN001
+    log = net.log("master")
+    if "Traceback" in log:
+        pytest.fail("the master logged a traceback:\n" + log[max(0, log.index("Traceback") - 2000):][:6000])
+
+
+__all__ = ["ATTACKER", "GC", "VICTIM", "assert_no_traceback", "PASSWORD", "HostileWorker", "db_rows", "snapshot"]

@@ -100,7 +100,8 @@ def test_oversized_uploads_are_refused_and_store_nothing(api):
     sv.cfg.max_upload_bytes = 1000
     h = login(client)
     before = counts(sv)
-    r = client.post("/api/jobs", headers=h, files=files(**{"job.py": b"print(1)", "big.bin": b"x" * 5000}))
+    r = client.post("/api/jobs", headers=h, data={"mode": "single"},
+                    files=files(**{"job.py": b"print(1)", "big.bin": b"x" * 5000}))
     assert r.status_code == 413
     assert counts(sv) == before
 
