@@ -3,7 +3,9 @@ handler then checks that the caller acts only as itself and only on its own task
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import time
 from datetime import timedelta
 
@@ -32,7 +34,7 @@ from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
 from runsurge_pki.ca import PkiError
 from runsurge_proto import master_pb2, master_pb2_grpc
-from runsurge_proto.interceptor import Peer, current_claims
+from runsurge_proto.interceptor import Peer, current_claims, peer_of
 from runsurge_proto.wire import IntegrityError, file_chunk_messages, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
@@ -100,7 +102,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             w.registered_at = w.last_heartbeat = utcnow()
             s.flush()
             try:
-                cert, w.cert_serial, w.cert_not_after = self.tls.enroll(w.id, request.csr_pem, request.host)
+                cert, w.cert_serial, w.cert_not_after = self.tls.enroll(w.id, request.csr_pem)
             except PkiError as e:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
@@ -126,6 +128,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             w = s.get(Worker, request.worker_id)
             if w is None or (not w.online and w.last_heartbeat > w.registered_at):
                 resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
+                return resp
+            if not self.tls.has_identity(peer_of(context).cert_pem):
+                resp.reregister = True  # a certificate from before identities: enrol again for one
                 return resp
             if not w.online:
                 w.online = True
@@ -197,14 +202,17 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             setattr(run, field, value if value in uploaded else None)
         outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)
+        blame = w  # a loss is its worker's fault, unless a peer served it corrupt bytes
+        if outcome == "lost" and r.bad_peer_worker_id and is_data_id(r.bad_data_id):
+            blame = s.get(Worker, r.bad_peer_worker_id) or w
         if outcome == "lost":
-            benching.fault(w, str(detail))
+            benching.fault(blame, str(detail))
         elif outcome in ("ok", "failed"):  # it ran the task (the user's script may have failed)
             benching.succeeded(w)
         if replica is not None:
-            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts)
+            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
         if outcome == "lost":
-            return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts)
+            return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
         if outcome == "cancelled":
             t.status = "cancelled"
             return []
@@ -351,11 +359,30 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             TaskUpload.task_id == task_id, TaskUpload.worker_id == worker_id, TaskUpload.attempt == attempt)))
 
 
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(host: str) -> str | None:
+    """A worker's advertised address, used only to dial it: a literal IP address that reaches a host
+    (no unspecified, multicast, link-local or cloud metadata address) or a DNS name (no wildcard)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.rstrip(".").split(".")):
+            return "host must be an IP address or a DNS name (letters, digits, hyphens; no wildcard)"
+        if host.rstrip(".").split(".")[-1].isdigit():
+            return "host must be an IP address or a DNS name"
+        return None
+    if not ip.is_loopback and (ip.is_unspecified or ip.is_multicast or ip.is_link_local or ip.is_reserved):
+        return "host must be an address the master and peers can dial (not link-local, multicast or unspecified)"
+    return None
+
+
 def _check_registration(r) -> str | None:  # noqa: ANN001
     if not 8 <= len(r.fingerprint) <= 128:
         return "fingerprint must be 8-128 characters"
-    if not r.host or len(r.host) > 255 or any(c.isspace() for c in r.host):
-        return "host must be a host name or address"
+    if problem := check_host(r.host):
+        return problem
     if not 0 < r.grpc_port < 65536:
         return "grpc_port must be 1-65535"
     if r.memory_bytes <= 0 or not 0 < r.cpus <= 4096 or not 0 < r.slots <= 1024:

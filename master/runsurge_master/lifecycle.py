@@ -182,10 +182,12 @@ def avoided(s: Session, task_ids: list[str]) -> dict[str, set[str]]:
     return out
 
 
-def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
+def requeue_task(s: Session, task: Task, reason: str, max_attempts: int,
+                 blame: str | None = None) -> list[tuple[str, str]]:
     """The worker could not finish the task (lost, crashed, refused, could not fetch): run it elsewhere,
-    unless it already used its retry budget, which fails the job."""
-    failed = worker_fault(s, task, task.worker_id, reason, max_attempts)
+    unless it already used its retry budget, which fails the job. `blame`: the worker whose fault it was
+    (default: the task's; a peer that served corrupt bytes, when its victim reports it)."""
+    failed = worker_fault(s, task, blame or task.worker_id, reason, max_attempts)
     log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
     if failed is not None:
         return failed

@@ -23,6 +23,7 @@ from runsurge_master.db import Database
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
+from runsurge_pki.ca import expect_identity, worker_name
 from runsurge_proto import common_pb2, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 
@@ -351,7 +352,8 @@ class Scheduler:
         if known is None or known[0] != address:
             if known:
                 self._spawn(known[1].close())
-            channel = grpc.aio.secure_channel(address, self.tls.channel_credentials(), options=CHANNEL_OPTIONS)
+            channel = grpc.aio.secure_channel(address, self.tls.channel_credentials(),  # only that worker answers
+                                              options=CHANNEL_OPTIONS + expect_identity(worker_name(worker_id)))
             known = (address, channel, worker_pb2_grpc.WorkerServiceStub(channel))
             self._channels[worker_id] = known
         return known[2]

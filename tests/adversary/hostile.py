@@ -30,6 +30,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
         self.assigned: list[worker_pb2.AssignTaskRequest] = []
         self.notices: list[worker_pb2.NotifyDataRequest] = []
         self.held: set[str] = set()
+        self.stream_requests: list = []  # StreamData calls that reached it (a capability is a secret)
         self._changed = threading.Condition()
         self._stop = threading.Event()
         net.register(owner)
@@ -122,6 +123,10 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
         found = request.task_id in self.held
         self.held.discard(request.task_id)
         return worker_pb2.CancelTaskResponse(found=found)
+
+    def StreamData(self, request, context):  # noqa: ANN001, N802
+        self.stream_requests.append(request)
+        context.abort(grpc.StatusCode.NOT_FOUND, "not here")
 
     def DeleteData(self, request, context):  # noqa: ANN001, N802
         return worker_pb2.DeleteDataResponse(deleted=0)

@@ -8,6 +8,7 @@ import threading
 
 import grpc
 
+from runsurge_pki.ca import expect_identity, worker_name
 from runsurge_proto import common_pb2
 from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
 from runsurge_worker.cache import Cache
@@ -34,13 +35,15 @@ class Fetcher:
         # bounded however many objects a long-running worker sees.
         self._gates = [threading.Lock() for _ in range(64)]
 
-    def _peer(self, address: str) -> grpc.Channel:
-        """Mutual TLS to the peer, with our current certificate (a renewal opens new channels)."""
-        key = f"{address}/{hash(self.link.tls.cert_pem)}"
+    def _peer(self, address: str, worker_id: str) -> grpc.Channel:
+        """Mutual TLS to the peer, with our current certificate (a renewal opens new channels). Only the
+        worker the master named answers: its certificate must carry that worker's identity, whoever
+        is listening at the address."""
+        key = f"{address}/{worker_id}/{hash(self.link.tls.cert_pem)}"
         with self._lock:
             if key not in self._peers:
-                self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(),
-                                                       options=CHANNEL_OPTIONS)
+                options = CHANNEL_OPTIONS + expect_identity(worker_name(worker_id))
+                self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(), options=options)
             return self._peers[key]
 
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
@@ -54,7 +57,7 @@ class Fetcher:
                 rpc = chunk_stream(self.link.channel, MASTER_SCRIPT if script else MASTER_DATA)
             else:
                 source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
-                rpc = chunk_stream(self._peer(loc.peer_address), PEER_DATA)
+                rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
             try:
                 rx = self._receive(rpc, req, loc)
             except grpc.RpcError as e:
