@@ -54,9 +54,9 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
             master_pb2.NodeRegisterRequest(**req), metadata=bearer(self.net.client(self.owner).access_token),
             timeout=10)
         self.id, self.token, self.cert = resp.worker_id, resp.worker_token, resp.certificate_pem
-        self.master = master_pb2_grpc.MasterServiceStub(grpc.secure_channel(
-            f"127.0.0.1:{self.net.grpc_port}", grpc.ssl_channel_credentials(
-                self.net.ca_file.read_bytes(), key_pem(self.key), self.cert)))
+        self.master_channel = grpc.secure_channel(f"127.0.0.1:{self.net.grpc_port}", grpc.ssl_channel_credentials(
+            self.net.ca_file.read_bytes(), key_pem(self.key), self.cert))
+        self.master = master_pb2_grpc.MasterServiceStub(self.master_channel)
         return resp
 
     def enroll_channel(self) -> grpc.Channel:
