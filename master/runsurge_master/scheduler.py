@@ -316,7 +316,8 @@ class Scheduler:
             outputs=[worker_pb2.ExpectedOutput(name=o.name, upload_to_master=o.is_result) for o in t.outputs],
             collect_all_outputs=t.collect_all_outputs, attempt=t.attempts,
             limits=worker_pb2.TaskLimits(memory_bytes=t.memory_bytes, cpus=t.cpus, timeout_s=t.timeout_s,
-                                         output_bytes=self.cfg.max_output_bytes))
+                                         output_bytes=self.cfg.max_output_bytes,
+                                         output_files=self.cfg.max_output_files))
         notices = []
         for i in t.inputs:
             # Prefer the assigned worker itself, then a peer, then the master.

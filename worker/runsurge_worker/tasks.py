@@ -237,6 +237,8 @@ class TaskRunner:
         given = {req.script_name, STDOUT_NAME, STDERR_NAME} | {i.name for i in req.inputs}
         if req.collect_all_outputs:
             names = sorted(n for n in os.listdir(task_dir) if n not in given)
+            if req.limits.output_files and len(names) > req.limits.output_files:
+                return {}, f"the script wrote {len(names)} files, more than the limit of {req.limits.output_files}"
         else:
             names = [o.name for o in req.outputs]
         files, total = {}, 0
