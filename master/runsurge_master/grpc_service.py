@@ -254,9 +254,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return "ok", outputs
 
     def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:  # noqa: ANN001
-        """A peer served bytes that do not hash to their id: forget its copy and tell it to drop it
-        (a disk fault heals; a liar is caught again). Lineage recomputes the data if nobody else has it."""
-        log.warning("SECURITY corrupt data=%s served by worker=%s to worker=%s for task=%s",
+        """A peer served bytes that do not hash to their id, or could not serve them at all: forget its
+        copy and tell it to drop it (a disk fault heals; a liar is caught again). Lineage recomputes the
+        data if nobody else has it."""
+        log.warning("SECURITY corrupt or missing data=%s served by worker=%s to worker=%s for task=%s",
                     data_id[:12], peer_id, worker_id, t.id)
         s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
         self.scheduler.delete_remote(peer_id, [data_id])

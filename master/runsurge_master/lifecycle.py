@@ -8,6 +8,7 @@ A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -197,16 +198,23 @@ def requeue_task(s: Session, task: Task, reason: str, max_attempts: int,
     return []
 
 
-def reopen_lost_producers(s: Session, task: Task, live_workers: set[str]) -> bool:
+def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
+                          available: Callable[[str], bool] | None = None) -> bool:
     """Lineage: if an input produced by another task is held by nobody reachable, re-run its
-    producer (and the producer's own lost inputs, when the scheduler gets to it). True if reopened."""
+    producer (and the producer's own lost inputs, when the scheduler gets to it). True if reopened.
+    `available(data_id)`: whether a worker that may serve it holds it (the scheduler's rule: the
+    producer's workers, not anyone holding the same hash); by default any live worker's copy."""
     reopened = False
     for inp in task.inputs:
         if not inp.producer_task_id or not inp.data_id:
             continue
-        holders = s.scalars(select(DataLocation.worker_id).where(DataLocation.data_id == inp.data_id)).all()
-        if any(h is None or h in live_workers for h in holders):
-            continue
+        if available is not None:
+            if available(inp.data_id):
+                continue
+        else:
+            holders = s.scalars(select(DataLocation.worker_id).where(DataLocation.data_id == inp.data_id)).all()
+            if any(h in live_workers for h in holders):  # a worker's copy: the master's never serves an output
+                continue
         producer = s.get(Task, inp.producer_task_id)
         if producer.status == "done":
             log.info("lineage: re-running task=%s for lost data=%s", producer.id, inp.data_id[:12])

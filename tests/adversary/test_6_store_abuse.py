@@ -84,3 +84,46 @@ def test_a_worker_cannot_fill_the_store_or_claim_anothers_result(honest, tmp_pat
         assert victim._request("GET", f"/api/jobs/{vjob['id']}/results/make/out.txt").content == secret
     finally:
         evil.stop()
+
+
+CHAIN = """
+[[tasks]]
+name = "make"
+script = "make.py"
+outputs = ["x.txt"]
+[[tasks]]
+name = "copy"
+script = "copy.py"
+inputs = { "x.txt" = "task:make/x.txt" }
+outputs = ["out.txt"]
+"""
+
+
+def test_a_producer_cannot_name_anothers_object_as_its_intermediate_output(honest, tmp_path):
+    """The master's copy of a hash is never served as a task's intermediate input: a producer that
+    names the victim's result as its output (without holding it) gets its consumer nothing but a
+    re-run of the producer, by an honest worker."""
+    (tmp_path / "make.py").write_text("open('out.txt', 'w').write('the victim secret')\n")
+    (tmp_path / "job.toml").write_text(SPEC)
+    victim = honest.client(VICTIM)
+    vjob = victim.wait(victim.submit_spec(tmp_path / "job.toml")["id"], timeout_s=60)
+    (result,) = victim.results(vjob["id"])
+
+    evil = HostileWorker(honest)
+    try:
+        attacker = honest.client(ATTACKER)
+        (tmp_path / "make.py").write_text("open('x.txt', 'w').write('honest x')\n")
+        (tmp_path / "copy.py").write_text("open('out.txt', 'w').write(open('x.txt').read())\n")
+        (tmp_path / "job.toml").write_text(CHAIN)
+        ajob = attacker.submit_spec(tmp_path / "job.toml")
+        make = evil.wait_assigned()
+        evil.accept = False  # it takes nothing more, and cannot serve what it claimed
+        evil.complete(make, wall_s=0.1, cpu_s=0.1, outputs=[master_pb2.OutputData(
+            name="x.txt", data_id=result["data_id"], size=result["size"], sha256=result["data_id"])])
+        job = attacker.wait(ajob["id"], timeout_s=90)
+        assert job["status"] == "done", job
+        (out,) = attacker.results(ajob["id"])
+        got = attacker._request("GET", f"/api/jobs/{ajob['id']}/results/copy/out.txt").content
+        assert got == b"honest x" and out["data_id"] != result["data_id"]
+    finally:
+        evil.stop()

@@ -279,7 +279,7 @@ def test_a_peer_serving_corrupt_bytes_is_caught_and_the_data_recomputed(net, tmp
     tasks = {t["name"]: t for t in job["tasks"]}
     assert tasks["add"]["worker_id"] != liar and tasks["add"]["attempts"] == 2
     assert tasks["make"]["attempts"] == 2  # recomputed
-    assert f"SECURITY corrupt data={data_id[:12]} served by worker={liar}" in net.log("master")
+    assert f"SECURITY corrupt or missing data={data_id[:12]} served by worker={liar}" in net.log("master")
     assert f"rejected data {data_id[:12]}" in net.log(f"worker{1 - index}")
 
 

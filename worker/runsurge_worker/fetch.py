@@ -49,7 +49,7 @@ class Fetcher:
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
         """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
         with self._gates[int(loc.data_id[:8], 16) % len(self._gates)]:
-            if self.cache.has(loc.data_id):
+            if self.cache.has(loc.data_id) and not loc.from_source:
                 return "cache"
             req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id, capability=loc.capability)
             if loc.on_master:
@@ -60,9 +60,10 @@ class Fetcher:
                 rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
             try:
                 rx = self._receive(rpc, req, loc)
-            except grpc.RpcError as e:
+            except grpc.RpcError as e:  # a peer that cannot serve what the master said it holds is named
                 raise FetchError(f"fetching {loc.data_id[:12]} from {source} failed: {e.code().name} "
-                                 f"{e.details()}") from None
+                                 f"{e.details()}", bad_peer="" if loc.on_master else loc.peer_worker_id,
+                                 data_id=loc.data_id) from None
             except IntegrityError as e:
                 log.warning("rejected data %s from %s: %s", loc.data_id[:12], source, e)
                 raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}",
