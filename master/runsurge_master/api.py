@@ -6,6 +6,7 @@ are local to create_app, as real objects."""
 
 
 import logging
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
@@ -18,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import http_security, lifecycle, replicas, submission
+from runsurge_master import accounts, benching, http_security, lifecycle, replicas, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -49,7 +50,7 @@ class Services:
 
 class Credentials(BaseModel):
     email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    password: str = Field(min_length=8, max_length=1024)
+    password: str = Field(min_length=1, max_length=1024)  # sign-up's rules: accounts.check_password
 
 
 class RefreshRequest(BaseModel):
@@ -152,6 +153,10 @@ class WorkerOut(BaseModel):
     tasks_done: int
     trust: int  # quorum reputation (quorum.py): below the master's quorum_min_trust, no quorum replicas
     last_heartbeat: datetime
+    benched: bool = False  # it keeps faulting (benching.py): no new tasks until benched_until
+    benched_until: datetime | None = None
+    bench_reason: str | None = None
+    fault_streak: int = 0  # faults since its last successful task
 
 
 class LocationOut(BaseModel):
@@ -160,19 +165,26 @@ class LocationOut(BaseModel):
 
 
 def create_app(sv: Services) -> FastAPI:
-    app = FastAPI(title="RunSurge master", version="0.1.0",
+    app = FastAPI(title="RunSurge master", version="0.1.0", max_body_size=http_security.JSON_BODY_LIMIT,
                   description="Submit Python jobs to a volunteer compute network.")
     bearer = HTTPBearer(auto_error=False)
-    http_security.install(app, sv.cfg)
+    http_security.install(app, sv.cfg, sv.tokens)
+    uploads = http_security.upload_limit(sv.cfg)  # cut off while streaming, past this many bytes
     limiter = LoginLimiter(sv.cfg.login_attempts_per_minute)
+    signups = LoginLimiter(sv.cfg.registrations_per_hour, window_s=3600.0)
+    no_account = hash_password(secrets.token_hex(16))  # checked for unknown emails: a login takes as long
 
     def current_user(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> str:
         if creds is None:
             raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
         try:
-            return sv.tokens.verify(creds.credentials, "access").sub
+            user_id = sv.tokens.verify(creds.credentials, "access").sub
         except TokenError as e:
             raise HTTPException(401, f"invalid token: {e}", headers={"WWW-Authenticate": "Bearer"}) from None
+        with sv.db.session() as s:  # a deleted account's tokens die with it
+            if s.get(User, user_id) is None:
+                raise HTTPException(401, "invalid token: no such account", headers={"WWW-Authenticate": "Bearer"})
+        return user_id
 
     UserId = Annotated[str, Depends(current_user)]  # noqa: N806 - a type alias
 
@@ -190,13 +202,24 @@ def create_app(sv: Services) -> FastAPI:
         return {"status": "ok"}
 
     # -- accounts ------------------------------------------------------------------------------
-    @app.post("/api/auth/register", status_code=201)
-    def register(body: Credentials) -> UserOut:
+    @app.post("/api/auth/register", status_code=201, responses={429: {"description": "too many sign-ups"}})
+    def register(body: Credentials, request: Request) -> UserOut:
         if not sv.cfg.allow_registration:
             raise HTTPException(403, "registration is closed on this master")
+        address = request.client.host if request.client else "?"
+        wait = signups.retry_after(address)
+        if wait:
+            raise HTTPException(429, f"too many sign-ups from your address; try again in {wait} s",
+                                headers={"Retry-After": str(wait)})
+        signups.failed(address)  # every attempt counts
+        try:
+            email = accounts.normalize_email(body.email)
+            accounts.check_password(body.password, email)
+        except accounts.AccountError as e:
+            raise HTTPException(400, str(e)) from None
         try:
             with sv.db.session() as s:
-                u = User(email=body.email.lower(), password_hash=hash_password(body.password))
+                u = User(email=email, password_hash=hash_password(body.password))
                 s.add(u)
                 s.flush()
                 return UserOut(id=u.id, email=u.email)
@@ -205,16 +228,16 @@ def create_app(sv: Services) -> FastAPI:
 
     @app.post("/api/auth/login", responses={429: {"description": "too many failed logins"}})
     def login(body: Credentials, request: Request) -> TokenPair:
-        address, account = request.client.host if request.client else "?", body.email.lower()
-        wait = limiter.retry_after(address, account)
+        address, account = request.client.host if request.client else "?", accounts.lookup_email(body.email)
+        wait = limiter.retry_after(address)  # the guessing address waits; the owner elsewhere never does
         if wait:
-            raise HTTPException(429, f"too many failed logins; try again in {wait} s",
+            raise HTTPException(429, f"too many failed logins from your address; try again in {wait} s",
                                 headers={"Retry-After": str(wait)})
         with sv.db.session() as s:
-            u = s.scalar(select(User).where(User.email == account))
-            ok = u is not None and verify_password(body.password, u.password_hash)
+            u = s.scalar(select(User).where(User.email == account)) if account else None
+        ok = verify_password(body.password, u.password_hash if u else no_account) and u is not None
         if not ok:
-            limiter.failed(address, account)
+            limiter.failed(address)
             raise HTTPException(401, "wrong email or password")
         return pair(u.id)
 
@@ -247,14 +270,11 @@ def create_app(sv: Services) -> FastAPI:
         return submission.prepare(sv.cfg, req, memory, observations)
 
     def _request(request: Request, files: list[UploadFile], **form) -> submission.Request:  # noqa: ANN003
-        size = request.headers.get("content-length")
-        if size and size.isdigit() and int(size) > sv.cfg.max_upload_bytes:
-            raise HTTPException(413, f"upload larger than {sv.cfg.max_upload_bytes} bytes")
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
         return submission.Request(files=files, names=submission.upload_names(files), **form)
 
-    @app.post("/api/jobs", status_code=201)
+    @app.post("/api/jobs", status_code=201, max_body_size=uploads)
     def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
                redundancy: RedundancyField = None, memory: MemoryField = None) -> JobOut:
@@ -280,7 +300,7 @@ def create_app(sv: Services) -> FastAPI:
         sv.scheduler.wake()
         return out
 
-    @app.post("/api/plan")
+    @app.post("/api/plan", max_body_size=uploads)
     def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
              redundancy: RedundancyField = None, memory: MemoryField = None) -> PlanOut:
@@ -391,7 +411,9 @@ def create_app(sv: Services) -> FastAPI:
             return [WorkerOut(id=w.id, host=w.host, grpc_port=w.grpc_port, online=w.online, sandbox=w.sandbox,
                               memory_bytes=w.memory_bytes, cpus=w.cpus, slots=w.slots,
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
-                              last_heartbeat=w.last_heartbeat)
+                              last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
+                              benched_until=w.benched_until, bench_reason=w.bench_reason,
+                              fault_streak=w.fault_streak or 0)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))

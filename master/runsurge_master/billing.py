@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from sqlalchemy import case, func, insert, select, update
@@ -212,7 +212,11 @@ def _charge_quorum(s: Session, task: Task, outcome: str) -> LedgerTransaction | 
     if not runs:
         return charge
     tariff = tariff_for(s)
-    quotes = [(r, w, quote(tariff, usage_of(task, w, r))) for r in runs for w in [s.get(Worker, r.worker_id)]]
+    usages = [(r, w, usage_of(task, w, r)) for r in runs for w in [s.get(Worker, r.worker_id)]]
+    # Replicas that agree did the same work: each is paid for the lowest metering among them, so one
+    # over-reporting replica cannot raise the bill.
+    low_cpu, low_wall = min(u.cpu_us for _, _, u in usages), min(u.wall_us for _, _, u in usages)
+    quotes = [(r, w, quote(tariff, replace(u, cpu_us=low_cpu, wall_us=low_wall))) for r, w, u in usages]
     kind = "recompute"
     if charge is None:
         total = sum(q.charge for _, _, q in quotes)

@@ -3,25 +3,38 @@ handler then checks that the caller acts only as itself and only on its own task
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import re
 import time
 from datetime import timedelta
 
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import lifecycle, replicas
+from runsurge_master import benching, lifecycle, metering, quorum, replicas
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.jobspec import SpecError, check_file_name
-from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
+from runsurge_master.models import (
+    DataLocation,
+    DataObject,
+    Heartbeat,
+    Task,
+    TaskInput,
+    TaskReplica,
+    TaskUpload,
+    User,
+    Worker,
+    utcnow,
+)
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
 from runsurge_pki.ca import PkiError
 from runsurge_proto import master_pb2, master_pb2_grpc
-from runsurge_proto.interceptor import Peer, current_claims
+from runsurge_proto.interceptor import Peer, current_claims, peer_of
 from runsurge_proto.wire import IntegrityError, file_chunk_messages, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
@@ -70,6 +83,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if problem:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         with self.db.session() as s:
+            if s.get(User, claims.sub) is None:  # the account was deleted after its token was issued
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "invalid token: no such account")
             w = s.scalar(select(Worker).where(Worker.owner_id == claims.sub,
                                               Worker.fingerprint == request.fingerprint))
             if w is None:
@@ -87,7 +102,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             w.registered_at = w.last_heartbeat = utcnow()
             s.flush()
             try:
-                cert, w.cert_serial, w.cert_not_after = self.tls.enroll(w.id, request.csr_pem, request.host)
+                cert, w.cert_serial, w.cert_not_after = self.tls.enroll(w.id, request.csr_pem)
             except PkiError as e:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
@@ -113,6 +128,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             w = s.get(Worker, request.worker_id)
             if w is None or (not w.online and w.last_heartbeat > w.registered_at):
                 resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
+                return resp
+            if not self.tls.has_identity(peer_of(context).cert_pem):
+                resp.reregister = True  # a certificate from before identities: enrol again for one
                 return resp
             if not w.online:
                 w.online = True
@@ -161,21 +179,40 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     def _complete(self, s, t: Task, r, replica: TaskReplica | None) -> list[tuple[str, str]]:  # noqa: ANN001
         run = replica or t  # whose metering this is: the task's, or its quorum replica's
+        now = utcnow()
+        m, problems, lied = metering.bounded(
+            r.wall_s, r.cpu_s, r.mem_avg_bytes, r.mem_peak_bytes, now=now, timeout_s=t.timeout_s, cpus=t.cpus,
+            assigned_at=replica.created_at if replica else t.assigned_at, memory_bytes=t.memory_bytes)
+        if problems:
+            w = s.get(Worker, r.worker_id)
+            before = w.trust
+            if lied:
+                w.trust = quorum.trust_after(w.trust, agreed=False)
+            log.warning("SECURITY metering clamped worker=%s task=%s trust %d -> %d: %s", w.id, t.id, before,
+                        w.trust, "; ".join(problems))
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
-            wall_s = r.wall_s if 0 <= r.wall_s <= (t.timeout_s or 0) else 0  # (a NaN fails both)
-            run.started_at = utcnow() - timedelta(seconds=wall_s)
+            run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
         run.exit_code = r.exit_code
-        run.wall_s, run.cpu_s = r.wall_s, r.cpu_s
-        run.mem_avg_bytes, run.mem_peak_bytes = r.mem_avg_bytes, r.mem_peak_bytes
-        for field in ("stdout_data_id", "stderr_data_id"):
+        run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
+        run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
+        uploaded = self._uploads(s, t.id, r.worker_id, replica.attempt if replica else t.attempts)
+        for field in ("stdout_data_id", "stderr_data_id"):  # only what this run uploaded: no one else's object
             value = getattr(r, field)
-            setattr(run, field, value if value and self.store.has(value) else None)
-        outcome, detail = self._outcome(s, t, r)
-        if replica is not None:
-            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts)
+            setattr(run, field, value if value in uploaded else None)
+        outcome, detail = self._outcome(s, t, r, uploaded)
+        w = s.get(Worker, r.worker_id)
+        blame = w  # a loss is its worker's fault, unless a peer served it corrupt bytes
+        if outcome == "lost" and r.bad_peer_worker_id and is_data_id(r.bad_data_id):
+            blame = s.get(Worker, r.bad_peer_worker_id) or w
         if outcome == "lost":
-            return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts)
+            benching.fault(blame, str(detail))
+        elif outcome in ("ok", "failed"):  # it ran the task (the user's script may have failed)
+            benching.succeeded(w)
+        if replica is not None:
+            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
+        if outcome == "lost":
+            return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
         if outcome == "cancelled":
             t.status = "cancelled"
             return []
@@ -189,7 +226,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         lifecycle.finish_task_ok(s, t, detail)
         return []
 
-    def _outcome(self, s, t: Task, r) -> tuple[str, object]:  # noqa: ANN001
+    def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:  # noqa: ANN001
         """How a run ended: ("lost", reason) a worker fault, ("cancelled", ""), ("failed", error) the
         user's script failed, or ("ok", outputs: name → (data id, size))."""
         if r.status == S.TASK_STATUS_WORKER_ERROR:
@@ -207,15 +244,22 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if problem:
             return "failed", problem
         expected_results = {o.name for o in t.outputs if o.is_result} if not t.collect_all_outputs else set(outputs)
-        missing_upload = [n for n in expected_results if not self.store.has(outputs[n][0])]
+        # A result must be bytes this run uploaded: naming an object the master holds for someone else
+        # would hand it to this job's owner.
+        missing_upload = [n for n in expected_results if outputs[n][0] not in uploaded]
         if missing_upload:
             return "lost", f"result(s) not uploaded: {', '.join(missing_upload)}"
+        for n in expected_results:  # a result's size is what the master holds, not what the report says
+            outputs[n] = (outputs[n][0], self.store.path(outputs[n][0]).stat().st_size)
+        if sum(size for _, size in outputs.values()) > self.cfg.max_output_bytes:
+            return "lost", "reported output sizes exceed the output limit"
         return "ok", outputs
 
     def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:  # noqa: ANN001
-        """A peer served bytes that do not hash to their id: forget its copy and tell it to drop it
-        (a disk fault heals; a liar is caught again). Lineage recomputes the data if nobody else has it."""
-        log.warning("SECURITY corrupt data=%s served by worker=%s to worker=%s for task=%s",
+        """A peer served bytes that do not hash to their id, or could not serve them at all: forget its
+        copy and tell it to drop it (a disk fault heals; a liar is caught again). Lineage recomputes the
+        data if nobody else has it."""
+        log.warning("SECURITY corrupt or missing data=%s served by worker=%s to worker=%s for task=%s",
                     data_id[:12], peer_id, worker_id, t.id)
         s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
         self.scheduler.delete_remote(peer_id, [data_id])
@@ -267,6 +311,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             yield chunk
 
     async def ReceiveData(self, request_iterator, context):  # noqa: ANN001, N802
+        """A result or log of a run the caller holds; at most as many objects as the task has results
+        (max_output_files when it collects all) plus its two logs. The bytes always come: the master
+        never takes an object it already holds on a worker's word."""
         claims: Claims = current_claims()
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("part") != "header":
@@ -279,31 +326,66 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "output larger than the limit")
         with self.db.session() as s:
             t = s.get(Task, h.task_id)
-            ours = t is not None and t.worker_id == claims.sub and t.status in lifecycle.ACTIVE
-            if not ours and replicas.active(s, t, claims.sub) is None:
+            replica = replicas.active(s, t, claims.sub)
+            if replica is None and (t is None or t.worker_id != claims.sub or t.status not in lifecycle.ACTIVE):
                 await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
-        if not self.store.has(h.data_id):
-            rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
-            try:
-                async for part in request_iterator:
-                    rx.write(part.chunk)
-                rx.commit()
-            except IntegrityError as e:
-                log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
-                await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
-            except BaseException:
-                rx.abort()
-                raise
+            attempt = replica.attempt if replica else t.attempts
+            uploaded = self._uploads(s, t.id, claims.sub, attempt)
+            budget = (self.cfg.max_output_files if t.collect_all_outputs
+                      else sum(o.is_result for o in t.outputs)) + 2  # + its stdout and stderr
+            if h.data_id not in uploaded and len(uploaded) >= budget:
+                log.warning("SECURITY refused upload from worker=%s task=%s: %d objects already", claims.sub,
+                            t.id, len(uploaded))
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                    "this run already uploaded as many objects as its task has results and logs")
+        rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
+        try:
+            async for part in request_iterator:
+                rx.write(part.chunk)
+            rx.commit()
+        except IntegrityError as e:
+            log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
+        except BaseException:
+            rx.abort()
+            raise
         with self.db.session() as s:
-            lifecycle.ensure_data(s, h.data_id, h.size, None)
-        return master_pb2.UploadResult(data_id=h.data_id, size=h.size)
+            lifecycle.ensure_data(s, h.data_id, rx.size, None)
+            if h.data_id not in self._uploads(s, h.task_id, claims.sub, attempt):
+                s.add(TaskUpload(task_id=h.task_id, worker_id=claims.sub, attempt=attempt, data_id=h.data_id))
+        return master_pb2.UploadResult(data_id=h.data_id, size=rx.size)
+
+    @staticmethod
+    def _uploads(s, task_id: str, worker_id: str, attempt: int) -> set[str]:  # noqa: ANN001
+        """What this run (task, worker, attempt) uploaded."""
+        return set(s.scalars(select(TaskUpload.data_id).where(
+            TaskUpload.task_id == task_id, TaskUpload.worker_id == worker_id, TaskUpload.attempt == attempt)))
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def check_host(host: str) -> str | None:
+    """A worker's advertised address, used only to dial it: a literal IP address that reaches a host
+    (no unspecified, multicast, link-local or cloud metadata address) or a DNS name (no wildcard)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in host.rstrip(".").split(".")):
+            return "host must be an IP address or a DNS name (letters, digits, hyphens; no wildcard)"
+        if host.rstrip(".").split(".")[-1].isdigit():
+            return "host must be an IP address or a DNS name"
+        return None
+    if not ip.is_loopback and (ip.is_unspecified or ip.is_multicast or ip.is_link_local or ip.is_reserved):
+        return "host must be an address the master and peers can dial (not link-local, multicast or unspecified)"
+    return None
 
 
 def _check_registration(r) -> str | None:  # noqa: ANN001
     if not 8 <= len(r.fingerprint) <= 128:
         return "fingerprint must be 8-128 characters"
-    if not r.host or len(r.host) > 255 or any(c.isspace() for c in r.host):
-        return "host must be a host name or address"
+    if problem := check_host(r.host):
+        return problem
     if not 0 < r.grpc_port < 65536:
         return "grpc_port must be 1-65535"
     if r.memory_bytes <= 0 or not 0 < r.cpus <= 4096 or not 0 < r.slots <= 1024:

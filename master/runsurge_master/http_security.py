@@ -1,5 +1,7 @@
-"""HTTP hardening: security headers on every response, CORS closed unless configured, a login rate
-limit per client address and per account, and the rule that users see only their own jobs."""
+"""HTTP hardening: security headers on every response, CORS closed unless configured, rate limits per
+client address (failed logins, sign-ups), request bodies capped while they stream in (UploadGate and the
+body limits), validation errors that quote at most a short excerpt of the input, and the rule that
+users see only their own jobs."""
 
 from __future__ import annotations
 
@@ -8,9 +10,12 @@ import time
 from collections import deque
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
+from runsurge_master.auth import TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.models import Job
 
@@ -20,7 +25,27 @@ _CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 
 
-def install(app: FastAPI, cfg: MasterConfig) -> None:
+JSON_BODY_LIMIT = 64 << 10  # every request body but a submission's (credentials, tokens: tiny)
+FORM_SLACK = 2 << 20  # a submission's form fields (the spec: up to 1 MiB) and multipart framing
+UPLOAD_PATHS = ("/api/jobs", "/api/plan")
+EXCERPT = 80  # characters of a rejected value an error may quote
+
+
+def upload_limit(cfg: MasterConfig) -> int:
+    """The most bytes a submission's body may have (its files: max_upload_bytes in total)."""
+    return cfg.max_upload_bytes + FORM_SLACK
+
+
+def install(app: FastAPI, cfg: MasterConfig, tokens: TokenService) -> None:
+    app.add_middleware(UploadGate, tokens=tokens, per_user=cfg.max_concurrent_uploads)
+
+    @app.exception_handler(RequestValidationError)
+    async def short_validation_errors(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's default echoes each bad value whole (a 50 MiB string came back in the 422)."""
+        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type", ""),
+                   **({"input": _excerpt(e["input"])} if "input" in e else {})} for e in exc.errors()[:20]]
+        return JSONResponse({"detail": detail}, status_code=422)
+
     origins = [o.strip() for o in cfg.cors_origins.split(",") if o.strip()]
     if origins:  # closed by default: browsers refuse cross-origin calls unless the operator opens them
         app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST"],
@@ -40,8 +65,9 @@ def install(app: FastAPI, cfg: MasterConfig) -> None:
 
 
 class LoginLimiter:
-    """At most `limit` failed logins per `window_s` for one address and for one account (so neither
-    a single host nor a botnet against one account can guess passwords at speed)."""
+    """At most `limit` failures per `window_s` from one client address: that address then waits. Never
+    per account: anyone could then lock the owner out (OWASP ASVS 2.2.1); a botnet guessing one
+    account is held back by each address's budget and by the password rules (accounts.py)."""
 
     def __init__(self, limit: int, window_s: float = 60.0):
         self.limit, self.window_s = limit, window_s
@@ -54,22 +80,73 @@ class LoginLimiter:
             q.popleft()
         return q
 
-    def retry_after(self, address: str, account: str) -> int:
-        """Seconds to wait, or 0 when a login may be tried now."""
+    def retry_after(self, address: str) -> int:
+        """Seconds to wait, or 0 when this address may try now."""
         now = time.monotonic()
         with self._lock:
-            waits = [self.window_s - (now - q[0]) for q in (self._recent(f"a:{address}", now),
-                                                            self._recent(f"u:{account}", now))
-                     if len(q) >= self.limit]
-        return int(max(waits, default=0)) + (1 if waits else 0)
+            q = self._recent(address, now)
+            if len(q) < self.limit:
+                return 0
+            return int(self.window_s - (now - q[0])) + 1
 
-    def failed(self, address: str, account: str) -> None:
+    def failed(self, address: str) -> None:
         now = time.monotonic()
         with self._lock:
-            for key in (f"a:{address}", f"u:{account}"):
-                self._recent(key, now).append(now)
+            self._recent(address, now).append(now)
             if len(self._failures) > 100_000:  # bound memory under a spray of addresses
                 self._failures = {k: q for k, q in self._failures.items() if q and now - q[-1] < self.window_s}
+
+
+def _excerpt(value: object) -> object:
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= EXCERPT else text[:EXCERPT] + f"… ({len(text)} characters)"
+
+
+class UploadGate:
+    """In front of the submission routes, before a byte of the body is read: the caller must hold a
+    valid access token (401 otherwise: no anonymous uploads to temporary disk) and may have at most
+    `per_user` submissions streaming at once (429). Their size is capped by the route's body limit,
+    which cuts the stream off as soon as it passes it."""
+
+    def __init__(self, app, tokens: TokenService, per_user: int):  # noqa: ANN001
+        self.app, self.tokens, self.per_user = app, tokens, per_user
+        self._active: dict[str, int] = {}
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        upload = scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS
+        send = _closing(send, always=upload)
+        if not upload:
+            return await self.app(scope, receive, send)
+        auth = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+        try:
+            user = self.tokens.verify(auth.removeprefix("Bearer ").strip(), "access").sub
+        except TokenError as e:
+            return await JSONResponse({"detail": f"invalid token: {e}"}, status_code=401,
+                                      headers={"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        if self._active.get(user, 0) >= self.per_user:
+            return await JSONResponse({"detail": f"at most {self.per_user} uploads at once"}, status_code=429,
+                                      headers={"Retry-After": "5"})(scope, receive, send)
+        self._active[user] = self._active.get(user, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._active[user] -= 1
+            if not self._active[user]:
+                del self._active[user]
+
+
+def _closing(send, always: bool):  # noqa: ANN001, ANN202
+    """Ask the server to close the connection after a refusal of a body (413) or after any answer to a
+    submission: else it would go on reading (and discarding) the rest of a body it refused."""
+    async def wrapped(message) -> None:  # noqa: ANN001
+        if message["type"] == "http.response.start" and (always or message["status"] == 413):
+            message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+        await send(message)
+    return wrapped
 
 
 def own_job(s: Session, job_id: str, user: str) -> Job:

@@ -112,6 +112,8 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"job spec is not valid TOML: {e}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise SpecError("job spec is nested too deeply") from None
     unknown = set(doc) - {"name", "tasks", "redundancy"}
     if unknown:
         raise SpecError(f"job spec: unknown key(s) {', '.join(sorted(unknown))}")

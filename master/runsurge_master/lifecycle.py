@@ -8,6 +8,7 @@ A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -19,6 +20,7 @@ from runsurge_master.models import (
     DataObject,
     Job,
     Task,
+    TaskFault,
     TaskInput,
     TaskOutput,
     TaskReplica,
@@ -60,10 +62,14 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
 
 
 def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> None:
-    """Record that `worker_id` (None: the master) holds the object."""
-    if s.get(DataObject, data_id) is None:
+    """Record that `worker_id` (None: the master) holds the object. The master's own copy was measured
+    as it was stored: its size corrects one a worker reported before."""
+    obj = s.get(DataObject, data_id)
+    if obj is None:
         s.add(DataObject(id=data_id, size=size))
         s.flush()
+    elif worker_id is None and obj.size != size:
+        obj.size = size
     exists = s.scalar(select(DataLocation.id).where(
         DataLocation.data_id == data_id,
         DataLocation.worker_id.is_(None) if worker_id is None else DataLocation.worker_id == worker_id))
@@ -176,38 +182,64 @@ def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:
     return to_cancel
 
 
-def worker_fault(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]] | None:
-    """Count a worker fault against the task's retry budget (plain runs and quorum replicas alike).
+def worker_fault(s: Session, task: Task, worker_id: str, reason: str,
+                 max_attempts: int) -> list[tuple[str, str]] | None:
+    """A worker refused, lost or could not finish the task (plain runs and quorum replicas alike): the
+    task is never offered to that worker again (placement avoids it), and its retry budget counts the
+    distinct workers that faulted on it, so one worker faulting again and again cannot use it up.
     Budget used: the task fails unbilled with its job, and the cancels are returned; else None."""
-    task.faults = (task.faults or 0) + 1
+    if s.scalar(select(TaskFault.id).where(TaskFault.task_id == task.id, TaskFault.worker_id == worker_id)) is None:
+        s.add(TaskFault(task_id=task.id, worker_id=worker_id, reason=reason[:500]))
+        s.flush()
+    task.faults = s.scalar(select(func.count()).select_from(TaskFault).where(TaskFault.task_id == task.id))
     if task.faults >= max_attempts:
-        return fail_task(s, task, f"gave up after {task.faults} worker faults; last: {reason}", billable=False)
+        return fail_task(s, task, f"gave up after faults on {task.faults} different workers; last: {reason}",
+                         billable=False)
     return None
 
 
-def requeue_task(s: Session, task: Task, reason: str, max_attempts: int) -> list[tuple[str, str]]:
-    """The worker could not finish the task (lost, crashed, could not fetch): run it elsewhere,
-    unless it already used its retry budget, which fails the job."""
-    failed = worker_fault(s, task, reason, max_attempts)
+def avoided(s: Session, task_ids: list[str]) -> dict[str, set[str]]:
+    """Task id → the workers that faulted on it (placement never offers it to them again)."""
+    out: dict[str, set[str]] = {}
+    if task_ids:
+        for task_id, worker_id in s.execute(select(TaskFault.task_id, TaskFault.worker_id)
+                                            .where(TaskFault.task_id.in_(task_ids))):
+            out.setdefault(task_id, set()).add(worker_id)
+    return out
+
+
+def requeue_task(s: Session, task: Task, reason: str, max_attempts: int,
+                 blame: str | None = None) -> list[tuple[str, str]]:
+    """The worker could not finish the task (lost, crashed, refused, could not fetch): run it elsewhere,
+    unless it already used its retry budget, which fails the job. `blame`: the worker whose fault it was
+    (default: the task's; a peer that served corrupt bytes, when its victim reports it)."""
+    failed = worker_fault(s, task, blame or task.worker_id, reason, max_attempts)
     log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
     if failed is not None:
         return failed
     task.status = "ready"
     task.worker_id = None
-    task.error = reason
+    task.error = f"{reason}; it runs again on a worker that has not faulted on it"
     return []
 
 
-def reopen_lost_producers(s: Session, task: Task, live_workers: set[str]) -> bool:
+def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
+                          available: Callable[[str], bool] | None = None) -> bool:
     """Lineage: if an input produced by another task is held by nobody reachable, re-run its
-    producer (and the producer's own lost inputs, when the scheduler gets to it). True if reopened."""
+    producer (and the producer's own lost inputs, when the scheduler gets to it). True if reopened.
+    `available(data_id)`: whether a worker that may serve it holds it (the scheduler's rule: the
+    producer's workers, not anyone holding the same hash); by default any live worker's copy."""
     reopened = False
     for inp in task.inputs:
         if not inp.producer_task_id or not inp.data_id:
             continue
-        holders = s.scalars(select(DataLocation.worker_id).where(DataLocation.data_id == inp.data_id)).all()
-        if any(h is None or h in live_workers for h in holders):
-            continue
+        if available is not None:
+            if available(inp.data_id):
+                continue
+        else:
+            holders = s.scalars(select(DataLocation.worker_id).where(DataLocation.data_id == inp.data_id)).all()
+            if any(h in live_workers for h in holders):  # a worker's copy: the master's never serves an output
+                continue
         producer = s.get(Task, inp.producer_task_id)
         if producer.status == "done":
             log.info("lineage: re-running task=%s for lost data=%s", producer.id, inp.data_id[:12])

@@ -15,6 +15,7 @@ import grpc
 import uvicorn
 from sqlalchemy.exc import IntegrityError
 
+from runsurge_master import accounts, store_gc
 from runsurge_master.api import Services, create_app
 from runsurge_master.auth import TokenService, hash_password, load_or_create_key
 from runsurge_master.config import MasterConfig, load_config
@@ -71,6 +72,7 @@ async def serve(cfg: MasterConfig) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     sched = asyncio.create_task(sv.scheduler.run())
+    gc = asyncio.create_task(store_gc.run(sv.db, sv.store, cfg.gc_interval_s, cfg.gc_grace_s))
     web = asyncio.create_task(http.serve())
     log.info("master ready http=%s:%d grpc=%s enroll=%d db=%s", cfg.http_host, cfg.http_port, grpc_addr,
              cfg.enroll_port, cfg.db_url.split("@")[-1])
@@ -78,6 +80,7 @@ async def serve(cfg: MasterConfig) -> None:
     log.info("master stopping")
     http.should_exit = True
     sched.cancel()
+    gc.cancel()
     await asyncio.gather(*(s.stop(grace=2) for s in servers))
     await sv.scheduler.close()
     await asyncio.gather(web, return_exceptions=True)
@@ -107,13 +110,16 @@ def main(argv: list[str] | None = None) -> None:
         print("database is up to date")
     elif args.command == "create-user":
         password = os.environ.get("RUNSURGE_PASSWORD") or getpass.getpass("password: ")
-        if len(password) < 8:
-            sys.exit("runsurge-master: the password needs at least 8 characters")
+        try:
+            email = accounts.normalize_email(args.email)
+            accounts.check_password(password, email)
+        except accounts.AccountError as e:
+            sys.exit(f"runsurge-master: {e}")
         db = Database(cfg.db_url)
         db.upgrade()
         try:
             with db.session() as s:
-                s.add(User(email=args.email.lower(), password_hash=hash_password(password)))
+                s.add(User(email=email, password_hash=hash_password(password)))
         except IntegrityError:
             print(f"{args.email} already exists")
             return

@@ -66,6 +66,10 @@ class Worker(Base):
     price_factor_milli: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
     # Reputation from quorum tasks (quorum.py): agreeing raises it a little, being the odd one out drops it a lot.
     trust: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Benching (benching.py): faults since its last success; gets no tasks until benched_until, and why.
+    fault_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    benched_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    bench_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     @property
     def address(self) -> str:
@@ -139,8 +143,8 @@ class Task(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Worker faults only (lost, crashed, could not fetch): the retry budget. `attempts` also counts lineage
-    # re-runs and moves to an idle worker, which are not the task's fault.
+    # Distinct workers that faulted on it (lost, crashed, refused, could not fetch: TaskFault rows): the
+    # retry budget. `attempts` also counts lineage re-runs and moves to an idle worker, not the task's fault.
     faults: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     memory_bytes: Mapped[int] = mapped_column(BigInteger)
     # RunSurge chose memory_bytes (an estimate or the default), so it may raise it after a kill at the limit.
@@ -175,6 +179,33 @@ class Task(Base):
         if status == "ready" and self.status != "ready":
             self.ready_at = utcnow()
         return status
+
+
+class TaskFault(Base):
+    """A worker that refused, faulted or timed out on a task: the task is never offered to it again,
+    and the task's retry budget counts these rows (distinct workers), not retries."""
+
+    __tablename__ = "task_faults"
+    __table_args__ = (UniqueConstraint("task_id", "worker_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class TaskUpload(Base):
+    """An object a worker uploaded for its run of a task (ReceiveData): a run may upload only its task's
+    results and logs, each once, and its report may name as results and logs only what it uploaded."""
+
+    __tablename__ = "task_uploads"
+    __table_args__ = (UniqueConstraint("task_id", "worker_id", "attempt", "data_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    data_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class TaskInput(Base):

@@ -1,6 +1,7 @@
 """Where each ready task goes: a pure function, so the policy is easy to read and to test.
 
-Policy, per task in submission order: among live workers with a free slot and enough free memory,
+Policy, per task in submission order: among live workers with a free slot and enough free memory
+(and that never faulted on the task),
 take the one already holding the most input bytes (less data to move), then the best fit (least
 memory left over, which keeps big holes for big tasks), then the lowest id for determinism.
 """
@@ -15,6 +16,7 @@ class ReadyTask:
     id: str
     memory_bytes: int
     inputs: dict[str, int] = field(default_factory=dict)  # data id → size
+    avoid: set[str] = field(default_factory=set)  # workers that faulted on it: never offered to them again
 
 
 @dataclass
@@ -31,7 +33,7 @@ def place(tasks: list[ReadyTask], workers: list[Capacity]) -> list[tuple[str, st
     for task in tasks:
         best: tuple | None = None
         for w in workers:
-            if w.free_slots < 1 or w.free_memory < task.memory_bytes:
+            if w.free_slots < 1 or w.free_memory < task.memory_bytes or w.id in task.avoid:
                 continue
             local = sum(size for d, size in task.inputs.items() if d in w.holds)
             key = (-local, w.free_memory - task.memory_bytes, w.id)

@@ -84,7 +84,8 @@ def place_in_order(tasks: list[ReadyTask], workers: list[Capacity], needs: dict[
             out += place(plain, workers)
             plain = []
         need = needs[task.id]
-        candidates = [w for w in workers if w.id in trusted and owner_of[w.id] not in need.busy]
+        candidates = [w for w in workers if w.id in trusted and owner_of[w.id] not in need.busy
+                      and w.id not in task.avoid]
         if need.count < 1 or len({owner_of[w.id] for w in candidates}) < need.count:
             continue
         taken: set[str] = set()

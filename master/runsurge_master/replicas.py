@@ -111,11 +111,13 @@ def started(s: Session, task_id: str, worker_id: str) -> None:
 
 
 # -- reports and faults --------------------------------------------------------------------------
-def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, max_attempts: int) -> Cancels:  # noqa: ANN001
+def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, max_attempts: int,  # noqa: ANN001
+           blame: str | None = None) -> Cancels:
     """A replica's TaskComplete, classified by the gRPC service: ("lost" | "cancelled", reason),
-    ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size))."""
+    ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size)). `blame`:
+    the worker a loss is counted against (default: the replica's)."""
     if outcome in ("lost", "cancelled"):  # a replica the master did not cancel has no business stopping
-        return lose(s, task, replica, detail or "the worker cancelled it", max_attempts)
+        return lose(s, task, replica, detail or "the worker cancelled it", max_attempts, blame)
     replica.status, replica.finished_at = "done", utcnow()
     if outcome == "failed":
         replica.result, replica.error = quorum.FAILED, detail
@@ -127,13 +129,14 @@ def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, m
     return _settle(s, task)
 
 
-def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts: int) -> Cancels:
+def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts: int,
+         blame: str | None = None) -> Cancels:
     """The replica's worker could not finish it (lost, crashed, could not fetch): place another, unless
     the task used its retry budget (max_attempts worker faults), which fails the job unbilled."""
     replica.status, replica.error, replica.finished_at = "lost", reason, utcnow()
     task.error = reason
     log.info("replica lost task=%s attempt=%d worker=%s reason=%s", task.id, replica.attempt, replica.worker_id, reason)
-    failed = lifecycle.worker_fault(s, task, reason, max_attempts)
+    failed = lifecycle.worker_fault(s, task, blame or replica.worker_id, reason, max_attempts)
     return failed if failed is not None else _settle(s, task)
 
 

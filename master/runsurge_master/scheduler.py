@@ -16,13 +16,14 @@ import grpc
 from sqlalchemy import case, delete, func, select
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import lifecycle, replicas
+from runsurge_master import benching, lifecycle, replicas
 from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
-from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, Worker, utcnow
+from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
+from runsurge_pki.ca import expect_identity, worker_name
 from runsurge_proto import common_pb2, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 
@@ -148,8 +149,9 @@ class Scheduler:
         holders: dict[str | None, set[str]] = {}
         sizes: dict[str, int] = {}
         self._locate(s, self._input_ids(s, [t.id for t in tasks]), workers, holders, sizes)
+        vouched = self._vouched(s, [t.id for t in tasks])
         return [(t.id, loc) for t in tasks
-                for loc in self._dispatch_for(t, workers[t.worker_id], workers, holders, sizes).notices]
+                for loc in self._dispatch_for(t, workers[t.worker_id], workers, holders, sizes, vouched).notices]
 
     # -- liveness ------------------------------------------------------------------------------
     def check_liveness(self) -> list[tuple[str, str]]:
@@ -167,10 +169,13 @@ class Scheduler:
         w.online = False
         s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
         cancels = []
-        for t in s.scalars(select(Task).where(Task.worker_id == w.id, Task.status.in_(lifecycle.ACTIVE))):
+        tasks = s.scalars(select(Task).where(Task.worker_id == w.id, Task.status.in_(lifecycle.ACTIVE))).all()
+        for t in tasks:
             cancels += lifecycle.requeue_task(s, t, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
-        cancels += replicas.lose_all(s, replicas.active_on(s, w.id), f"{reason} (worker {w.id[:8]})",
-                                     self.cfg.max_attempts)
+        lost = replicas.active_on(s, w.id)
+        cancels += replicas.lose_all(s, lost, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
+        if tasks or lost:  # one fault event, however many tasks it dropped
+            benching.fault(w, reason)
         return cancels
 
     # -- placement -----------------------------------------------------------------------------
@@ -211,13 +216,21 @@ class Scheduler:
         sizes: dict[str, int] = {}
         self._locate(s, inputs, workers, holders, sizes)
         reachable = set().union(*holders.values())
-        lost = {tid for tid, ids in inputs.items() if any(d not in reachable for d in ids)}
+        vouched = self._vouched(s, [t.id for t in ready])
+
+        def available(tid: str, d: str) -> bool:
+            allowed = vouched.get((tid, d))
+            return d in reachable if allowed is None else any(d in holders.get(w, ()) for w in allowed)
+
+        lost = {tid for tid, ids in inputs.items() if not all(available(tid, d) for d in ids)}
         for tid in lost:  # lineage: recompute inputs nobody reachable holds any more
-            lifecycle.reopen_lost_producers(s, s.get(Task, tid), set(workers))
+            lifecycle.reopen_lost_producers(s, s.get(Task, tid), set(workers), lambda d, tid=tid: available(tid, d))
+        now = utcnow()  # a benched worker still serves its data to peers, but takes no task
         caps = [Capacity(id=wid, free_memory=w.memory_bytes - used.get(wid, (0, 0, 0))[2], free_slots=free[wid],
-                         holds=holders.get(wid, set())) for wid, w in workers.items()]
-        todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]})
-                for t in ready if t.id not in lost]
+                         holds=holders.get(wid, set())) for wid, w in workers.items() if not benching.benched(w, now)]
+        avoid = lifecycle.avoided(s, [t.id for t in ready])
+        todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]},
+                          avoid=avoid.get(t.id, set())) for t in ready if t.id not in lost]
         needs = replicas.needs(s, [(t.id, t.redundancy) for t in ready if t.redundancy > 1 and t.id not in lost])
         placements = (replicas.place(todo, caps, needs, workers, self.cfg.quorum_min_trust) if needs
                       else place(todo, caps))
@@ -239,6 +252,8 @@ class Scheduler:
             by_id = {t.id: t for t in s.scalars(select(Task).where(Task.id.in_([tid for tid, _ in placements]))
                                                  .options(selectinload(Task.inputs), selectinload(Task.outputs)))}
         dispatches = []
+        if moved:
+            vouched |= self._vouched(s, [t.id for t, _, _ in moved])
         for t, worker_id in [(by_id[tid], wid) for tid, wid in placements] + [(t, wid) for t, wid, _ in moved]:
             w = workers[worker_id]
             t.attempts += 1
@@ -246,7 +261,7 @@ class Scheduler:
                 replicas.start(s, t, w.id, needs[t.id])
             else:
                 t.status, t.worker_id, t.assigned_at = "assigned", w.id, utcnow()
-            dispatches.append(self._dispatch_for(t, w, workers, holders, sizes))
+            dispatches.append(self._dispatch_for(t, w, workers, holders, sizes, vouched))
         self.assigned_total += len(dispatches)
         return dispatches, [(old, t.id) for t, _, old in moved]
 
@@ -268,8 +283,10 @@ class Scheduler:
         inputs = self._input_ids(s, [t.id for t in waiting])
         self._locate(s, inputs, workers, holders, sizes)
         moved = []
+        avoid = lifecycle.avoided(s, [t.id for t in waiting])
         for t in waiting:
-            for _, worker_id in place([ReadyTask(id=t.id, memory_bytes=t.memory_bytes)], idle):
+            for _, worker_id in place([ReadyTask(id=t.id, memory_bytes=t.memory_bytes,
+                                                 avoid=avoid.get(t.id, set()))], idle):
                 log.info("moving queued task=%s from worker=%s to idle worker=%s", t.id, t.worker_id, worker_id)
                 moved.append((t, worker_id, t.worker_id))
         return moved
@@ -283,6 +300,33 @@ class Scheduler:
                     TaskInput.task_id.in_(task_ids), TaskInput.data_id.is_not(None))):
                 inputs[task_id].append(data_id)
         return inputs
+
+    @staticmethod
+    def _vouched(s, task_ids: list[str]) -> dict[tuple[str, str], set[str]]:  # noqa: ANN001
+        """(task id, data id) → the workers that may serve that input, for inputs another task produced:
+        those that ran the producer (or an agreeing replica of it) and those that already fetched it for
+        a task of the same job. Never the master, nor a worker that holds the same hash for someone
+        else: a producer that named another user's object as its output must not hand it to this job."""
+        rows = s.execute(select(TaskInput.task_id, TaskInput.data_id, TaskInput.producer_task_id, Task.job_id)
+                         .join(Task, Task.id == TaskInput.task_id)
+                         .where(TaskInput.task_id.in_(task_ids), TaskInput.producer_task_id.is_not(None),
+                                TaskInput.data_id.is_not(None))).all() if task_ids else []
+        if not rows:
+            return {}
+        producers = {p for _, _, p, _ in rows}
+        ran: dict[str, set[str]] = {}
+        for task_id, worker_id in s.execute(select(Task.id, Task.worker_id).where(Task.id.in_(producers))).all() + \
+                s.execute(select(TaskReplica.task_id, TaskReplica.worker_id).where(
+                    TaskReplica.task_id.in_(producers), TaskReplica.verdict == "agree")).all():
+            if worker_id:
+                ran.setdefault(task_id, set()).add(worker_id)
+        fetched: dict[tuple[str, str], set[str]] = {}
+        for job_id, data_id, worker_id in s.execute(
+                select(Task.job_id, TaskInput.data_id, Task.worker_id).join(TaskInput, TaskInput.task_id == Task.id)
+                .where(Task.job_id.in_({j for *_, j in rows}), Task.status == "done",
+                       TaskInput.data_id.in_({d for _, d, _, _ in rows}))):
+            fetched.setdefault((job_id, data_id), set()).add(worker_id)
+        return {(t, d): ran.get(p, set()) | fetched.get((j, d), set()) for t, d, p, j in rows}
 
     @staticmethod
     def _locate(s, inputs: dict[str, list[str]], workers: dict[str, Worker],  # noqa: ANN001
@@ -299,8 +343,8 @@ class Scheduler:
                 holders.setdefault(wid, set()).add(data_id)
                 sizes[data_id] = size
 
-    def _dispatch_for(self, t: Task, w: Worker, workers: dict[str, Worker],
-                      holders: dict[str | None, set[str]], sizes: dict[str, int]) -> Dispatch:
+    def _dispatch_for(self, t: Task, w: Worker, workers: dict[str, Worker], holders: dict[str | None, set[str]],
+                      sizes: dict[str, int], vouched: dict[tuple[str, str], set[str]]) -> Dispatch:
         req = worker_pb2.AssignTaskRequest(
             task_id=t.id, job_id=t.job_id, script_data_id=t.script_data_id, script_name=t.script_name,
             inputs=[worker_pb2.TaskInput(name=i.name, data_id=i.data_id, size=sizes.get(i.data_id, 0))
@@ -308,17 +352,24 @@ class Scheduler:
             outputs=[worker_pb2.ExpectedOutput(name=o.name, upload_to_master=o.is_result) for o in t.outputs],
             collect_all_outputs=t.collect_all_outputs, attempt=t.attempts,
             limits=worker_pb2.TaskLimits(memory_bytes=t.memory_bytes, cpus=t.cpus, timeout_s=t.timeout_s,
-                                         output_bytes=self.cfg.max_output_bytes))
+                                         output_bytes=self.cfg.max_output_bytes,
+                                         output_files=self.cfg.max_output_files))
         notices = []
         for i in t.inputs:
             # Prefer the assigned worker itself, then a peer, then the master.
-            peers = [wid for wid, held in holders.items() if wid and i.data_id in held]
+            allowed = vouched.get((t.id, i.data_id))  # a produced input: only the workers _vouched names
+            peers = [wid for wid, held in holders.items()
+                     if wid and i.data_id in held and (allowed is None or wid in allowed)]
             src = w.id if w.id in peers else (peers[0] if peers else None)
             loc = common_pb2.DataLocation(data_id=i.data_id, size=sizes.get(i.data_id, 0), sha256=i.data_id)
+            if src is None and allowed is not None:  # never the master's copy (placement waits for lineage)
+                continue
             if src is None:
                 loc.on_master = True
             else:
                 loc.peer_worker_id, loc.peer_address = src, workers[src].address
+                # A copy of the same hash the worker holds for someone else is no proof the producer had it.
+                loc.from_source = allowed is not None and w.id not in allowed
                 loc.capability = self.tokens.issue(w.id, "cap", CAPABILITY_TTL_S, data=i.data_id, task=t.id)
             notices.append(loc)
         return Dispatch(worker_id=w.id, address=w.address, request=req, notices=notices)
@@ -344,7 +395,8 @@ class Scheduler:
         if known is None or known[0] != address:
             if known:
                 self._spawn(known[1].close())
-            channel = grpc.aio.secure_channel(address, self.tls.channel_credentials(), options=CHANNEL_OPTIONS)
+            channel = grpc.aio.secure_channel(address, self.tls.channel_credentials(),  # only that worker answers
+                                              options=CHANNEL_OPTIONS + expect_identity(worker_name(worker_id)))
             known = (address, channel, worker_pb2_grpc.WorkerServiceStub(channel))
             self._channels[worker_id] = known
         return known[2]
@@ -369,10 +421,12 @@ class Scheduler:
                     cancels = lifecycle.requeue_task(s, t, f"could not assign: {reason}", self.cfg.max_attempts)
                 elif (r := replicas.active(s, t, d.worker_id)) is not None and r.attempt == d.request.attempt:
                     cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts)
+                w = s.get(Worker, d.worker_id)
                 if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
-                    w = s.get(Worker, d.worker_id)
                     if w.online:
                         cancels += self.worker_lost(s, w, "worker unreachable")
+                else:  # it answered, and would not take the task
+                    benching.fault(w, f"could not assign: {reason}")
             self.cancel_remote(cancels)
             self._wake.set()
 

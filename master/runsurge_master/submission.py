@@ -203,6 +203,9 @@ def _plan(mode: str, req: Request, cleanup: ExitStack, worker_memory: list[int],
     except PlanError as e:
         hint = " (or submit it in mode 'single' to run it as one task, as it is)" if mode == "auto" else ""
         raise SpecError(f"{e}{hint}") from None
+    except RecursionError:  # ast.parse and the analysis walk the syntax tree recursively
+        raise SpecError(f"{script!r} is nested too deeply to analyse (submit it in mode 'single' "
+                        "to run it as one task)") from None
 
 
 def _plan_source(plan: Plan, name: str) -> Source:

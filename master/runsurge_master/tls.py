@@ -15,7 +15,7 @@ from sqlalchemy import select
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.models import RevokedCert, Worker
-from runsurge_pki.ca import MASTER_CN, CertAuthority, cert_info, now, write_private
+from runsurge_pki.ca import MASTER_CN, MASTER_NAME, CertAuthority, cert_info, now, write_private
 
 log = logging.getLogger("runsurge.tls")
 RENEW_BEFORE = dt.timedelta(days=30)
@@ -25,6 +25,11 @@ REVOCATION_REFRESH_S = 5.0
 @lru_cache(maxsize=4096)
 def serial_of(pem: bytes) -> str:
     return cert_info(pem).serial
+
+
+@lru_cache(maxsize=4096)
+def _identity_of(pem: bytes) -> str:
+    return cert_info(pem).identity
 
 
 class MasterTLS:
@@ -42,9 +47,10 @@ class MasterTLS:
         """Issued on first start; re-issued when the configured hosts change or expiry nears."""
         key_path, cert_path = cfg.home / "tls" / "master.key", cfg.home / "tls" / "master.pem"
         hosts = sorted(h.strip() for h in cfg.tls_hosts.split(",") if h.strip())
-        if key_path.exists() and cert_path.exists():
+        if key_path.exists() and cert_path.exists():  # (one from before identities is re-issued)
             info = cert_info(cert_path.read_bytes())
-            if sorted(info.hosts) == hosts and info.not_after - now() > RENEW_BEFORE:
+            if (sorted(info.hosts) == sorted({*hosts, MASTER_NAME}) and info.identity
+                    and info.not_after - now() > RENEW_BEFORE):
                 return key_path.read_bytes(), cert_path.read_bytes()
         key, cert = self.ca.issue(MASTER_CN, hosts)
         write_private(key_path, key)
@@ -58,16 +64,22 @@ class MasterTLS:
                                            require_client_auth=require_client_cert)
 
     def channel_credentials(self) -> grpc.ChannelCredentials:
-        """For calling workers: they check our certificate, we check theirs."""
+        """For calling workers: they check our certificate, we check theirs (dial with
+        expect_identity(worker_name(id)): only that worker's certificate answers at its address)."""
         return grpc.ssl_channel_credentials(self.ca_pem, self.key_pem, self.cert_pem)
 
     # -- enrolment and acceptance --------------------------------------------------------------
-    def enroll(self, worker_id: str, csr_pem: bytes, host: str) -> tuple[bytes, str, dt.datetime]:
-        cert = self.ca.sign_csr(csr_pem, worker_id, [host])
+    def enroll(self, worker_id: str, csr_pem: bytes) -> tuple[bytes, str, dt.datetime]:
+        cert = self.ca.sign_csr(csr_pem, worker_id)
         info = cert_info(cert)
         with self._lock:
             self._serials[worker_id] = info.serial
         return cert, info.serial, info.not_after.replace(tzinfo=None)
+
+    @staticmethod
+    def has_identity(cert_pem: bytes) -> bool:
+        """False for a worker certificate from before identities: the worker is told to register again."""
+        return bool(cert_pem) and _identity_of(cert_pem) != ""
 
     def check_worker(self, worker_id: str, cert_pem: bytes) -> str | None:
         """None if this certificate may act as `worker_id` now, else why not."""

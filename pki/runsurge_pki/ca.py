@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,31 @@ CA_DAYS = 3650
 SERVER_DAYS = 365
 WORKER_DAYS = 30
 MASTER_CN = "runsurge-master"
+# Every certificate names its holder's role and identity, assigned by the CA, never asked for (as in
+# SPIFFE): a URI SAN spiffe://runsurge.internal/master or .../worker/<id>, and the same as a DNS name
+# (MASTER_NAME, worker_name(id)), which is what TLS checks: a client dials any address but requires
+# the name of the party it means to reach (grpc.ssl_target_name_override, expect_identity).
+TRUST_DOMAIN = "runsurge.internal"
+MASTER_NAME = f"master.{TRUST_DOMAIN}"
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+def worker_name(worker_id: str) -> str:
+    return f"{worker_id}.worker.{TRUST_DOMAIN}"
+
+
+def identity_of(common_name: str) -> tuple[str, str] | None:
+    """(DNS name, SPIFFE URI) the CA gives the holder of `common_name` (None: not a name it can carry)."""
+    if common_name == MASTER_CN:
+        return MASTER_NAME, f"spiffe://{TRUST_DOMAIN}/master"
+    if _LABEL.match(common_name):
+        return worker_name(common_name), f"spiffe://{TRUST_DOMAIN}/worker/{common_name}"
+    return None
+
+
+def expect_identity(name: str) -> list[tuple[str, str]]:
+    """gRPC channel options that accept only a server certificate naming `name` (MASTER_NAME, worker_name)."""
+    return [("grpc.ssl_target_name_override", name)]
 
 
 class PkiError(ValueError):
@@ -69,8 +95,11 @@ def make_csr(key: ec.EllipticCurvePrivateKey, common_name: str) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
+def _san(common_name: str, hosts: list[str]) -> x509.SubjectAlternativeName:
     names: list[x509.GeneralName] = []
+    identity = identity_of(common_name)
+    if identity:
+        names += [x509.DNSName(identity[0]), x509.UniformResourceIdentifier(identity[1])]
     for h in hosts:
         try:
             names.append(x509.IPAddress(ipaddress.ip_address(h)))
@@ -85,6 +114,7 @@ class CertInfo:
     common_name: str
     not_after: dt.datetime
     hosts: tuple[str, ...]
+    identity: str = ""  # the SPIFFE URI the CA gave it ("" for a certificate from before they had one)
 
 
 def cert_info(pem: bytes) -> CertInfo:
@@ -94,10 +124,11 @@ def cert_info(pem: bytes) -> CertInfo:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         hosts = tuple(str(v) for v in san.get_values_for_type(x509.DNSName)) + tuple(
             str(v) for v in san.get_values_for_type(x509.IPAddress))
+        uris = [u for u in san.get_values_for_type(x509.UniformResourceIdentifier) if u.startswith("spiffe://")]
     except x509.ExtensionNotFound:
-        hosts = ()
+        hosts, uris = (), []
     return CertInfo(serial=format(cert.serial_number, "x"), common_name=str(cn[0].value) if cn else "",
-                    not_after=cert.not_valid_after_utc, hosts=hosts)
+                    not_after=cert.not_valid_after_utc, hosts=hosts, identity=uris[0] if uris else "")
 
 
 class CertAuthority:
@@ -157,17 +188,19 @@ class CertAuthority:
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                          ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False))
-        if hosts:
-            builder = builder.add_extension(_san(hosts), critical=False)
+        san = _san(common_name, hosts)
+        if len(san):
+            builder = builder.add_extension(san, critical=False)
         pem = builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
         issued = self.folder / "issued"
         issued.mkdir(exist_ok=True)
         (issued / f"{cert_info(pem).serial}.pem").write_bytes(pem)
         return pem
 
-    def sign_csr(self, csr_pem: bytes, common_name: str, hosts: list[str], days: int = WORKER_DAYS) -> bytes:
+    def sign_csr(self, csr_pem: bytes, common_name: str, days: int = WORKER_DAYS) -> bytes:
         """Sign a worker's CSR. Only its public key is used: the subject and names come from the
-        master (the worker id, the address it registered), never from the requester."""
+        master (the worker id and the identity it implies), never from the requester; not even the
+        address it registered, which is for dialling it, never a name to trust."""
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
         except ValueError:
@@ -177,7 +210,7 @@ class CertAuthority:
         key = csr.public_key()
         if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
             raise PkiError("the certificate request must use an EC P-256 key")
-        return self.sign(key, common_name, hosts, days)
+        return self.sign(key, common_name, [], days)
 
     def issue(self, common_name: str, hosts: list[str], days: int = SERVER_DAYS) -> tuple[bytes, bytes]:
         """A key and certificate made here (for the master; workers send CSRs instead)."""

@@ -25,7 +25,7 @@ class DataRequest(_message.Message):
     def __init__(self, data_id: _Optional[str] = ..., capability: _Optional[str] = ..., task_id: _Optional[str] = ...) -> None: ...
 
 class DataLocation(_message.Message):
-    __slots__ = ("data_id", "on_master", "peer_address", "peer_worker_id", "size", "sha256", "capability")
+    __slots__ = ("data_id", "on_master", "peer_address", "peer_worker_id", "size", "sha256", "capability", "from_source")
     DATA_ID_FIELD_NUMBER: _ClassVar[int]
     ON_MASTER_FIELD_NUMBER: _ClassVar[int]
     PEER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +33,7 @@ class DataLocation(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     CAPABILITY_FIELD_NUMBER: _ClassVar[int]
+    FROM_SOURCE_FIELD_NUMBER: _ClassVar[int]
     data_id: str
     on_master: bool
     peer_address: str
@@ -40,4 +41,5 @@ class DataLocation(_message.Message):
     size: int
     sha256: str
     capability: str
-    def __init__(self, data_id: _Optional[str] = ..., on_master: _Optional[bool] = ..., peer_address: _Optional[str] = ..., peer_worker_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., capability: _Optional[str] = ...) -> None: ...
+    from_source: bool
+    def __init__(self, data_id: _Optional[str] = ..., on_master: _Optional[bool] = ..., peer_address: _Optional[str] = ..., peer_worker_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ..., capability: _Optional[str] = ..., from_source: _Optional[bool] = ...) -> None: ...

@@ -3,18 +3,22 @@
 `check(method, token, peer)` returns the caller's claims or raises PermissionError; the claims are
 then available to the handler through `current_claims()`. `peer` is the verified TLS client
 certificate (common name and PEM; empty without one). A call that fails the check never reaches a
-handler: it ends with UNAUTHENTICATED.
+handler: it ends with UNAUTHENTICATED. Nor does a request that does not parse or holds a number no
+handler can store (out_of_range): INVALID_ARGUMENT.
 """
 
 from __future__ import annotations
 
 import contextvars
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from runsurge_proto.wire import AUTH_KEY
 
@@ -52,15 +56,53 @@ def _token(metadata) -> str:  # noqa: ANN001
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 _MALFORMED = object()  # what a request that does not parse becomes: refused as INVALID_ARGUMENT
 _BAD_REQUEST = "malformed request"
+# Every integer a handler stores goes into a signed column (BIGINT for uint64, INTEGER for uint32).
+_UNSIGNED_MAX = {FieldDescriptor.TYPE_UINT64: (1 << 63) - 1, FieldDescriptor.TYPE_FIXED64: (1 << 63) - 1,
+                 FieldDescriptor.TYPE_UINT32: (1 << 31) - 1, FieldDescriptor.TYPE_FIXED32: (1 << 31) - 1}
+_FLOAT = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+
+
+def out_of_range(msg: Message) -> str | None:
+    """The first field no handler can use: an unsigned integer beyond its signed column, a NaN or infinite double.
+    Checked here, once for every method, so no handler meets one (they became UNKNOWN errors)."""
+    for field, value in msg.ListFields():
+        values = value if field.is_repeated else (value,)
+        for v in values:
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                problem = out_of_range(v)
+            elif field.type in _UNSIGNED_MAX and v > _UNSIGNED_MAX[field.type]:
+                problem = f"{field.name} is out of range (at most {_UNSIGNED_MAX[field.type]})"
+            elif field.type in _FLOAT and not math.isfinite(v):
+                problem = f"{field.name} must be a finite number"
+            else:
+                continue
+            if problem:
+                return problem
+    return None
 
 
 def _lenient(deserializer):  # noqa: ANN001, ANN202
     def parse(data: bytes) -> Any:
         try:
-            return deserializer(data) if deserializer else data
+            msg = deserializer(data) if deserializer else data
         except Exception:  # noqa: BLE001 - any parse failure is the caller's fault, not ours
             return _MALFORMED
+        if isinstance(msg, Message) and (problem := out_of_range(msg)):
+            return Malformed(problem)
+        return msg
     return parse
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A request that parsed but holds a value out of range: refused as INVALID_ARGUMENT with why."""
+    reason: str
+
+
+def _malformed(request: Any) -> str | None:
+    if request is _MALFORMED:
+        return _BAD_REQUEST
+    return request.reason if isinstance(request, Malformed) else None
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.RpcMethodHandler:
@@ -73,20 +115,20 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.Rpc
             _claims.set(check(method, _token(context.invocation_metadata()), peer_of(context)))
         except PermissionError as e:
             return grpc.StatusCode.UNAUTHENTICATED, str(e)
-        if not streamed_request and request is _MALFORMED:
-            return grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST
+        if not streamed_request and (reason := _malformed(request)):
+            return grpc.StatusCode.INVALID_ARGUMENT, reason
         return None
 
     async def checked_stream(requests, context):  # noqa: ANN001, ANN202
         async for r in requests:
-            if r is _MALFORMED:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST)
+            if reason := _malformed(r):
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
             yield r
 
     def checked_stream_sync(requests, context):  # noqa: ANN001, ANN202
         for r in requests:
-            if r is _MALFORMED:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, _BAD_REQUEST)
+            if reason := _malformed(r):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
             yield r
 
     if inspect.isasyncgenfunction(behavior):

@@ -26,16 +26,18 @@ class ExpectedOutput(_message.Message):
     def __init__(self, name: _Optional[str] = ..., upload_to_master: _Optional[bool] = ...) -> None: ...
 
 class TaskLimits(_message.Message):
-    __slots__ = ("memory_bytes", "cpus", "timeout_s", "output_bytes")
+    __slots__ = ("memory_bytes", "cpus", "timeout_s", "output_bytes", "output_files")
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_S_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FILES_FIELD_NUMBER: _ClassVar[int]
     memory_bytes: int
     cpus: int
     timeout_s: float
     output_bytes: int
-    def __init__(self, memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., timeout_s: _Optional[float] = ..., output_bytes: _Optional[int] = ...) -> None: ...
+    output_files: int
+    def __init__(self, memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., timeout_s: _Optional[float] = ..., output_bytes: _Optional[int] = ..., output_files: _Optional[int] = ...) -> None: ...
 
 class AssignTaskRequest(_message.Message):
     __slots__ = ("task_id", "job_id", "script_data_id", "script_name", "inputs", "outputs", "collect_all_outputs", "limits", "attempt")

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from jobs import wait_task, write_add_job
 from runsurge_master.auth import TokenService, load_or_create_key
-from runsurge_pki.ca import CertAuthority, key_pem, make_csr, new_key
+from runsurge_pki.ca import CertAuthority, expect_identity, key_pem, make_csr, new_key, worker_name
 from runsurge_proto import common_pb2, master_pb2, master_pb2_grpc, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import bearer
 
@@ -211,8 +211,9 @@ def test_peer_data_needs_a_capability_for_exactly_that_data(net, ids, tmp_path):
     data_id = task["outputs"]["o.txt"]
     holder_port = next(w["grpc_port"] for w in client.workers() if w["id"] == task["worker_id"])
     a, _ = ids
-    stub = worker_pb2_grpc.WorkerServiceStub(grpc.secure_channel(f"127.0.0.1:{holder_port}",
-                                                                 a.creds(net.ca_file.read_bytes())))
+    stub = worker_pb2_grpc.WorkerServiceStub(grpc.secure_channel(  # the holder's identity, as a peer dials it
+        f"127.0.0.1:{holder_port}", a.creds(net.ca_file.read_bytes()),
+        options=expect_identity(worker_name(task["worker_id"]))))
     tokens = master_tokens(net)
 
     def fetch(capability):
@@ -247,7 +248,9 @@ def test_malformed_and_oversized_messages_are_refused_and_the_master_stays_up(ne
     with pytest.raises(grpc.RpcError) as e:
         raw(iter([b"\xff\xff\xff"]), metadata=md, timeout=10)
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    worker = grpc.secure_channel(f"127.0.0.1:{net.worker_ports[0]}", a.creds(net.ca_file.read_bytes()))
+    worker0 = next(w["id"] for w in net.client().workers() if w["grpc_port"] == net.worker_ports[0])
+    worker = grpc.secure_channel(f"127.0.0.1:{net.worker_ports[0]}", a.creds(net.ca_file.read_bytes()),
+                                 options=expect_identity(worker_name(worker0)))
     with pytest.raises(grpc.RpcError) as e:
         worker.unary_stream("/runsurge.v1.WorkerService/StreamData")(b"\x0a\xff\xff", metadata=md, timeout=10).next()
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -276,7 +279,7 @@ def test_a_peer_serving_corrupt_bytes_is_caught_and_the_data_recomputed(net, tmp
     tasks = {t["name"]: t for t in job["tasks"]}
     assert tasks["add"]["worker_id"] != liar and tasks["add"]["attempts"] == 2
     assert tasks["make"]["attempts"] == 2  # recomputed
-    assert f"SECURITY corrupt data={data_id[:12]} served by worker={liar}" in net.log("master")
+    assert f"SECURITY corrupt or missing data={data_id[:12]} served by worker={liar}" in net.log("master")
     assert f"rejected data {data_id[:12]}" in net.log(f"worker{1 - index}")
 
 

@@ -19,8 +19,8 @@ def _app():
     sv = build(load_config(home=Path(tempfile.mkdtemp(prefix="runsurge-fuzz-"))))
     app = create_app(sv)
     client = TestClient(app)
-    client.post("/api/auth/register", json={"email": "fuzz@x.org", "password": "password123"})
-    token = client.post("/api/auth/login", json={"email": "fuzz@x.org", "password": "password123"}).json()
+    client.post("/api/auth/register", json={"email": "fuzz@x.org", "password": "horse-42-ok"})
+    token = client.post("/api/auth/login", json={"email": "fuzz@x.org", "password": "horse-42-ok"}).json()
     _state["headers"] = {"authorization": f"Bearer {token['access_token']}"}
     return app
 

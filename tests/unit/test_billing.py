@@ -189,11 +189,21 @@ def test_a_worker_fault_is_not_billed_and_the_retry_is_billed_once(world):
 
 def test_giving_up_after_worker_faults_fails_the_job_without_a_charge(world):
     job_id, (t,) = world.job()
-    for _ in range(3):
+    with world.db.session() as s:
+        worker3 = Worker(owner_id=world.contrib.id, fingerprint="h" * 16, host="127.0.0.3", grpc_port=1,
+                         memory_bytes=GIB, cpus=2, slots=2)
+        s.add(worker3)
+    for _ in range(3):  # the budget counts distinct workers: one worker faulting again and again does not use it
         world.assign(t)
         world.report(t, "worker lost")
     with world.db.session() as s:
+        assert (s.get(Job, job_id).status, s.get(Task, t).faults) == ("running", 1)
+    for w in (world.worker2, worker3):
+        world.assign(t, w)
+        world.report(t, "worker lost")
+    with world.db.session() as s:
         assert s.get(Job, job_id).status == "failed"
+        assert "faults on 3 different workers" in s.get(Task, t).error
     assert world.txns(t) == []
 
 
@@ -297,8 +307,8 @@ def api(tmp_path):
 
 
 def login(client, email):
-    client.post("/api/auth/register", json={"email": email, "password": "password123"})
-    r = client.post("/api/auth/login", json={"email": email, "password": "password123"})
+    client.post("/api/auth/register", json={"email": email, "password": "horse-42-ok"})
+    r = client.post("/api/auth/login", json={"email": email, "password": "horse-42-ok"})
     return {"authorization": f"Bearer {r.json()['access_token']}"}
 
 

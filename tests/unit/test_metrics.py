@@ -29,8 +29,8 @@ def scrape(client) -> dict[tuple[str, tuple], float]:
 
 def test_metrics_follow_jobs_tasks_and_workers(api):
     client, sv = api
-    client.post("/api/auth/register", json={"email": "u@x.org", "password": "password123"})
-    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "password123"}).json()
+    client.post("/api/auth/register", json={"email": "u@x.org", "password": "horse-42-ok"})
+    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "horse-42-ok"}).json()
     h = {"authorization": f"Bearer {token['access_token']}"}
     m = scrape(client)
     assert m[("runsurge_jobs", (("status", "running"),))] == 0
@@ -57,8 +57,8 @@ def test_metrics_follow_jobs_tasks_and_workers(api):
 
 def test_scheduling_latency_counts_committed_assignments(api):
     client, sv = api
-    client.post("/api/auth/register", json={"email": "u@x.org", "password": "password123"})
-    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "password123"}).json()
+    client.post("/api/auth/register", json={"email": "u@x.org", "password": "horse-42-ok"})
+    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "horse-42-ok"}).json()
     h = {"authorization": f"Bearer {token['access_token']}"}
     job = client.post("/api/jobs", headers=h, data={"mode": "single"},
                       files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()
@@ -85,8 +85,8 @@ def test_scheduling_latency_counts_committed_assignments(api):
 def test_the_scheduler_s_placements_are_observed(api):
     """Through Scheduler.plan (the real placement code): ready → assigned lands in the histogram."""
     client, sv = api
-    client.post("/api/auth/register", json={"email": "u@x.org", "password": "password123"})
-    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "password123"}).json()
+    client.post("/api/auth/register", json={"email": "u@x.org", "password": "horse-42-ok"})
+    token = client.post("/api/auth/login", json={"email": "u@x.org", "password": "horse-42-ok"}).json()
     h = {"authorization": f"Bearer {token['access_token']}"}
     job = client.post("/api/jobs", headers=h, data={"mode": "single"},
                       files=[("files", ("job.py", b"print(1)", "text/x-python"))]).json()

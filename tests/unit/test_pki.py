@@ -4,7 +4,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import CertificateSigningRequestBuilder, Name, NameAttribute
 from cryptography.x509.oid import NameOID
 
-from runsurge_pki.ca import CertAuthority, PkiError, cert_info, make_csr, new_key
+from runsurge_pki.ca import MASTER_CN, MASTER_NAME, CertAuthority, PkiError, cert_info, make_csr, new_key
 from runsurge_pki.cli import main as pki
 
 
@@ -20,25 +20,29 @@ def test_ca_files_and_permissions(tmp_path):
 def test_worker_csr_is_signed_with_the_master_s_names_only(tmp_path):
     ca = CertAuthority.create(tmp_path / "ca")
     csr = make_csr(new_key(), "i-claim-to-be-the-master")
-    info = cert_info(ca.sign_csr(csr, "worker-123", ["10.0.0.7"]))
-    assert info.common_name == "worker-123" and info.hosts == ("10.0.0.7",)
+    info = cert_info(ca.sign_csr(csr, "worker-123"))
+    assert info.common_name == "worker-123" and info.hosts == ("worker-123.worker.runsurge.internal",)
+    assert info.identity == "spiffe://runsurge.internal/worker/worker-123"
     assert [c.serial for c in ca.issued()] == [info.serial]
+    master = cert_info(ca.issue(MASTER_CN, ["127.0.0.1"])[1])
+    assert (master.identity, set(master.hosts)) == ("spiffe://runsurge.internal/master",
+                                                    {MASTER_NAME, "127.0.0.1"})
 
 
 def test_bad_csrs_are_refused(tmp_path):
     ca = CertAuthority.create(tmp_path / "ca")
     with pytest.raises(PkiError, match="not a PEM CSR"):
-        ca.sign_csr(b"junk", "w", [])
+        ca.sign_csr(b"junk", "w")
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     rsa_csr = (CertificateSigningRequestBuilder().subject_name(Name([NameAttribute(NameOID.COMMON_NAME, "w")]))
                .sign(rsa_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
     with pytest.raises(PkiError, match="P-256"):
-        ca.sign_csr(rsa_csr, "w", [])
+        ca.sign_csr(rsa_csr, "w")
     other_curve = (CertificateSigningRequestBuilder().subject_name(Name([NameAttribute(NameOID.COMMON_NAME, "w")]))
                    .sign(ec.generate_private_key(ec.SECP384R1()), hashes.SHA256())
                    .public_bytes(serialization.Encoding.PEM))
     with pytest.raises(PkiError, match="P-256"):
-        ca.sign_csr(other_curve, "w", [])
+        ca.sign_csr(other_curve, "w")
 
 
 def test_cli_issue_list_revoke(tmp_path, capsys):

@@ -196,3 +196,42 @@ def test_memory_bomb_is_killed_at_its_limit(run_task):
     # The cgroup caps the task's own memory; VmHWM also counts ~5 MiB of the interpreter's
     # shared, file-backed pages (python3 and its libraries, in the guest's page cache).
     assert result.mem_peak_bytes <= (256 + 8) << 20
+
+
+def test_a_task_is_metered_and_stopped_as_a_whole_and_sees_nothing_of_the_host(run_task):
+    """A child that outlives the script (setsid) holding 160 MiB counts in the peak (the task's
+    cgroup is metered, not the main PID), and is killed before the outputs are read (it would go on
+    appending to them). The share's size is a fixed one, not the host's; the cifs client's /proc files
+    (server, shares, sessions) show nothing."""
+    host = shutil.disk_usage("/")
+    result, task_dir = run_task(PROBE_HELPERS + '''
+import subprocess, sys, time
+child = """
+import os, time
+hog = bytearray(160 << 20)
+for i in range(0, len(hog), 4096):
+    hog[i] = 1
+open("ready", "w").close()
+while True:
+    with open("child.txt", "a") as f:
+        f.write("x" * 1000)
+    time.sleep(0.01)
+"""
+subprocess.Popen([sys.executable, "-c", child], start_new_session=True)
+while not os.path.exists("ready"):
+    time.sleep(0.05)
+time.sleep(0.5)
+st = os.statvfs(".")
+report["share_total"] = st.f_blocks * st.f_frsize
+attempt("debugdata", lambda: open("/proc/fs/cifs/DebugData").read())
+attempt("cifs_dir", lambda: os.listdir("/proc/fs/cifs"))
+save()
+''', memory_bytes=512 << 20)
+    assert result.exit_code == 0, result
+    assert result.mem_peak_bytes >= 160 << 20, result.mem_peak_bytes
+    report = _report(task_dir)
+    assert report["share_total"] != host.total and report["share_total"] == 1 << 40
+    assert not report["debugdata"].startswith("OK") and report["cifs_dir"] in ("OK: []", ) or \
+        report["cifs_dir"].startswith("denied"), report
+    size = (task_dir / "child.txt").stat().st_size
+    assert size > 0 and (task_dir / "child.txt").stat().st_size == size  # nobody writes it any more

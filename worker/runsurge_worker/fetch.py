@@ -8,6 +8,7 @@ import threading
 
 import grpc
 
+from runsurge_pki.ca import expect_identity, worker_name
 from runsurge_proto import common_pb2
 from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
 from runsurge_worker.cache import Cache
@@ -34,19 +35,21 @@ class Fetcher:
         # bounded however many objects a long-running worker sees.
         self._gates = [threading.Lock() for _ in range(64)]
 
-    def _peer(self, address: str) -> grpc.Channel:
-        """Mutual TLS to the peer, with our current certificate (a renewal opens new channels)."""
-        key = f"{address}/{hash(self.link.tls.cert_pem)}"
+    def _peer(self, address: str, worker_id: str) -> grpc.Channel:
+        """Mutual TLS to the peer, with our current certificate (a renewal opens new channels). Only the
+        worker the master named answers: its certificate must carry that worker's identity, whoever
+        is listening at the address."""
+        key = f"{address}/{worker_id}/{hash(self.link.tls.cert_pem)}"
         with self._lock:
             if key not in self._peers:
-                self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(),
-                                                       options=CHANNEL_OPTIONS)
+                options = CHANNEL_OPTIONS + expect_identity(worker_name(worker_id))
+                self._peers[key] = grpc.secure_channel(address, self.link.tls.channel_credentials(), options=options)
             return self._peers[key]
 
     def fetch(self, task_id: str, loc: common_pb2.DataLocation, script: bool = False) -> str:
         """Make `loc.data_id` present in the cache; returns where it came from (for the logs)."""
         with self._gates[int(loc.data_id[:8], 16) % len(self._gates)]:
-            if self.cache.has(loc.data_id):
+            if self.cache.has(loc.data_id) and not loc.from_source:
                 return "cache"
             req = common_pb2.DataRequest(data_id=loc.data_id, task_id=task_id, capability=loc.capability)
             if loc.on_master:
@@ -54,12 +57,13 @@ class Fetcher:
                 rpc = chunk_stream(self.link.channel, MASTER_SCRIPT if script else MASTER_DATA)
             else:
                 source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
-                rpc = chunk_stream(self._peer(loc.peer_address), PEER_DATA)
+                rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
             try:
                 rx = self._receive(rpc, req, loc)
-            except grpc.RpcError as e:
+            except grpc.RpcError as e:  # a peer that cannot serve what the master said it holds is named
                 raise FetchError(f"fetching {loc.data_id[:12]} from {source} failed: {e.code().name} "
-                                 f"{e.details()}") from None
+                                 f"{e.details()}", bad_peer="" if loc.on_master else loc.peer_worker_id,
+                                 data_id=loc.data_id) from None
             except IntegrityError as e:
                 log.warning("rejected data %s from %s: %s", loc.data_id[:12], source, e)
                 raise FetchError(f"data {loc.data_id[:12]} from {source} is corrupt: {e}",

@@ -20,7 +20,7 @@ from runsurge_worker.cache import Cache
 from runsurge_worker.config import WorkerConfig, load_config
 from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
-from runsurge_worker.master_link import LoginError, MasterLink
+from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, add_to_server, make_check
 from runsurge_worker.tasks import TaskRunner
@@ -60,18 +60,23 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
         link.register(fp, port, cache.ids())
 
     try:
+        backoff = 2.0
         while True:
             try:
                 register()
                 break
             except (LoginError, grpc.RpcError) as e:
                 detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
-                if isinstance(e, LoginError) and "refused" in str(e):
+                wait = 2.0
+                if isinstance(e, LoginThrottledError):  # someone is guessing from our address: wait, never give up
+                    wait = max(e.retry_after_s, backoff)
+                    backoff = min(300.0, backoff * 2)
+                elif isinstance(e, LoginError) and "refused" in str(e):
                     raise SystemExit(f"runsurge-worker: {detail}") from None
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     raise SystemExit(f"runsurge-worker: the master refused the registration: {detail}") from None
-                log.warning("cannot register yet (%s); retrying", detail)
-                if stop.wait(2):
+                log.warning("cannot register yet (%s); retrying in %.0f s", detail, wait)
+                if stop.wait(wait):
                     return
         if server.add_secure_port(f"{cfg.listen}:{port}", tls.server_credentials()) == 0:
             raise SystemExit(f"runsurge-worker: cannot listen on {cfg.listen}:{port}")

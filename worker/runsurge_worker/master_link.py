@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import grpc
 
+from runsurge_pki.ca import MASTER_NAME, expect_identity
 from runsurge_proto import master_pb2, master_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
 from runsurge_worker.config import WorkerConfig
@@ -24,6 +25,14 @@ class LoginError(RuntimeError):
     pass
 
 
+class LoginThrottledError(LoginError):
+    """The master asks this address to wait (too many failed logins from it): retry after `retry_after_s`."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def login(master_url: str, email: str, password: str) -> str:
     body = json.dumps({"email": email, "password": password}).encode()
     req = urllib.request.Request(f"{master_url.rstrip('/')}/api/auth/login", data=body,
@@ -33,6 +42,10 @@ def login(master_url: str, email: str, password: str) -> str:
             return json.load(resp)["access_token"]
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace")[:200]
+        if e.code == 429:
+            wait = e.headers.get("Retry-After", "")
+            raise LoginThrottledError(f"login to {master_url} throttled: {detail}",
+                                 float(wait) if wait.isdigit() else 60.0) from None
         raise LoginError(f"login to {master_url} as {email} refused ({e.code}): {detail}") from None
     except (urllib.error.URLError, OSError) as e:
         raise LoginError(f"cannot reach the master at {master_url}: {e}") from None
@@ -41,7 +54,10 @@ def login(master_url: str, email: str, password: str) -> str:
 class MasterLink:
     def __init__(self, cfg: WorkerConfig, tls: WorkerTLS):
         self.cfg, self.tls = cfg, tls
-        self._enroll = grpc.secure_channel(cfg.master_enroll, tls.enrollment_credentials(), options=CHANNEL_OPTIONS)
+        # Only the master's certificate (its CA-given identity, not merely the CA) is accepted on both of
+        # its ports: another CA-signed party listening there never sees our account's or our token.
+        self._enroll = grpc.secure_channel(cfg.master_enroll, tls.enrollment_credentials(),
+                                           options=CHANNEL_OPTIONS + expect_identity(MASTER_NAME))
         self.channel: grpc.Channel | None = None
         self.stub: master_pb2_grpc.MasterServiceStub | None = None  # after registration (needs our certificate)
         self.worker_id = ""
@@ -67,7 +83,7 @@ class MasterLink:
         # re-queue our running tasks (found by the chaos test).
         backoff_ms = max(100, int(interval_s * 1000))
         channel = grpc.secure_channel(self.cfg.master_grpc, self.tls.channel_credentials(), options=[
-            *CHANNEL_OPTIONS, ("grpc.initial_reconnect_backoff_ms", backoff_ms),
+            *CHANNEL_OPTIONS, *expect_identity(MASTER_NAME), ("grpc.initial_reconnect_backoff_ms", backoff_ms),
             ("grpc.max_reconnect_backoff_ms", backoff_ms)])
         with self._lock:
             self.worker_id, self.token = resp.worker_id, resp.worker_token

@@ -196,14 +196,15 @@ class TaskRunner:
         self.cache.copy_to(req.script_data_id, task_dir / req.script_name)
         deadline = time.monotonic() + self.input_wait_s
         for inp in req.inputs:
-            if not self.cache.has(inp.data_id):
-                with run.notified:
-                    while inp.data_id not in run.locations and not run.cancel.is_set():
-                        if not run.notified.wait(timeout=deadline - time.monotonic()):
-                            raise FetchError(f"no location for input {inp.name!r} arrived in time")
-                if run.cancel.is_set():
-                    return
-                self.fetcher.fetch(req.task_id, run.locations[inp.data_id])
+            # Even a cached input waits for its location: the master may say the cached copy is not
+            # vouched for this task (from_source), e.g. the same hash produced for another user.
+            with run.notified:
+                while inp.data_id not in run.locations and not run.cancel.is_set():
+                    if not run.notified.wait(timeout=deadline - time.monotonic()):
+                        raise FetchError(f"no location for input {inp.name!r} arrived in time")
+            if run.cancel.is_set():
+                return
+            self.fetcher.fetch(req.task_id, run.locations[inp.data_id])
             self.cache.copy_to(inp.data_id, task_dir / inp.name)
 
     def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:  # noqa: ANN001
@@ -237,6 +238,8 @@ class TaskRunner:
         given = {req.script_name, STDOUT_NAME, STDERR_NAME} | {i.name for i in req.inputs}
         if req.collect_all_outputs:
             names = sorted(n for n in os.listdir(task_dir) if n not in given)
+            if req.limits.output_files and len(names) > req.limits.output_files:
+                return {}, f"the script wrote {len(names)} files, more than the limit of {req.limits.output_files}"
         else:
             names = [o.name for o in req.outputs]
         files, total = {}, 0

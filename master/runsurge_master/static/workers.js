@@ -1,4 +1,4 @@
-// My workers: online or not, current load, tasks done. Refreshes every few seconds.
+// My workers: online or not (benched: why and until when), current load, tasks done. Refreshes every few seconds.
 "use strict";
 
 (() => {
@@ -11,7 +11,10 @@
     tbody.replaceChildren(...workers.map((w) => el("tr", { "data-worker": w.id },
       el("td", {}, el("code", { title: w.id }, RS.short(w.id))),
       el("td", {}, `${w.host}:${w.grpc_port}`),
-      el("td", {}, RS.badge(w.online ? "online" : "offline")),
+      el("td", {}, RS.badge(w.online ? "online" : "offline"), w.benched ? " " : "",
+        w.benched ? el("span", { class: "badge st-benched", title: w.bench_reason || "" },
+                       `benched until ${RS.when(w.benched_until)}`) : "",
+        w.benched ? el("div", { class: "muted bench-reason" }, w.bench_reason || "") : ""),
       el("td", {}, w.online ? `${w.running_tasks} / ${w.slots} slots` : "–"),
       el("td", {}, RS.bytes(w.memory_bytes)),
       el("td", {}, w.cpus),

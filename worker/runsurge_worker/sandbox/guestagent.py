@@ -15,8 +15,8 @@ Protocol: one JSON object per line on stdin, one reply per line on stdout.
               -> {"ready": PID, "phases": {STEP: SECONDS_SINCE_BOOT}}
   {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time"}
               -> {"pid", "cpu_us", "stat"}     (cgroup CPU and /proc/PID/stat at the start)
-  {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "du"}
-  {"op": "kill"}  -> {"killed": true}         (every task process, then a sync of the share)
+  {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "peak", "du"}
+  {"op": "kill"}  -> {"killed": true, "cpu_us", "peak"}  (every task process, then a sync of the share)
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
 only ever holds its own end of the go pipe.
 """
@@ -36,6 +36,7 @@ CG = "/sys/fs/cgroup/runsurge-task"
 MOUNT = "/mnt/runsurge"
 STATE = "/run/runsurge"  # root's (0700)
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
+CIFS_PROC = "/proc/fs/cifs"
 MOUNT_ERR = f"{STATE}/mount.err"  # the mount's stderr (agent.agent_command)
 USER_ENV = ["HOME=/home/runsurge", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
 # The task's identity: the unprivileged user, no new privileges, no capabilities at all.
@@ -62,6 +63,12 @@ def _cg_value(name: str, key: str) -> int:
         if k == key:
             return int(v)
     return 0
+
+
+def _cg_peak() -> int:
+    """The most memory the whole task (every process of its cgroup) held at once."""
+    text = _read(f"{CG}/memory.peak").strip()
+    return int(text) if text.isdigit() else 0
 
 
 def _du(top: str) -> int:
@@ -108,6 +115,13 @@ def make_own(cfg: dict) -> None:
         _write("/proc/sys/" + key.replace(".", "/"), str(value))
 
 
+def hide_share_details() -> None:
+    """The cifs client's /proc files (DebugData names the server, its shares and sessions) are
+    readable by anyone: cover them with an empty read-only folder, as container runtimes mask /proc."""
+    if os.path.isdir(CIFS_PROC):
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=0,mode=0555", "none", CIFS_PROC], check=True)
+
+
 def wait_for_mount(pid: int | None) -> None:
     if pid is None:
         return
@@ -140,6 +154,7 @@ class Agent:
         try:
             # The interpreter starts (CPU in the guest) while the mount waits on smbd.
             wait_for_mount(mount_pid)
+            hide_share_details()
             phases["mount"] = _since_boot()
             os.write(self.go_w, b"m")  # the share is there: the launcher may warm up on it
             with os.fdopen(ready_r, "rb") as ready:
@@ -190,15 +205,17 @@ class Agent:
         pid = self.proc.pid
         return {"status": _read(f"/proc/{pid}/status"), "stat": _read(f"/proc/{pid}/stat"),
                 "exit": self.exit, "oom": _cg_value("memory.events", "oom_kill"),
-                "cpu_us": _cg_value("cpu.stat", "usage_usec"),
+                "cpu_us": _cg_value("cpu.stat", "usage_usec"), "peak": _cg_peak(),
                 # walking the share costs SMB round trips the task's own start would wait behind
                 "du": _du(MOUNT) if (msg or {}).get("du", True) else 0}
 
     def kill(self, msg: dict | None = None) -> dict:
+        # Every process of the task, children that outlived the script (setsid) included, before its
+        # outputs are read: none may still be writing them.
         _write(f"{CG}/cgroup.kill", "1")
         # push what the task wrote through the share: the VM is destroyed next
         os.sync()
-        return {"killed": True}
+        return {"killed": True, "cpu_us": _cg_value("cpu.stat", "usage_usec"), "peak": _cg_peak()}
 
 
 def main() -> None:

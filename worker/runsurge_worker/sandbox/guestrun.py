@@ -1,4 +1,4 @@
-"""Run one task in a prepared guest, meter it from /proc, enforce the limits.
+"""Run one task in a prepared guest, meter it from /proc and its cgroup, enforce the limits.
 
 Shared by every VM backend: the guest has the task folder mounted at /mnt/runsurge and a guest
 agent (agent.py) on an open SSH channel, with the task's interpreter already started as the
@@ -58,6 +58,7 @@ class _Probe:
     oom_kills: int
     cgroup_cpu_s: float
     output_bytes: int
+    cgroup_peak: int  # memory.peak of the task's cgroup
 
 
 def dir_bytes(path: Path) -> int:
@@ -83,7 +84,7 @@ def dir_bytes(path: Path) -> int:
 def _probe(agent: GuestAgent, du: bool) -> _Probe:
     r = agent.call("probe", du=du)
     code, wall = r["exit"] if r["exit"] else (None, None)
-    return _Probe(r["status"], r["stat"], code, wall, r["oom"], r["cpu_us"] / 1e6, r["du"])
+    return _Probe(r["status"], r["stat"], code, wall, r["oom"], r["cpu_us"] / 1e6, r["du"], r.get("peak", 0))
 
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
@@ -121,13 +122,15 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         # the task has had time to write; before that the walk would only slow its start.
         probe = _probe(agent, du=time.monotonic() - started > DU_AFTER_S)
 
-    if failure is not None:
-        # Stop the task, then push what it wrote through the share: the guest's cifs client
-        # holds written data in its page cache until close or sync, and the VM dies next.
-        try:
-            agent.call("kill", timeout=15)
-        except GuestLostError:  # the VM is destroyed anyway
-            pass
+    # Stop the task (every process of its cgroup: a child that outlived the script would go on
+    # writing while its outputs are read), then push what it wrote through the share: the guest's
+    # cifs client holds written data in its page cache until close or sync, and the VM dies next.
+    final = {}
+    try:
+        final = agent.call("kill", timeout=15)
+    except GuestLostError:  # the VM is destroyed anyway
+        if failure is None:
+            raise
     exit_code = probe.exit_code if failure is None else None
     if failure is None and probe.oom_kills:
         failure = memory_failure(limits.memory_bytes)
@@ -135,7 +138,10 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     if failure is None and dir_bytes(host_dir) > limits.output_bytes:
         failure = f"output larger than {limits.output_bytes} bytes"
     wall = probe.guest_wall_s if probe.guest_wall_s is not None else time.monotonic() - started
-    cpu = max(meter.cpu_s - base_stat_s, probe.cgroup_cpu_s - base_cg_s, 0.0)
+    # The whole cgroup's CPU and peak memory: children the script started count too.
+    cgroup_cpu_s = max(probe.cgroup_cpu_s, final.get("cpu_us", 0) / 1e6)
+    cpu = max(meter.cpu_s - base_stat_s, cgroup_cpu_s - base_cg_s, 0.0)
+    peak = max(meter.rss_peak, probe.cgroup_peak, final.get("peak", 0))
     return RunResult(
         exit_code=exit_code, wall_s=wall, cpu_s=cpu,
-        mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure)
+        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure)

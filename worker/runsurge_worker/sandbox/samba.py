@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 SHARE = "runsurge"
 # Protocol floor: "SMB3" would mean 3.1.1 only, and the guest's vers=3.0 mount would fail (error 95).
 MIN_PROTOCOL = "SMB3_00"
+SHOWN_KIB = 1 << 30  # the share's size as guests see it (1 TiB, all free): not the host's
 
 
 class SambaServer:
@@ -37,6 +38,7 @@ class SambaServer:
         self.password = secrets.token_hex(16)
         self.conf_path = state_dir / "smb.conf"
         self.forwarder_path = state_dir / "smb-forward.sh"
+        self.dfree_path = state_dir / "smb-dfree.sh"
         self._proc: subprocess.Popen | None = None
 
     def config_text(self) -> str:
@@ -68,6 +70,8 @@ class SambaServer:
     wide links = no
     unix extensions = no
     store dos attributes = no
+    # What a guest's df of the share shows: a fixed size, never the host file system's size or use.
+    dfree command = {self.dfree_path}
 
 [{SHARE}]
     path = {self.share_path}
@@ -88,6 +92,9 @@ class SambaServer:
             "#!/bin/sh\n# One guest SMB connection <-> the worker's smbd (run by QEMU's guestfwd).\n"
             f"exec nc -N 127.0.0.1 {self.port}\n")
         self.forwarder_path.chmod(0o755)
+        self.dfree_path.write_text("#!/bin/sh\n# smbd's dfree command: total and free 1 KiB blocks.\n"
+                                   f"echo {SHOWN_KIB} {SHOWN_KIB}\n")
+        self.dfree_path.chmod(0o755)
         pw = f"{self.password}\n{self.password}\n"
         subprocess.run(["smbpasswd", "-c", str(self.conf_path), "-a", "-s", self.user],
                        input=pw, text=True, check=True, capture_output=True)

@@ -1,16 +1,16 @@
 """task memory_estimated: RunSurge chose the memory (an estimate or the default) and may raise it
 after the task is killed at its limit
 
-Revision ID: 0009
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-06 19:40:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0009'
-down_revision = '0005'
+revision = '0007'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
