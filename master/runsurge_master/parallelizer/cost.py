@@ -9,9 +9,10 @@ parsed rows). A loader that converts fields
 (int(), float(), or a helper such as the template's infer_type) is assumed to make numbers of what
 parses as a number, and to keep the rest as str. Times are per field, measured on this project's
 2-core reference machine (see BENCHMARKS.md): converting a field that parses as an int ~0.2 µs, one that
-takes a failed int() first ~1 µs, a plain csv field ~0.15 µs, and each pass of the user's code
-over the rows ~0.6 µs a field (from ~0.25 for a running sum to ~1 for a z-score that converts,
-computes and writes every field).
+takes a failed int() first ~0.75 µs, a plain csv field ~0.15 µs (chunk tasks load with the
+garbage collector off). What each call of the user's functions then costs per row is read from its
+code (passcost.py); a call whose loop over the rows cannot be read costs ~0.6 µs a field, the
+high end of what the template kinds measure.
 """
 
 from __future__ import annotations
@@ -19,23 +20,29 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from runsurge_master.parallelizer.analysis import CallSite
 from runsurge_master.parallelizer.chunking import CsvScan
 from runsurge_master.parallelizer.convention import LoadBlock
+from runsurge_master.parallelizer.passcost import pass_seconds_per_row
+from runsurge_master.parallelizer.script import Script
 
 _LIST, _PTR, _INT, _FLOAT, _STR = 56, 8, 28, 24, 49
 _APPEND_SLACK = 1.125
-_S_INT, _S_OTHER, _S_PLAIN, _S_PASS = 0.2e-6, 1.0e-6, 0.15e-6, 0.6e-6
+_S_INT, _S_OTHER, _S_PLAIN, _S_PASS = 0.12e-6, 0.75e-6, 0.15e-6, 0.6e-6
 
 
 @dataclass(frozen=True)
 class RowCost:
     bytes_per_row: float
     load_s_per_row: float
-    pass_s_per_row: float
+    pass_s_per_row: dict[str, float]  # function -> seconds one call of it spends per row
+    default_pass_s: float             # a pass nothing is known of (no call of a function)
     source: str
 
-    def seconds(self, rows: float, passes: int) -> float:
-        return rows * (self.load_s_per_row + passes * self.pass_s_per_row)
+    def seconds(self, rows: float, sites: list[CallSite]) -> float:
+        """Loading `rows` rows, then the calls `sites` over them (at least one pass)."""
+        passes = sum(self.pass_s_per_row[s.function] for s in sites) if sites else self.default_pass_s
+        return rows * (self.load_s_per_row + passes)
 
 
 def _converts(a_body: list[ast.stmt], load: LoadBlock) -> bool:
@@ -57,10 +64,10 @@ def _kind(field: bytes) -> str:
         return "str"
 
 
-def row_cost(scan: CsvScan, load: LoadBlock, body: list[ast.stmt]) -> RowCost:
-    """`body`: the main block's statements (the load block's among them)."""
+def row_cost(scan: CsvScan, load: LoadBlock, script: Script, sites: list[CallSite]) -> RowCost:
+    """`sites`: the main block's calls over the rows."""
     cols = max(1, scan.columns)
-    converts = _converts(body[load.start:load.end], load)
+    converts = _converts(script.body[load.start:load.end], load)
     sample = [line for line in scan.sample if line.strip()]
     line_bytes = sum(len(x) + 1 for x in sample) / len(sample) if sample else cols * (scan.field_chars + 1)
     per_row = _LIST + _APPEND_SLACK * _PTR * cols
@@ -89,5 +96,9 @@ def row_cost(scan: CsvScan, load: LoadBlock, body: list[ast.stmt]) -> RowCost:
     if load.kept_lines:
         per_row += _STR + line_bytes + _PTR
         how += "; the lines are kept too"
-    return RowCost(bytes_per_row=per_row, load_s_per_row=load_s, pass_s_per_row=cols * _S_PASS,
+    passes = {}
+    for site in sites:
+        read = pass_seconds_per_row(script.tree, script.functions[site.function], site.rows_param, cols)
+        passes[site.function] = cols * _S_PASS if read is None else read
+    return RowCost(bytes_per_row=per_row, load_s_per_row=load_s, pass_s_per_row=passes, default_pass_s=cols * _S_PASS,
                    source=f"{per_row:.0f} bytes per loaded row ({how})")

@@ -77,7 +77,7 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
                  f"({scan.rows} rows × {scan.columns} columns, {scan.size} bytes)"
                  + ("; its rows keep the header line first, as every chunk will" if a.load.header_row else ""))
     notes += _call_notes(a)
-    cost = row_cost(scan, a.load, a.script.body)
+    cost = row_cost(scan, a.load, a.script, list(a.calls.values()))
     notes.append(f"memory estimated from {cost.source}")
     if a.problems:
         return _single(a, data, data_name, scan, notes + a.problems + ["so it runs as one task"])
@@ -101,7 +101,7 @@ def plan_job(script: str, script_name: str, data: dict[str, Path], *, chunks: in
                                per_row=cost.bytes_per_row)
 
     choice = choose_chunks(scan, max(1, len(chunked)), list(worker_free_memory), per_task_overhead_s,
-                           chunk_memory, chunks, work_s=cost.seconds(scan.rows, max(1, len(a.calls))))
+                           chunk_memory, chunks, work_s=cost.seconds(scan.rows, list(a.calls.values())))
     if choice.k == 1:
         return _single(a, data, data_name, scan, notes + [f"not split: {choice.why}"])
     notes.append(choice.why if chunked else
@@ -350,7 +350,7 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
             task = {"name": f"chunk{g}-{i:03d}", "script": script_name,
                     "inputs": {data_name: pname, **extra}, "outputs": [codegen.PARTIAL]}
             mem = memory.estimate(part.rows, cols, fc, copies=1 + _row_sized(chunked, g), per_row=per_row)
-            add(task, "chunk", mem, len(hdr) + part.end - part.start, cost.seconds(part.rows, len(sites)))
+            add(task, "chunk", mem, len(hdr) + part.end - part.start, cost.seconds(part.rows, sites))
         for site in sites:
             local = [codegen.partial_name(g, i) for i in range(len(parts))]
             merged[site.index] = local
@@ -367,7 +367,7 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
             task = {"name": f"call{g}-{site.id}", "script": script_name,
                     "inputs": {data_name: data_name, **extra}, "outputs": [codegen.PARTIAL]}
             add(task, "call", memory.estimate(scan.rows, cols, fc, copies=2, per_row=per_row), scan.size,
-                cost.seconds(scan.rows, 1))
+                cost.seconds(scan.rows, [site]))
             local = codegen.partial_name(g, call=site.id)
             merged[site.index] = [local]
             inputs_of_stage[lay.stage_of[site.index]][local] = f"task:call{g}-{site.id}/{codegen.PARTIAL}"
@@ -393,7 +393,7 @@ def _build(a: Analysis, data: dict[str, Path], data_name: str, scan: CsvScan, la
         row_sized = sum(1 for i in order if i in merged and _row_sized({0: [a.calls[i]]}, 0))
         row_sized += 0.5 * sum(1 for i in order if i in merged and a.calls[i].reducer is None)
         add(task, "combine", memory.estimate(scan.rows, cols, fc, copies=row_sized, per_row=per_row),
-            len(hdr) if c == 1 else 0, row_sized * scan.rows * cost.pass_s_per_row)
+            len(hdr) if c == 1 else 0, row_sized * scan.rows * cost.default_pass_s)
     spec = render_spec(f"{a.script.name} (automatic)", tasks)
     notes.append(f"{len(tasks)} tasks: " + ", ".join(
         f"{n} {kind}" for kind in ("chunk", "call", "combine")
@@ -412,9 +412,9 @@ def _single(a: Analysis, data: dict[str, Path], data_name: str | None, scan: Csv
     size = sum(Path(p).stat().st_size for p in data.values())
     seconds = size / THROUGHPUT_BPS
     if scan is not None and a.load is not None:
-        cost = row_cost(scan, a.load, a.script.body)
+        cost = row_cost(scan, a.load, a.script, list(a.calls.values()))
         mem = memory.estimate(scan.rows, scan.columns, scan.field_chars, copies=2, per_row=cost.bytes_per_row)
-        seconds = cost.seconds(scan.rows, max(1, len(a.calls)))
+        seconds = cost.seconds(scan.rows, list(a.calls.values()))
     else:
         mem = memory.estimate_plain(size)
     task = {"name": "main", "script": a.script.name, "inputs": {n: n for n in data}, "memory": mem}
