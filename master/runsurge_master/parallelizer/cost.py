@@ -9,8 +9,8 @@ parsed rows). A loader that converts fields
 (int(), float(), or a helper such as the template's infer_type) is assumed to make numbers of what
 parses as a number, and to keep the rest as str. Times are per field, measured on this project's
 2-core reference machine (see BENCHMARKS.md): converting a field that parses as an int ~0.2 µs, one that
-takes a failed int() first ~0.75 µs, a plain csv field ~0.15 µs (chunk tasks load with the
-garbage collector off). What each call of the user's functions then costs per row is read from its
+takes a failed int() first ~1 µs, a plain csv field ~0.15 µs (as chunk tasks measure them: reading,
+parsing and keeping a task's lines). What each call of the user's functions then costs per row is read from its
 code (passcost.py); a call whose loop over the rows cannot be read costs ~0.6 µs a field, the
 high end of what the template kinds measure.
 """
@@ -28,7 +28,7 @@ from runsurge_master.parallelizer.script import Script
 
 _LIST, _PTR, _INT, _FLOAT, _STR = 56, 8, 28, 24, 49
 _APPEND_SLACK = 1.125
-_S_INT, _S_OTHER, _S_PLAIN, _S_PASS = 0.12e-6, 0.75e-6, 0.15e-6, 0.6e-6
+_S_INT, _S_OTHER, _S_PLAIN, _S_PASS = 0.2e-6, 1.0e-6, 0.15e-6, 0.6e-6
 
 
 @dataclass(frozen=True)
