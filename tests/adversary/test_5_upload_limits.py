@@ -116,7 +116,7 @@ def test_a_user_may_stream_only_a_few_uploads_at_once(small):
             status = post(small, "/api/plan", Body(1 << 20), victim.access_token)
             if status == 429:
                 break
-            assert time.monotonic() < deadline, f"a third concurrent upload got {status}"
+            assert time.monotonic() < deadline, f"a third concurrent upload got {status}; the held ones: {results}"
             time.sleep(0.1)
     finally:
         hold.set()
