@@ -13,7 +13,7 @@ import httpx
 _CONFIG_HOME = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
 CONFIG = Path(os.environ.get("RUNSURGE_CLIENT_CONFIG", _CONFIG_HOME / "runsurge" / "client.json"))
 DEFAULT_URL = os.environ.get("RUNSURGE_MASTER_URL", "http://127.0.0.1:8080")
-FINISHED = ("done", "failed")
+FINISHED = ("done", "failed", "cancelled")
 
 
 class ApiError(RuntimeError):
@@ -133,6 +133,14 @@ class Client:
 
     def job(self, job_id: str) -> dict:
         return self._json("GET", f"/api/jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> dict:
+        """Stop a running job (its running tasks stop on their workers); returns the job."""
+        return self._json("POST", f"/api/jobs/{job_id}/cancel")
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job and its stored data (results, logs, uploads)."""
+        self._request("DELETE", f"/api/jobs/{job_id}")
 
     def wait(self, job_id: str, progress: Callable[[dict], None] | None = None, poll_s: float = 0.5,
              timeout_s: float | None = None) -> dict:

@@ -21,7 +21,7 @@ def _bar(job: dict) -> None:
     filled = width * done // total if total else width
     line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks  {job['status']:<8}"
     sys.stderr.write(line)
-    if job["status"] in ("done", "failed"):
+    if job["status"] in ("done", "failed", "cancelled"):
         sys.stderr.write("\n")
     sys.stderr.flush()
 
@@ -89,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("-o", "--out", type=Path, default=Path("."))
     c = sub.add_parser("wait", help="wait for a job to finish")
     c.add_argument("job")
+    c = sub.add_parser("cancel", help="stop a running job (its running tasks stop; billed for what ran)")
+    c.add_argument("job")
+    c = sub.add_parser("delete", help="delete a finished job and its stored data (results, logs)")
+    c.add_argument("job")
     sub.add_parser("workers", help="list your workers")
     args = p.parse_args(argv)
     try:
@@ -148,6 +152,12 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "result":
         for path in client.download_results(args.job, args.out):
             print(path)
+    elif args.command == "cancel":
+        job = client.cancel(args.job)
+        print(f"cancelled job {job['id']}: {job['tasks_done']}/{job['tasks_total']} tasks had finished")
+    elif args.command == "delete":
+        client.delete(args.job)
+        print(f"deleted job {args.job} and its stored data")
     elif args.command == "workers":
         for w in client.workers():
             state = "online" if w["online"] else "offline"

@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import accounts, benching, http_security, lifecycle, replicas, submission
+from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -346,7 +346,7 @@ def create_app(sv: Services) -> FastAPI:
     @app.get("/api/jobs")
     def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
         with sv.db.session() as s:
-            jobs = s.scalars(select(Job).where(Job.owner_id == user)
+            jobs = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted")
                              .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))).all()
             counts = {job_id: (total, done, redundancy) for job_id, total, done, redundancy in s.execute(select(
                 Task.job_id, func.count(), func.sum(case((Task.status == "done", 1), else_=0)),
@@ -359,6 +359,37 @@ def create_app(sv: Services) -> FastAPI:
         with sv.db.session() as s:
             return _job_out(s, own_job(s, job_id, user), with_tasks=True,
                             min_trust=sv.cfg.quorum_min_trust)
+
+    @app.post("/api/jobs/{job_id}/cancel", responses={404: {"description": "no such job"},
+                                                      409: {"description": "the job already finished"}})
+    def cancel_job(job_id: str, user: UserId) -> JobOut:
+        """Stop a running job: queued tasks are dropped, running ones stopped on their workers; the bill
+        counts only what ran (done tasks, and the stopped runs for the time they ran)."""
+        with sv.db.session() as s:
+            job = own_job(s, job_id, user)
+            if job.status != "running":
+                raise HTTPException(409, f"job {job.id} already {job.status}: nothing to cancel")
+            stops = lifecycle.cancel_job(s, job)
+            s.flush()
+            out = _job_out(s, job, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
+        sv.scheduler.cancel_remote(stops)
+        return out
+
+    @app.delete("/api/jobs/{job_id}", status_code=204, responses={404: {"description": "no such job"},
+                                                                  409: {"description": "the job still runs"}})
+    def delete_job(job_id: str, user: UserId) -> None:
+        """Delete a finished job with its stored data (scripts, uploads, results, logs); its bill stays."""
+        with sv.db.session() as s:
+            job = own_job(s, job_id, user)
+            if job.status == "running":
+                raise HTTPException(409, f"job {job.id} still runs: cancel it first (runsurge cancel {job.id[:8]})")
+            job.status = "deleted"
+            s.flush()
+            gone, drop = store_gc.forget_job(s, job)
+        for data_id in gone:  # after the commit: a failed request deletes nothing
+            sv.store.path(data_id).unlink(missing_ok=True)
+        for worker_id, data_ids in drop.items():
+            sv.scheduler.delete_remote(worker_id, data_ids)
 
     @app.get("/api/jobs/{job_id}/results")
     def list_results(job_id: str, user: UserId) -> list[ResultOut]:
@@ -397,7 +428,7 @@ def create_app(sv: Services) -> FastAPI:
             raise HTTPException(400, "stream must be stdout or stderr")
         with sv.db.session() as s:
             t = s.get(Task, task_id)
-            if t is None or t.job.owner_id != user:
+            if t is None or t.job.owner_id != user or t.job.status == "deleted":
                 raise HTTPException(404, "no such task")
             data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
         if data_id is None:

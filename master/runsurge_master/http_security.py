@@ -13,6 +13,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runsurge_master.auth import TokenError, TokenService
@@ -149,8 +150,18 @@ def _closing(send, always: bool):  # noqa: ANN001, ANN202
     return wrapped
 
 
+MIN_PREFIX = 4  # hex digits of a job id that may stand for it (`runsurge status bd46d5`)
+
+
 def own_job(s: Session, job_id: str, user: str) -> Job:
+    """The user's job by its id or a unique prefix of it (a deleted job is gone)."""
     job = s.get(Job, job_id)
-    if job is None or job.owner_id != user:  # someone else's job looks like no job at all
+    if job is None and MIN_PREFIX <= len(job_id) < 32 and all(c in "0123456789abcdef" for c in job_id):
+        found = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted",
+                                            Job.id.startswith(job_id, autoescape=True)).limit(2)).all()
+        if len(found) > 1:
+            raise HTTPException(400, f"job id prefix {job_id!r} matches several of your jobs: give more digits")
+        job = found[0] if found else None
+    if job is None or job.owner_id != user or job.status == "deleted":  # someone else's job looks like no job
         raise HTTPException(404, "no such job")
     return job
