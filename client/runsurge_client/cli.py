@@ -19,7 +19,8 @@ def _bar(job: dict) -> None:
     total, done = job["tasks_total"], job["tasks_done"]
     width = 30
     filled = width * done // total if total else width
-    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks  {job['status']:<8}"
+    why = f"  {job['waiting'][0]}" if job.get("waiting") and job["status"] == "running" else ""
+    line = f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} tasks  {job['status']:<8}{why[:90]:<92}"
     sys.stderr.write(line)
     if job["status"] in ("done", "failed", "cancelled"):
         sys.stderr.write("\n")
@@ -43,6 +44,8 @@ def _print_job(job: dict) -> None:
     print(f"job {job['id']}  {job['name']}  {job['status']}  {job['tasks_done']}/{job['tasks_total']} tasks done")
     if job.get("error"):
         print(f"error: {job['error']}")
+    for line in job.get("waiting") or ():
+        print(f"waiting: {line}")
     for t in job.get("tasks") or []:
         extra = ""
         if t["wall_s"] is not None:
@@ -54,6 +57,20 @@ def _print_job(job: dict) -> None:
             print(f"      replica {r['attempt']}  {r['status']:<9} worker {r['worker_id'][:8]}{verdict}")
         if t.get("waiting"):
             print(f"      {t['waiting']}")
+
+
+def _print_why(job: dict) -> None:
+    if job["status"] != "running":
+        print(f"job {job['id']} is {job['status']}: nothing waits")
+        return
+    if not job.get("waiting"):
+        print(f"job {job['id']}: every unfinished task is running")
+        return
+    for line in job["waiting"]:
+        print(line)
+    for t in job["tasks"]:
+        if t.get("waiting"):
+            print(f"  {t['name']:<20} {t['status']:<8} {t['waiting']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
                            "different contributors and compare their outputs (a quorum; billed for both runs)")
     c = sub.add_parser("status", help="list your jobs, or show one")
     c.add_argument("job", nargs="?")
+    c = sub.add_parser("why", help="why a job's tasks are not running yet (waiting reasons, with counts)")
+    c.add_argument("job")
     c = sub.add_parser("logs", help="a task's output")
     c.add_argument("task")
     c.add_argument("--stderr", action="store_true", help="show stderr instead of stdout")
@@ -152,6 +171,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "result":
         for path in client.download_results(args.job, args.out):
             print(path)
+    elif args.command == "why":
+        _print_why(client.job(args.job))
     elif args.command == "cancel":
         job = client.cancel(args.job)
         print(f"cancelled job {job['id']}: {job['tasks_done']}/{job['tasks_total']} tasks had finished")

@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission
+from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission, waiting
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -100,7 +100,9 @@ class TaskOut(BaseModel):
     depends_on: list[str]
     redundancy: int = 1
     replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
-    waiting: str | None = None  # why a ready quorum task is not placed: too few contributors online
+    # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
+    # all suitable workers busy (with counts), waiting for inputs or for other contributors (quorum).
+    waiting: str | None = None
 
 
 class JobOut(BaseModel):
@@ -115,6 +117,7 @@ class JobOut(BaseModel):
     redundancy: int = 1
     tasks: list[TaskOut] | None = None
     explanation: list[str] | None = None  # at submission: how the job was planned
+    waiting: list[str] | None = None  # with tasks: its waiting tasks grouped by reason, "3 task(s): no worker..."
 
 
 class PlannedTaskOut(BaseModel):
@@ -488,14 +491,15 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]
         runs = replicas.of_tasks(s, quorum) if quorum else {}
-        waiting = replicas.waiting(s, tasks, min_trust) if quorum else {}
+        reasons = waiting.reasons(s, tasks, min_trust) if job.status == "running" else {}
+        out.waiting = waiting.summary(reasons)
         out.tasks = [TaskOut(
             id=t.id, name=t.name, status=t.status, worker_id=t.worker_id, attempts=t.attempts,
             inputs={i.name: i.data_id for i in t.inputs}, outputs={o.name: o.data_id for o in t.outputs},
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            redundancy=t.redundancy, waiting=waiting.get(t.id),
+            redundancy=t.redundancy, waiting=reasons.get(t.id),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out

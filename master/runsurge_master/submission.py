@@ -32,6 +32,7 @@ from runsurge_master.jobspec import (
     SpecError,
     check_file_name,
     check_redundancy,
+    format_size,
     parse_size,
     parse_spec,
     single_script_spec,
@@ -238,12 +239,13 @@ def _check(spec: JobSpec, sources: dict[str, Source], uploaded: list[str], mode:
         for t in spec.tasks:
             if t.memory_bytes > biggest and mode in ("auto", "group"):
                 # Our own estimate, not the user's demand: run it on the biggest worker rather than refuse.
-                explanation.append(f"task {t.name}: estimated {t.memory_bytes} bytes, capped at the largest "
-                                   f"worker's {biggest}")
+                explanation.append(f"task {t.name}: estimated {format_size(t.memory_bytes)}, capped at the "
+                                   f"largest worker's {format_size(biggest)}")
                 t.memory_bytes = biggest
         too_big = [t.name for t in spec.tasks if t.memory_bytes > biggest]
         if too_big:
-            raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any worker offers ({biggest} bytes)")
+            raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any online worker offers "
+                            f"(the largest: {format_size(biggest)}): lower --memory, or wait for a bigger worker")
     if mode in ("spec", "single"):
         unused = set(uploaded) - spec.uploads_used()
         if unused:

@@ -105,7 +105,7 @@
     const runs = t.replicas.map((r) => el("div", { class: "replica", "data-verdict": r.verdict || r.status },
       el("code", { title: r.worker_id }, RS.short(r.worker_id)), " ",
       el("span", { class: "muted" }, r.verdict === "odd" ? "outvoted" : r.verdict || r.status)));
-    return el("td", {}, ...runs, t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : "");
+    return el("td", {}, ...runs);
   }
 
   function cells(t) {
@@ -116,7 +116,8 @@
       el("button", { type: "button", class: "small", "data-log": "stderr", onclick: () => showLog(t, "stderr") }, "stderr"));
     return [
       el("td", {}, t.name),
-      el("td", { class: "status" }, RS.badge(t.status)),
+      el("td", { class: "status" }, RS.badge(t.status),  // why it is not running yet (waiting.py)
+        t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : ""),
       workerCell(t),
       el("td", { class: "num" }, t.attempts),
       el("td", {}, RS.seconds(t.wall_s)),
@@ -207,6 +208,37 @@
     }
   });
 
+  // -- cancel and delete ---------------------------------------------------------------------
+  document.getElementById("cancel-button").addEventListener("click", async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await RS.json(`/api/jobs/${jobId}/cancel`, { method: "POST" });
+      RS.flash("Job cancelled: its running tasks are being stopped; the bill counts only what ran.");
+    } catch (e) {
+      RS.flash(e.message, "error");
+    }
+    ev.target.disabled = false;
+  });
+
+  document.getElementById("delete-button").addEventListener("click", async () => {
+    if (!window.confirm("Delete this job with its results and logs? Its bill stays.")) return;
+    try {
+      await RS.api(`/api/jobs/${jobId}`, { method: "DELETE" });
+      window.location.assign("/ui/");
+    } catch (e) {
+      RS.flash(e.message, "error");
+    }
+  });
+
+  function renderState(job) {
+    const box = document.getElementById("job-waiting");
+    const waiting = job.waiting || [];
+    box.querySelector("ul").replaceChildren(...waiting.map((w) => el("li", {}, w)));
+    box.hidden = waiting.length === 0;
+    document.getElementById("cancel-button").hidden = job.status !== "running";
+    document.getElementById("delete-button").hidden = job.status === "running";
+  }
+
   // -- the job, polled until it finishes -----------------------------------------------------
   let drawn = false;
   RS.poll(async () => {
@@ -216,6 +248,8 @@
     } catch (e) {
       if (e.status === 404) {
         document.getElementById("job-name").textContent = "No such job";
+        document.getElementById("job-progress").textContent = "it was deleted, or it is not yours";
+        document.querySelectorAll("main section.card, main .cards").forEach((n) => { n.hidden = true; });
         return false;
       }
       throw e;
@@ -231,15 +265,16 @@
     const err = document.getElementById("job-error");
     err.textContent = job.error || "";
     err.hidden = !job.error;
+    renderState(job);
     if (!drawn) { drawGraph(job.tasks); drawn = true; }
     renderTasks(job.tasks);
     const signature = job.status + ":" + job.tasks.map((t) => t.status).join(",");
     if (signature !== lastSignature) {  // something changed: the bill and results may have too
       lastSignature = signature;
       await refreshBill();
-      if (job.status === "done" || job.status === "failed") await renderResults();
+      if (job.status !== "running") await renderResults();
     }
-    finished = job.status === "done" || job.status === "failed";
+    finished = job.status !== "running";
     if (finished && billTotalShown < 0) await refreshBill();
     return !finished;
   }, () => (rows.size > 200 ? 4000 : 1000));

@@ -1,0 +1,64 @@
+"""The dashboard's job page in a real browser: why tasks wait (the job's summary and each task's
+reason), cancelling a running job, deleting it with its data, and the pages for a job that is gone."""
+
+import re
+
+from playwright.sync_api import expect
+
+from localnet import EMAIL, PASSWORD
+
+SPEC = """name = "waits"
+""" + "".join(f"""
+[[tasks]]
+name = "hold{i}"
+script = "hold.py"
+memory = "64MiB"
+""" for i in (1, 2, 3))  # two workers of one slot each: the third task queues on one of them
+
+
+def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screenshots):
+    page, url = web.page, net.url
+    (tmp_path / "hold.py").write_text("import time\ntime.sleep(600)\n")
+    (tmp_path / "job.toml").write_text(SPEC)
+    client = net.client()
+    job_id = client.submit_spec(tmp_path / "job.toml")["id"]
+
+    page.goto(f"{url}/ui/login")
+    page.fill("#login-form input[name=email]", EMAIL)
+    page.fill("#login-form input[name=password]", PASSWORD)
+    page.click("#login-form button")
+    page.wait_for_url(f"{url}/ui/")
+    page.goto(f"{url}/ui/jobs/{job_id[:8]}")  # a prefix of the id will do
+    expect(page.locator("#job-name")).to_have_text("waits")
+    expect(page.locator("#job-waiting")).to_be_visible()
+    expect(page.locator("#job-waiting li")).to_have_text(re.compile(
+        r"^1 task\(s\): assigned to worker [0-9a-f]{8}: waiting there for a free slot or its inputs$"))
+    badges = page.locator("#tasks-table .status .badge")
+    expect(badges.filter(has_text="running")).to_have_count(2)
+    expect(badges.filter(has_text="assigned")).to_have_count(1)  # the queued one, and only it says why
+    expect(page.locator("#tasks-table .waiting")).to_have_count(1)
+    expect(page.locator("#tasks-table tr:has(.st-assigned) .waiting")).to_contain_text("assigned to worker")
+    expect(page.locator("#delete-button")).to_be_hidden()
+    web.shot("job-waiting")
+
+    page.click("#cancel-button")
+    expect(page.locator("#job-status")).to_have_text("cancelled")
+    expect(page.locator("#tasks-table .status .badge")).to_have_text(["cancelled"] * 3)
+    expect(page.locator("#job-waiting")).to_be_hidden()
+    expect(page.locator("#cancel-button")).to_be_hidden()
+    expect(page.locator("#delete-button")).to_be_visible()
+    web.shot("job-cancelled")
+    assert web.errors == []
+
+    page.once("dialog", lambda d: d.accept())
+    page.click("#delete-button")
+    page.wait_for_url(f"{url}/ui/")
+    assert job_id not in [j["id"] for j in client.jobs()]
+    page.goto(f"{url}/ui/jobs/{job_id}")
+    expect(page.locator("#job-name")).to_have_text("No such job")
+    expect(page.locator("#bill-card")).to_be_hidden()
+    resp = page.goto(f"{url}/ui/jobs/not-a-job")  # a page, not the API's JSON
+    assert resp.status == 404
+    expect(page.locator("#not-found h1")).to_have_text("Job not found")
+    assert [e for e in web.errors if "status of 404" not in e] == []  # the refused requests themselves
+    publish_screenshots(web.shots)
