@@ -272,13 +272,14 @@ def create_app(sv: Services) -> FastAPI:
 
         return submission.prepare(sv.cfg, req, memory, observations)
 
-    def _request(request: Request, files: list[UploadFile], **form) -> submission.Request:  # noqa: ANN003
+    def _request(request: Request, files: list[UploadFile] | None, **form) -> submission.Request:  # noqa: ANN003
+        files = files or []  # a spec naming no file gets the spec's own error, not "files: Field required"
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
         return submission.Request(files=files, names=submission.upload_names(files), **form)
 
     @app.post("/api/jobs", status_code=201, max_body_size=uploads)
-    def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+    def submit(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
                redundancy: RedundancyField = None, memory: MemoryField = None) -> JobOut:
         try:
@@ -304,7 +305,7 @@ def create_app(sv: Services) -> FastAPI:
         return out
 
     @app.post("/api/plan", max_body_size=uploads)
-    def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+    def plan(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
              redundancy: RedundancyField = None, memory: MemoryField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
@@ -434,9 +435,10 @@ def create_app(sv: Services) -> FastAPI:
             if t is None or t.job.owner_id != user or t.job.status == "deleted":
                 raise HTTPException(404, "no such task")
             data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
-        if data_id is None:
-            return PlainTextResponse("")
-        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"))
+            state = {"X-Task-Status": t.status}  # a log arrives when its task ends: followers poll until then
+        if data_id is None or not sv.store.has(data_id):
+            return PlainTextResponse("", headers=state)
+        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"), headers=state)
 
     # -- workers -------------------------------------------------------------------------------
     @app.get("/api/workers")
@@ -460,7 +462,7 @@ def _source(src) -> str:  # noqa: ANN001
     return src.upload if src.upload else f"task:{src.task}/{src.output}"
 
 
-Files = Annotated[list[UploadFile], File(description="scripts and data files")]
+Files = Annotated[list[UploadFile] | None, File(description="scripts and data files")]
 SpecField = Annotated[str | None, Form(description="job spec (TOML); implies mode 'spec'", max_length=1 << 20)]
 ModeField = Annotated[str | None, Form(description="spec | auto (default without a spec) | single | group")]
 ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]

@@ -43,7 +43,7 @@ def install(app: FastAPI, cfg: MasterConfig, tokens: TokenService) -> None:
     @app.exception_handler(RequestValidationError)
     async def short_validation_errors(request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's default echoes each bad value whole (a 50 MiB string came back in the 422)."""
-        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type", ""),
+        detail = [{"loc": list(e.get("loc", ())), "msg": _message(e)[:200], "type": e.get("type", ""),
                    **({"input": _excerpt(e["input"])} if "input" in e else {})} for e in exc.errors()[:20]]
         return JSONResponse({"detail": detail}, status_code=422)
 
@@ -96,6 +96,14 @@ class LoginLimiter:
             self._recent(address, now).append(now)
             if len(self._failures) > 100_000:  # bound memory under a spray of addresses
                 self._failures = {k: q for k, q in self._failures.items() if q and now - q[-1] < self.window_s}
+
+
+def _message(error: dict) -> str:
+    """Pydantic's message, for people: a pattern mismatch says what was expected, not the regex."""
+    if error.get("type") == "string_pattern_mismatch":
+        field = str((error.get("loc") or ("",))[-1])
+        return "is not an email address" if field == "email" else "is not in the expected format"
+    return str(error.get("msg", ""))
 
 
 def _excerpt(value: object) -> object:

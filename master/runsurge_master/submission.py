@@ -40,6 +40,7 @@ from runsurge_master.jobspec import (
 from runsurge_master.lifecycle import MEMORY_KILL
 from runsurge_master.models import DataObject, Job, Task, TaskInput
 from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
+from runsurge_master.parallelizer.model import ScriptSyntaxError
 from runsurge_master.scriptcheck import check_script
 
 MODES = ("spec", "auto", "single", "group")
@@ -202,11 +203,12 @@ def _plan(mode: str, req: Request, cleanup: ExitStack, worker_memory: list[int],
         archives = {n: p for n, p in paths.items() if n not in (script, req.aggregator)}
         return plan_group(script, text, archives, {}, req.aggregator, _text(paths[req.aggregator], req.aggregator))
     except PlanError as e:
-        hint = " (or submit it in mode 'single' to run it as one task, as it is)" if mode == "auto" else ""
+        hint = (" (or run it as one task, as it is: runsurge submit --single)"
+                if mode == "auto" and not isinstance(e, ScriptSyntaxError) else "")
         raise SpecError(f"{e}{hint}") from None
     except RecursionError:  # ast.parse and the analysis walk the syntax tree recursively
-        raise SpecError(f"{script!r} is nested too deeply to analyse (submit it in mode 'single' "
-                        "to run it as one task)") from None
+        raise SpecError(f"{script!r} is nested too deeply to analyse (run it as one task, as it is: "
+                        "runsurge submit --single)") from None
 
 
 def _plan_source(plan: Plan, name: str) -> Source:
