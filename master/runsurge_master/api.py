@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
 from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission, waiting
+from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -169,7 +170,7 @@ class LocationOut(BaseModel):
 
 def create_app(sv: Services) -> FastAPI:
     app = FastAPI(title="RunSurge master", version="0.1.0", max_body_size=http_security.JSON_BODY_LIMIT,
-                  description="Submit Python jobs to a volunteer compute network.")
+                  description="Submit Python jobs to a volunteer compute network.", docs_url=None, redoc_url=None)
     bearer = HTTPBearer(auto_error=False)
     http_security.install(app, sv.cfg, sv.tokens)
     uploads = http_security.upload_limit(sv.cfg)  # cut off while streaming, past this many bytes
@@ -455,6 +456,8 @@ def create_app(sv: Services) -> FastAPI:
     app.include_router(billing_router(sv, current_user))
     app.include_router(metrics_router(sv))
     app.include_router(web_router(sv))
+    app.include_router(docs_router(app.title))  # offline: Swagger UI's assets come from the master
+    document_errors(app, current_user)
     return app
 
 
@@ -464,7 +467,9 @@ def _source(src) -> str:  # noqa: ANN001
 
 Files = Annotated[list[UploadFile] | None, File(description="scripts and data files")]
 SpecField = Annotated[str | None, Form(description="job spec (TOML); implies mode 'spec'", max_length=1 << 20)]
-ModeField = Annotated[str | None, Form(description="spec | auto (default without a spec) | single | group")]
+ModeField = Annotated[str | None, Form(description="spec (the default with a spec) | auto (the default without "
+                                      "one) | single (the script as one task) | group (once per zip archive)",
+                                      json_schema_extra={"enum": list(submission.MODES)})]
 ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]
 AggregatorField = Annotated[str | None, Form(description="group mode: the script that combines all outputs")]
 ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode: split the data into this many chunks")]
