@@ -28,7 +28,7 @@ from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
-from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
+from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker
 from runsurge_master.quorum import FAILED
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
@@ -119,6 +119,7 @@ class JobOut(BaseModel):
     tasks: list[TaskOut] | None = None
     explanation: list[str] | None = None  # at submission: how the job was planned
     waiting: list[str] | None = None  # with tasks: its waiting tasks grouped by reason, "3 task(s): no worker..."
+    cost: int = 0  # micro-credits charged so far (its bill's total: GET /api/jobs/{id}/bill has the lines)
 
 
 class PlannedTaskOut(BaseModel):
@@ -349,15 +350,18 @@ def create_app(sv: Services) -> FastAPI:
             sv.store.path(data_id).unlink(missing_ok=True)
 
     @app.get("/api/jobs")
-    def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
+    def list_jobs(user: UserId, limit: int = 50, offset: int = 0) -> list[JobOut]:
+        """Your jobs, newest first; `offset` skips that many (pages of `limit`, at most 500)."""
         with sv.db.session() as s:
             jobs = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted")
-                             .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))).all()
+                             .order_by(Job.created_at.desc(), Job.id).offset(max(0, offset))
+                             .limit(max(1, min(limit, 500)))).all()
             counts = {job_id: (total, done, redundancy) for job_id, total, done, redundancy in s.execute(select(
                 Task.job_id, func.count(), func.sum(case((Task.status == "done", 1), else_=0)),
                 func.max(Task.redundancy)).where(Task.job_id.in_([j.id for j in jobs])).group_by(Task.job_id))}
+            costs = _costs(s, [j.id for j in jobs])
             return [_job_out(s, j, with_tasks=False, min_trust=sv.cfg.quorum_min_trust,
-                             counts=counts.get(j.id, (0, 0, 1))) for j in jobs]
+                             counts=counts.get(j.id, (0, 0, 1)), cost=costs.get(j.id, 0)) for j in jobs]
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str, user: UserId) -> JobOut:
@@ -480,8 +484,15 @@ RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run 
                                              "contributors and compare their outputs (a quorum)")]
 
 
+def _costs(s, job_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
+    """Job id → micro-credits charged (the sum of its bill's lines), in one query for a page of jobs."""
+    return dict(s.execute(select(LedgerTransaction.job_id, func.sum(LedgerTransaction.amount))
+                          .where(LedgerTransaction.job_id.in_(job_ids), LedgerTransaction.kind == "charge")
+                          .group_by(LedgerTransaction.job_id)).all()) if job_ids else {}
+
+
 def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
-             counts: tuple[int, int, int] | None = None) -> JobOut:
+             counts: tuple[int, int, int] | None = None, cost: int | None = None) -> JobOut:
     """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum).
     Without tasks: `counts` = (tasks, done, redundancy), as list_jobs reads them for all jobs at once.
     A fixed number of queries however many tasks the job has (no load per task)."""
@@ -493,7 +504,8 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
     else:
         total, done, redundancy = counts
     out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
-                 finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy)
+                 finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy,
+                 cost=_costs(s, [job.id]).get(job.id, 0) if cost is None else cost)
     if with_tasks:
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]

@@ -2,6 +2,7 @@
 reason), cancelling a running job, deleting it with its data, and the pages for a job that is gone."""
 
 import re
+import time
 
 from playwright.sync_api import expect
 
@@ -39,7 +40,7 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#tasks-table .waiting")).to_have_count(1)
     expect(page.locator("#tasks-table tr:has(.st-assigned) .waiting")).to_contain_text("assigned to worker")
     expect(page.locator("#delete-button")).to_be_hidden()
-    web.shot("job-waiting")
+    web.shot("09-job-waiting")
 
     page.click("#cancel-button")
     expect(page.locator("#job-status")).to_have_text("cancelled")
@@ -47,8 +48,29 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#job-waiting")).to_be_hidden()
     expect(page.locator("#cancel-button")).to_be_hidden()
     expect(page.locator("#delete-button")).to_be_visible()
-    web.shot("job-cancelled")
+    expect(page.locator("#graph-legend")).to_contain_text("ready, not placed")
+    fits = page.evaluate("(() => { const g = document.getElementById('graph');"
+                         " return g.querySelector('svg').getBoundingClientRect().width <= g.clientWidth; })()")
+    assert fits
+    web.shot("10-job-cancelled")
+
+    # The job list: its duration and its cost (the stopped runs, once billed), page by page.
+    deadline = time.monotonic() + 30
+    while not client.jobs()[0]["cost"]:
+        assert time.monotonic() < deadline, "the stopped runs were never billed"
+        time.sleep(0.2)
+    cost = client.jobs()[0]["cost"]
+    page.goto(f"{url}/ui/")
+    row = page.locator(f"#jobs-table tr[data-job='{job_id}']")
+    expect(row.locator(".cost")).to_have_text(f"{cost // 10**6}.{cost % 10**6:06d}")
+    expect(row.locator(".duration")).to_have_text(re.compile(r"^\d+(\.\d+)? s$"))
+    expect(page.locator("#older")).to_be_hidden()
+    second = client.submit_spec(tmp_path / "job.toml")["id"]
+    assert [j["id"] for j in client._json("GET", "/api/jobs?limit=1")] == [second]
+    assert [j["id"] for j in client._json("GET", "/api/jobs?limit=1&offset=1")] == [job_id]
+    client.cancel(second)
     assert web.errors == []
+    page.goto(f"{url}/ui/jobs/{job_id}")
 
     page.once("dialog", lambda d: d.accept())
     page.click("#delete-button")

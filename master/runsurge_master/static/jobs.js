@@ -81,15 +81,34 @@
   });
 
   const tbody = document.querySelector("#jobs-table tbody");
-  RS.poll(async () => {
-    const jobs = await RS.json("/api/jobs");
-    document.getElementById("no-jobs").hidden = jobs.length > 0;
-    tbody.replaceChildren(...jobs.map((j) => el("tr", { "data-job": j.id },
+  const PAGE = 20;
+  let offset = 0;
+
+  function duration(j) {  // the API's times are UTC without a zone suffix
+    if (!j.finished_at) return j.status === "running" ? "running" : "–";
+    return RS.seconds((Date.parse(j.finished_at + "Z") - Date.parse(j.created_at + "Z")) / 1000);
+  }
+
+  async function refresh() {
+    // One more than a page: whether an older page exists, without a count query.
+    const jobs = await RS.json(`/api/jobs?limit=${PAGE + 1}&offset=${offset}`);
+    const shown = jobs.slice(0, PAGE);
+    document.getElementById("no-jobs").hidden = jobs.length > 0 || offset > 0;
+    tbody.replaceChildren(...shown.map((j) => el("tr", { "data-job": j.id },
       el("td", {}, el("a", { href: "/ui/jobs/" + j.id }, j.name)),
       el("td", {}, RS.badge(j.status)),
       el("td", {}, `${j.tasks_done} / ${j.tasks_total}`),
       el("td", {}, RS.when(j.created_at)),
-      el("td", {}, RS.when(j.finished_at)))));
-    return true;
-  }, () => (document.hidden ? 10000 : 3000));
+      el("td", {}, RS.when(j.finished_at)),
+      el("td", { class: "duration" }, duration(j)),
+      el("td", { class: "num cost" }, RS.credits(j.cost)))));
+    document.getElementById("older").hidden = jobs.length <= PAGE;
+    document.getElementById("newer").hidden = offset === 0;
+    document.getElementById("page-info").textContent = offset || jobs.length > PAGE
+      ? `jobs ${offset + 1}–${offset + shown.length}` : "";
+  }
+
+  document.getElementById("older").addEventListener("click", () => { offset += PAGE; refresh(); });
+  document.getElementById("newer").addEventListener("click", () => { offset = Math.max(0, offset - PAGE); refresh(); });
+  RS.poll(async () => { await refresh(); return true; }, () => (document.hidden ? 10000 : 3000));
 })();
