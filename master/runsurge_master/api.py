@@ -99,6 +99,8 @@ class TaskOut(BaseModel):
     mem_peak_bytes: int | None
     error: str | None
     depends_on: list[str]
+    started_at: datetime | None = None  # when its (last) run started on its worker; the job page's timeline
+    finished_at: datetime | None = None
     redundancy: int = 1
     replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
     # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
@@ -518,7 +520,7 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            redundancy=t.redundancy, waiting=reasons.get(t.id),
+            started_at=t.started_at, finished_at=t.finished_at, redundancy=t.redundancy, waiting=reasons.get(t.id),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out

@@ -193,6 +193,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 w.trust = quorum.trust_after(w.trust, agreed=False)
             log.warning("SECURITY metering clamped worker=%s task=%s trust %d -> %d: %s", w.id, t.id, before,
                         w.trust, "; ".join(problems))
+        if stopped and m.wall_s <= 0:  # cancelled before it started: it never ran, nothing to record or bill
+            return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
             run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
@@ -203,9 +205,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         for field in ("stdout_data_id", "stderr_data_id"):  # only what this run uploaded: no one else's object
             value = getattr(r, field)
             setattr(run, field, value if value in uploaded else None)
-        if stopped:
-            if m.wall_s > 0:  # it ran: the contributor's machine did that much work
-                billing.charge_task(s, t, "cancelled")
+        if stopped:  # it ran until stopped: the contributor's machine did that much work
+            billing.charge_task(s, t, "cancelled")
             return []
         outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)

@@ -40,6 +40,8 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#tasks-table .waiting")).to_have_count(1)
     expect(page.locator("#tasks-table tr:has(.st-assigned) .waiting")).to_contain_text("assigned to worker")
     expect(page.locator("#delete-button")).to_be_hidden()
+    expect(page.locator("#timeline .bar.st-running")).to_have_count(2)  # one lane per worker, a bar per run
+    expect(page.locator("#timeline .lane")).to_have_count(2)
     web.shot("09-job-waiting")
 
     page.click("#cancel-button")
@@ -48,6 +50,7 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#job-waiting")).to_be_hidden()
     expect(page.locator("#cancel-button")).to_be_hidden()
     expect(page.locator("#delete-button")).to_be_visible()
+    expect(page.locator("#timeline .bar.st-cancelled")).to_have_count(2)  # the stopped runs; the queued one never ran
     expect(page.locator("#graph-legend")).to_contain_text("ready, not placed")
     fits = page.evaluate("(() => { const g = document.getElementById('graph');"
                          " return g.querySelector('svg').getBoundingClientRect().width <= g.clientWidth; })()")

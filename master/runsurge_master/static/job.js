@@ -84,6 +84,44 @@
     if (row) row.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
+  // -- timeline: tasks per worker over time (like Dask's task stream) -------------------------
+  const ROW_H = 26, LABEL_W = 90, TL_W = 900;
+  function drawTimeline(job) {
+    const box = document.getElementById("timeline");
+    const t0 = Date.parse(job.created_at + "Z");
+    const runs = job.tasks.filter((t) => t.started_at && t.worker_id);
+    if (!runs.length) {
+      box.replaceChildren(el("p", { class: "muted" }, "No task has started yet."));
+      return;
+    }
+    const end = (t) => (t.finished_at ? Date.parse(t.finished_at + "Z") : Date.now());
+    const t1 = Math.max(...runs.map(end), t0 + 1000);
+    const workers = [...new Set(runs.map((t) => t.worker_id))].sort();
+    const height = workers.length * ROW_H + 24;
+    const x = (ms) => LABEL_W + ((ms - t0) / (t1 - t0)) * (TL_W - LABEL_W - 10);
+    const root = svg("svg", { width: TL_W, height, viewBox: `0 0 ${TL_W} ${height}`, role: "img",
+      "aria-label": "timeline of the job's tasks per worker" });
+    workers.forEach((w, i) => {
+      const label = svg("text", { x: 4, y: i * ROW_H + ROW_H / 2, class: "lane" });
+      label.textContent = RS.short(w);
+      root.append(label);
+    });
+    for (const t of runs) {
+      const row = workers.indexOf(t.worker_id);
+      const left = x(Date.parse(t.started_at + "Z"));
+      const g = svg("g", { class: "bar st-" + t.status, "data-task": t.name });
+      const title = svg("title");
+      title.textContent = `${t.name}: ${t.status}, ${RS.seconds((end(t) - Date.parse(t.started_at + "Z")) / 1000)}`;
+      g.append(title, svg("rect", { x: left, y: row * ROW_H + 3, height: ROW_H - 6,
+        width: Math.max(2, x(end(t)) - left) }));
+      root.append(g);
+    }
+    const axis = svg("text", { x: TL_W - 10, y: height - 6, class: "axis" });
+    axis.textContent = RS.seconds((t1 - t0) / 1000) + " since submission";
+    root.append(axis);
+    box.replaceChildren(root);
+  }
+
   // -- tasks -------------------------------------------------------------------------------
   async function showLog(task, stream) {
     const panel = document.getElementById("log-panel");
@@ -268,6 +306,7 @@
     renderState(job);
     if (!drawn) { drawGraph(job.tasks); drawn = true; }
     renderTasks(job.tasks);
+    drawTimeline(job);
     const signature = job.status + ":" + job.tasks.map((t) => t.status).join(",");
     if (signature !== lastSignature) {  // something changed: the bill and results may have too
       lastSignature = signature;
