@@ -1,12 +1,16 @@
-"""The dashboard's job page in a real browser: why tasks wait (the job's summary and each task's
-reason), cancelling a running job, deleting it with its data, and the pages for a job that is gone."""
+"""The dashboard in a real browser: why tasks wait (the job's summary and each task's reason), the
+timeline, cancelling a running job, deleting it with its data, the pages for a job that is gone, the
+job list's cost, duration and pages, and the plan preview before submitting."""
 
 import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import expect
 
 from localnet import EMAIL, PASSWORD
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 SPEC = """name = "waits"
 """ + "".join(f"""
@@ -87,3 +91,26 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#not-found h1")).to_have_text("Job not found")
     assert [e for e in web.errors if "status of 404" not in e] == []  # the refused requests themselves
     publish_screenshots(web.shots)
+
+
+def test_plan_preview_before_submitting(net, web):
+    page, url = web.page, net.url
+    files = [EXAMPLES / "auto" / "zscore.py", EXAMPLES / "auto" / "measurements.csv"]
+    expected = net.client().plan(files, script="zscore.py")
+    page.goto(f"{url}/ui/login")
+    page.fill("#login-form input[name=email]", EMAIL)
+    page.fill("#login-form input[name=password]", PASSWORD)
+    page.click("#login-form button")
+    page.wait_for_url(f"{url}/ui/")
+    page.set_input_files("#files", [str(f) for f in files])
+    page.select_option("#script", "zscore.py")
+    page.click("#plan-button")
+    expect(page.locator("#plan-preview h3")).to_have_text(f"Plan: {len(expected['tasks'])} task(s), mode auto")
+    expect(page.locator("#plan-preview tbody tr")).to_have_count(len(expected["tasks"]))
+    expect(page.locator("#plan-preview li").first).to_have_text(expected["explanation"][0])
+    assert net.client().jobs() == []  # a preview submits nothing
+    page.set_input_files("#files", [str(EXAMPLES / "auto" / "measurements.csv")])  # no script: refused politely
+    page.click("#plan-button")
+    expect(page.locator("#flash")).to_have_class(re.compile("error"))
+    expect(page.locator("#plan-preview")).to_be_hidden()
+    assert [e for e in web.errors if "status of 400" not in e] == []

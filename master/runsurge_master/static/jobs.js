@@ -46,14 +46,12 @@
     });
   }
 
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    RS.flash("");
+  async function formData() {  // null (after saying why) when the form is incomplete
     const data = new FormData();
     for (const f of filesInput.files) data.append("files", f, f.name);
     if (mode() === "spec") {
       const spec = document.getElementById("spec-file").files[0];
-      if (!spec) return RS.flash("Choose the job spec (TOML) file.", "error");
+      if (!spec) { RS.flash("Choose the job spec (TOML) file.", "error"); return null; }
       data.append("spec", await spec.text());
     } else {
       data.append("mode", mode());
@@ -61,6 +59,38 @@
     }
     // Only a quorum is sent: a spec's own `redundancy = 2` is not contradicted by the default.
     if (document.getElementById("redundancy").value === "2") data.append("redundancy", "2");
+    return data;
+  }
+
+  // The plan preview: what the master would run (runsurge plan), before anything is submitted.
+  document.getElementById("plan-button").addEventListener("click", async () => {
+    RS.flash("");
+    const data = await formData();
+    if (!data) return;
+    data.delete("redundancy");
+    const box = document.getElementById("plan-preview");
+    try {
+      const plan = await RS.json("/api/plan", { method: "POST", body: data });
+      box.replaceChildren(
+        el("h3", {}, `Plan: ${plan.tasks.length} task(s), mode ${plan.mode}`),
+        el("ul", {}, ...plan.explanation.map((line) => el("li", {}, line))),
+        el("table", { class: "grid" },
+          el("thead", {}, el("tr", {}, ...["Task", "Kind", "Script", "Memory", "Est. time", "After"].map((h) => el("th", {}, h)))),
+          el("tbody", {}, ...plan.tasks.map((t) => el("tr", { "data-task": t.name },
+            el("td", {}, t.name), el("td", {}, t.kind), el("td", {}, t.script), el("td", {}, RS.bytes(t.memory_bytes)),
+            el("td", {}, RS.seconds(t.estimated_s)), el("td", {}, t.depends_on.join(", ") || "–"))))));
+      box.hidden = false;
+    } catch (e) {
+      box.hidden = true;
+      RS.flash(e.message, "error");
+    }
+  });
+
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    RS.flash("");
+    const data = await formData();
+    if (!data) return;
     const button = document.getElementById("submit-button");
     button.disabled = true;
     progress.hidden = false;
