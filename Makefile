@@ -4,7 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install proto image demo demo-process test test-unit test-integration bench lint clean provision test-provision
+.PHONY: system-demo system-test install proto image demo demo-process test test-unit test-integration bench lint clean provision test-provision
+
+# The Debian packages (scripts/setup-system.sh: installs what is missing as root, else says what to run).
+system-demo:
+	@bash scripts/setup-system.sh demo
+
+system-test:
+	@bash scripts/setup-system.sh test
 
 install: $(STAMP)
 
@@ -20,13 +27,13 @@ proto: install  ## regenerate the gRPC stubs from proto/runsurge/v1/*.proto
 image: install  ## build (or reuse) the guest VM image every task runs in (root; ~2 min the first time)
 	$(PY) vm-images/build.py
 
-demo: install image  ## a master + 2 workers on loopback run a 3-stage job in VMs; prints the result
+demo: system-demo install image  ## a master + 2 workers on loopback run a 3-stage job in VMs; prints the result
 	$(PY) scripts/demo.py
 
 demo-process: install  ## the same without VMs (no isolation; seconds instead of minutes)
 	$(PY) scripts/demo.py --sandbox process
 
-test: install image
+test: system-test install image
 	$(PY) -m pytest tests -q
 
 test-unit: install

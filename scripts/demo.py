@@ -13,6 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from localnet import LocalNet  # noqa: E402
+from runsurge_client.api import ApiError  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "wordcount"
 
@@ -24,6 +25,14 @@ def main() -> int:
     p.add_argument("--keep", action="store_true", help="keep the network's folder (logs) afterwards")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="runsurge-demo-"))
+    try:
+        return _demo(args, root)
+    except (RuntimeError, TimeoutError, ApiError, OSError) as e:  # one line, never a traceback
+        print(f"demo failed: {e}", file=sys.stderr)
+        return 1
+
+
+def _demo(args: argparse.Namespace, root: Path) -> int:
     print(f"starting a master and 2 workers on loopback (sandbox: {args.sandbox}; logs in {root})")
     if args.sandbox == "qemu":
         print("each worker boots its guest VM once and saves a snapshot; under software emulation that takes "

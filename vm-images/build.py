@@ -197,7 +197,11 @@ def build(out: Path | None = None, force: bool = False) -> Path:
         if (final / MANIFEST).is_file() and not force:
             return final
         if os.geteuid() != 0:
-            raise SystemExit("building the image needs root (debootstrap, chroot)")
+            raise SystemExit("building the image needs root (debootstrap, chroot): run `sudo make image`")
+        tools = [t for t in ("debootstrap", "mkfs.ext4", "qemu-img", "chroot") if shutil.which(t) is None]
+        if tools:
+            raise SystemExit(f"building the image needs {', '.join(tools)}: run `bash scripts/setup-system.sh demo` "
+                             "as root (it installs the Debian packages)")
         for stale in out.glob(".tmp-*"):  # left by a killed build (we hold the lock)
             _discard(stale)
         tmp = out / f".tmp-{key}-{os.getpid()}"

@@ -13,11 +13,20 @@ import httpx
 _CONFIG_HOME = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config"))
 CONFIG = Path(os.environ.get("RUNSURGE_CLIENT_CONFIG", _CONFIG_HOME / "runsurge" / "client.json"))
 DEFAULT_URL = os.environ.get("RUNSURGE_MASTER_URL", "http://127.0.0.1:8080")
-FINISHED = ("done", "failed")
+FINISHED = ("done", "failed", "cancelled")
 
 
 class ApiError(RuntimeError):
-    """The master said no: the message is its explanation."""
+    """The master said no: the message is its explanation (`status`: the HTTP status, 0 if none)."""
+
+    def __init__(self, message: str, status: int = 0):
+        super().__init__(message)
+        self.status = status
+
+
+def _field(loc: list) -> str:
+    """A validation error's location as the user knows it: `password`, not `body.password`."""
+    return ".".join(map(str, loc[1:] if loc and loc[0] in ("body", "query", "path", "form") else loc)) or "request"
 
 
 class Client:
@@ -64,10 +73,10 @@ class Client:
                     detail = r.json().get("detail", r.text)
                 except ValueError:
                     detail = r.text
-                if not isinstance(detail, str):
-                    detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail)
-                hint = " (run `runsurge login`)" if r.status_code == 401 else ""
-                raise ApiError(f"{detail}{hint}")
+                if not isinstance(detail, str):  # a validation error: "password: String should have..."
+                    detail = "; ".join(f"{_field(d.get('loc', []))}: {d.get('msg')}" for d in detail)
+                hint = " (run `runsurge login`)" if r.status_code == 401 and auth else ""
+                raise ApiError(f"{detail}{hint}", r.status_code)
             return r
         raise AssertionError("unreachable")
 
@@ -134,6 +143,14 @@ class Client:
     def job(self, job_id: str) -> dict:
         return self._json("GET", f"/api/jobs/{job_id}")
 
+    def cancel(self, job_id: str) -> dict:
+        """Stop a running job (its running tasks stop on their workers); returns the job."""
+        return self._json("POST", f"/api/jobs/{job_id}/cancel")
+
+    def delete(self, job_id: str) -> None:
+        """Delete a finished job and its stored data (results, logs, uploads)."""
+        self._request("DELETE", f"/api/jobs/{job_id}")
+
     def wait(self, job_id: str, progress: Callable[[dict], None] | None = None, poll_s: float = 0.5,
              timeout_s: float | None = None) -> dict:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
@@ -149,6 +166,22 @@ class Client:
 
     def logs(self, task_id: str, stream: str = "stdout") -> str:
         return self._request("GET", f"/api/tasks/{task_id}/logs", params={"stream": stream}).text
+
+    def task_log(self, task_id: str, stream: str = "stdout") -> tuple[str, str]:
+        """A task's log so far and the task's status (its log arrives when it ends)."""
+        r = self._request("GET", f"/api/tasks/{task_id}/logs", params={"stream": stream})
+        return r.text, r.headers.get("x-task-status", "")
+
+    def me(self) -> dict:
+        return self._json("GET", "/api/me")
+
+    def forget(self) -> bool:
+        """Log out: drop the saved tokens, keep the master's URL (False: no tokens were saved)."""
+        had = bool(self.access_token or self.refresh_token)
+        self.access_token = self.refresh_token = ""
+        if CONFIG.exists():
+            self.save()
+        return had
 
     def results(self, job_id: str) -> list[dict]:
         return self._json("GET", f"/api/jobs/{job_id}/results")

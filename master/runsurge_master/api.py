@@ -19,7 +19,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import accounts, benching, http_security, lifecycle, replicas, submission
+from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission, waiting
+from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig
@@ -27,7 +28,7 @@ from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
-from runsurge_master.models import DataLocation, DataObject, Job, Task, User, Worker
+from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker
 from runsurge_master.quorum import FAILED
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
@@ -98,9 +99,13 @@ class TaskOut(BaseModel):
     mem_peak_bytes: int | None
     error: str | None
     depends_on: list[str]
+    started_at: datetime | None = None  # when its (last) run started on its worker; the job page's timeline
+    finished_at: datetime | None = None
     redundancy: int = 1
     replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
-    waiting: str | None = None  # why a ready quorum task is not placed: too few contributors online
+    # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
+    # all suitable workers busy (with counts), waiting for inputs or for other contributors (quorum).
+    waiting: str | None = None
 
 
 class JobOut(BaseModel):
@@ -115,6 +120,8 @@ class JobOut(BaseModel):
     redundancy: int = 1
     tasks: list[TaskOut] | None = None
     explanation: list[str] | None = None  # at submission: how the job was planned
+    waiting: list[str] | None = None  # with tasks: its waiting tasks grouped by reason, "3 task(s): no worker..."
+    cost: int = 0  # micro-credits charged so far (its bill's total: GET /api/jobs/{id}/bill has the lines)
 
 
 class PlannedTaskOut(BaseModel):
@@ -166,7 +173,7 @@ class LocationOut(BaseModel):
 
 def create_app(sv: Services) -> FastAPI:
     app = FastAPI(title="RunSurge master", version="0.1.0", max_body_size=http_security.JSON_BODY_LIMIT,
-                  description="Submit Python jobs to a volunteer compute network.")
+                  description="Submit Python jobs to a volunteer compute network.", docs_url=None, redoc_url=None)
     bearer = HTTPBearer(auto_error=False)
     http_security.install(app, sv.cfg, sv.tokens)
     uploads = http_security.upload_limit(sv.cfg)  # cut off while streaming, past this many bytes
@@ -269,13 +276,14 @@ def create_app(sv: Services) -> FastAPI:
 
         return submission.prepare(sv.cfg, req, memory, observations)
 
-    def _request(request: Request, files: list[UploadFile], **form) -> submission.Request:  # noqa: ANN003
+    def _request(request: Request, files: list[UploadFile] | None, **form) -> submission.Request:  # noqa: ANN003
+        files = files or []  # a spec naming no file gets the spec's own error, not "files: Field required"
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
         return submission.Request(files=files, names=submission.upload_names(files), **form)
 
     @app.post("/api/jobs", status_code=201, max_body_size=uploads)
-    def submit(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+    def submit(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
                redundancy: RedundancyField = None, memory: MemoryField = None) -> JobOut:
         try:
@@ -301,7 +309,7 @@ def create_app(sv: Services) -> FastAPI:
         return out
 
     @app.post("/api/plan", max_body_size=uploads)
-    def plan(request: Request, user: UserId, files: Files, spec: SpecField = None, mode: ModeField = None,
+    def plan(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
              redundancy: RedundancyField = None, memory: MemoryField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
@@ -344,21 +352,55 @@ def create_app(sv: Services) -> FastAPI:
             sv.store.path(data_id).unlink(missing_ok=True)
 
     @app.get("/api/jobs")
-    def list_jobs(user: UserId, limit: int = 50) -> list[JobOut]:
+    def list_jobs(user: UserId, limit: int = 50, offset: int = 0) -> list[JobOut]:
+        """Your jobs, newest first; `offset` skips that many (pages of `limit`, at most 500)."""
         with sv.db.session() as s:
-            jobs = s.scalars(select(Job).where(Job.owner_id == user)
-                             .order_by(Job.created_at.desc()).limit(max(1, min(limit, 500)))).all()
+            jobs = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted")
+                             .order_by(Job.created_at.desc(), Job.id).offset(max(0, offset))
+                             .limit(max(1, min(limit, 500)))).all()
             counts = {job_id: (total, done, redundancy) for job_id, total, done, redundancy in s.execute(select(
                 Task.job_id, func.count(), func.sum(case((Task.status == "done", 1), else_=0)),
                 func.max(Task.redundancy)).where(Task.job_id.in_([j.id for j in jobs])).group_by(Task.job_id))}
+            costs = _costs(s, [j.id for j in jobs])
             return [_job_out(s, j, with_tasks=False, min_trust=sv.cfg.quorum_min_trust,
-                             counts=counts.get(j.id, (0, 0, 1))) for j in jobs]
+                             counts=counts.get(j.id, (0, 0, 1)), cost=costs.get(j.id, 0)) for j in jobs]
 
     @app.get("/api/jobs/{job_id}")
     def get_job(job_id: str, user: UserId) -> JobOut:
         with sv.db.session() as s:
             return _job_out(s, own_job(s, job_id, user), with_tasks=True,
                             min_trust=sv.cfg.quorum_min_trust)
+
+    @app.post("/api/jobs/{job_id}/cancel", responses={404: {"description": "no such job"},
+                                                      409: {"description": "the job already finished"}})
+    def cancel_job(job_id: str, user: UserId) -> JobOut:
+        """Stop a running job: queued tasks are dropped, running ones stopped on their workers; the bill
+        counts only what ran (done tasks, and the stopped runs for the time they ran)."""
+        with sv.db.session() as s:
+            job = own_job(s, job_id, user)
+            if job.status != "running":
+                raise HTTPException(409, f"job {job.id} already {job.status}: nothing to cancel")
+            stops = lifecycle.cancel_job(s, job)
+            s.flush()
+            out = _job_out(s, job, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
+        sv.scheduler.cancel_remote(stops)
+        return out
+
+    @app.delete("/api/jobs/{job_id}", status_code=204, responses={404: {"description": "no such job"},
+                                                                  409: {"description": "the job still runs"}})
+    def delete_job(job_id: str, user: UserId) -> None:
+        """Delete a finished job with its stored data (scripts, uploads, results, logs); its bill stays."""
+        with sv.db.session() as s:
+            job = own_job(s, job_id, user)
+            if job.status == "running":
+                raise HTTPException(409, f"job {job.id} still runs: cancel it first (runsurge cancel {job.id[:8]})")
+            job.status = "deleted"
+            s.flush()
+            gone, drop = store_gc.forget_job(s, job)
+        for data_id in gone:  # after the commit: a failed request deletes nothing
+            sv.store.path(data_id).unlink(missing_ok=True)
+        for worker_id, data_ids in drop.items():
+            sv.scheduler.delete_remote(worker_id, data_ids)
 
     @app.get("/api/jobs/{job_id}/results")
     def list_results(job_id: str, user: UserId) -> list[ResultOut]:
@@ -397,12 +439,13 @@ def create_app(sv: Services) -> FastAPI:
             raise HTTPException(400, "stream must be stdout or stderr")
         with sv.db.session() as s:
             t = s.get(Task, task_id)
-            if t is None or t.job.owner_id != user:
+            if t is None or t.job.owner_id != user or t.job.status == "deleted":
                 raise HTTPException(404, "no such task")
             data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
-        if data_id is None:
-            return PlainTextResponse("")
-        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"))
+            state = {"X-Task-Status": t.status}  # a log arrives when its task ends: followers poll until then
+        if data_id is None or not sv.store.has(data_id):
+            return PlainTextResponse("", headers=state)
+        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"), headers=state)
 
     # -- workers -------------------------------------------------------------------------------
     @app.get("/api/workers")
@@ -419,6 +462,8 @@ def create_app(sv: Services) -> FastAPI:
     app.include_router(billing_router(sv, current_user))
     app.include_router(metrics_router(sv))
     app.include_router(web_router(sv))
+    app.include_router(docs_router(app.title))  # offline: Swagger UI's assets come from the master
+    document_errors(app, current_user)
     return app
 
 
@@ -426,9 +471,11 @@ def _source(src) -> str:  # noqa: ANN001
     return src.upload if src.upload else f"task:{src.task}/{src.output}"
 
 
-Files = Annotated[list[UploadFile], File(description="scripts and data files")]
+Files = Annotated[list[UploadFile] | None, File(description="scripts and data files")]
 SpecField = Annotated[str | None, Form(description="job spec (TOML); implies mode 'spec'", max_length=1 << 20)]
-ModeField = Annotated[str | None, Form(description="spec | auto (default without a spec) | single | group")]
+ModeField = Annotated[str | None, Form(description="spec (the default with a spec) | auto (the default without "
+                                      "one) | single (the script as one task) | group (once per zip archive)",
+                                      json_schema_extra={"enum": list(submission.MODES)})]
 ScriptField = Annotated[str | None, Form(description="the script to run (default: the only .py file)")]
 AggregatorField = Annotated[str | None, Form(description="group mode: the script that combines all outputs")]
 ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode: split the data into this many chunks")]
@@ -439,8 +486,15 @@ RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run 
                                              "contributors and compare their outputs (a quorum)")]
 
 
+def _costs(s, job_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
+    """Job id → micro-credits charged (the sum of its bill's lines), in one query for a page of jobs."""
+    return dict(s.execute(select(LedgerTransaction.job_id, func.sum(LedgerTransaction.amount))
+                          .where(LedgerTransaction.job_id.in_(job_ids), LedgerTransaction.kind == "charge")
+                          .group_by(LedgerTransaction.job_id)).all()) if job_ids else {}
+
+
 def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
-             counts: tuple[int, int, int] | None = None) -> JobOut:
+             counts: tuple[int, int, int] | None = None, cost: int | None = None) -> JobOut:
     """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum).
     Without tasks: `counts` = (tasks, done, redundancy), as list_jobs reads them for all jobs at once.
     A fixed number of queries however many tasks the job has (no load per task)."""
@@ -452,19 +506,21 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
     else:
         total, done, redundancy = counts
     out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
-                 finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy)
+                 finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy,
+                 cost=_costs(s, [job.id]).get(job.id, 0) if cost is None else cost)
     if with_tasks:
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]
         runs = replicas.of_tasks(s, quorum) if quorum else {}
-        waiting = replicas.waiting(s, tasks, min_trust) if quorum else {}
+        reasons = waiting.reasons(s, tasks, min_trust) if job.status == "running" else {}
+        out.waiting = waiting.summary(reasons)
         out.tasks = [TaskOut(
             id=t.id, name=t.name, status=t.status, worker_id=t.worker_id, attempts=t.attempts,
             inputs={i.name: i.data_id for i in t.inputs}, outputs={o.name: o.data_id for o in t.outputs},
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            redundancy=t.redundancy, waiting=waiting.get(t.id),
+            started_at=t.started_at, finished_at=t.finished_at, redundancy=t.redundancy, waiting=reasons.get(t.id),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out

@@ -34,7 +34,7 @@ class BillLine(BaseModel):
     task: str
     attempt: int  # 0: a quorum task, charged once for its agreeing replicas
     worker_id: str | None  # None for a quorum task (see replicas)
-    outcome: str  # done | failed (the user's script failed)
+    outcome: str  # done | failed (the user's script failed) | cancelled (stopped by its owner: what it ran)
     cpu_s: float  # a quorum task: the sum over its billed replicas (so is wall_s)
     wall_s: float
     memory_bytes: int  # reserved

@@ -12,7 +12,7 @@ from datetime import timedelta
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import benching, lifecycle, metering, quorum, replicas
+from runsurge_master import benching, billing, lifecycle, metering, quorum, replicas
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -167,17 +167,20 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             t = s.get(Task, request.task_id)
             replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
             attempt = replica.attempt if replica else t.attempts if t else 0
-            if ((replica is None and (t is None or t.worker_id != request.worker_id
-                                      or t.status not in lifecycle.ACTIVE))
+            stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
+            if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
+                                                      or t.status not in lifecycle.ACTIVE))
                     or (request.attempt and request.attempt != attempt)):
                 await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                                     "this task is not (or no longer) assigned to you")
-            cancels = self._complete(s, t, request, replica)
+            cancels = self._complete(s, t, request, replica, stopped)
         self.scheduler.cancel_remote(cancels)
         self.scheduler.wake()
         return master_pb2.Ack()
 
-    def _complete(self, s, t: Task, r, replica: TaskReplica | None) -> list[tuple[str, str]]:  # noqa: ANN001
+    def _complete(self, s, t: Task, r, replica: TaskReplica | None,  # noqa: ANN001
+                  stopped: bool = False) -> list[tuple[str, str]]:
+        """`stopped`: the run its owner's cancel stopped: only its metering is kept, and billed."""
         run = replica or t  # whose metering this is: the task's, or its quorum replica's
         now = utcnow()
         m, problems, lied = metering.bounded(
@@ -190,6 +193,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 w.trust = quorum.trust_after(w.trust, agreed=False)
             log.warning("SECURITY metering clamped worker=%s task=%s trust %d -> %d: %s", w.id, t.id, before,
                         w.trust, "; ".join(problems))
+        if stopped and m.wall_s <= 0:  # cancelled before it started: it never ran, nothing to record or bill
+            return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
             run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
@@ -200,6 +205,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         for field in ("stdout_data_id", "stderr_data_id"):  # only what this run uploaded: no one else's object
             value = getattr(r, field)
             setattr(run, field, value if value in uploaded else None)
+        if stopped:  # it ran until stopped: the contributor's machine did that much work
+            billing.charge_task(s, t, "cancelled")
+            return []
         outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)
         blame = w  # a loss is its worker's fault, unless a peer served it corrupt bytes

@@ -13,15 +13,16 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from runsurge_master.auth import TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.models import Job
 
-# The API docs page loads its script and styles from a CDN; every other page is served by us alone.
-_CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-             "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com")
+# The API docs page (api_docs.py) starts Swagger UI with an inline script; its assets are ours too.
+_CSP_DOCS = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+             "img-src 'self' data:")
 _CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 
 
@@ -42,7 +43,7 @@ def install(app: FastAPI, cfg: MasterConfig, tokens: TokenService) -> None:
     @app.exception_handler(RequestValidationError)
     async def short_validation_errors(request: Request, exc: RequestValidationError) -> JSONResponse:
         """FastAPI's default echoes each bad value whole (a 50 MiB string came back in the 422)."""
-        detail = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))[:200], "type": e.get("type", ""),
+        detail = [{"loc": list(e.get("loc", ())), "msg": _message(e)[:200], "type": e.get("type", ""),
                    **({"input": _excerpt(e["input"])} if "input" in e else {})} for e in exc.errors()[:20]]
         return JSONResponse({"detail": detail}, status_code=422)
 
@@ -58,7 +59,7 @@ def install(app: FastAPI, cfg: MasterConfig, tokens: TokenService) -> None:
         h.setdefault("X-Content-Type-Options", "nosniff")
         h.setdefault("X-Frame-Options", "DENY")
         h.setdefault("Referrer-Policy", "no-referrer")
-        h.setdefault("Content-Security-Policy", _CSP_DOCS if request.url.path in ("/docs", "/redoc") else _CSP)
+        h.setdefault("Content-Security-Policy", _CSP_DOCS if request.url.path == "/docs" else _CSP)
         if request.url.path.startswith("/api/"):
             h.setdefault("Cache-Control", "no-store")
         return response
@@ -95,6 +96,14 @@ class LoginLimiter:
             self._recent(address, now).append(now)
             if len(self._failures) > 100_000:  # bound memory under a spray of addresses
                 self._failures = {k: q for k, q in self._failures.items() if q and now - q[-1] < self.window_s}
+
+
+def _message(error: dict) -> str:
+    """Pydantic's message, for people: a pattern mismatch says what was expected, not the regex."""
+    if error.get("type") == "string_pattern_mismatch":
+        field = str((error.get("loc") or ("",))[-1])
+        return "is not an email address" if field == "email" else "is not in the expected format"
+    return str(error.get("msg", ""))
 
 
 def _excerpt(value: object) -> object:
@@ -149,8 +158,18 @@ def _closing(send, always: bool):  # noqa: ANN001, ANN202
     return wrapped
 
 
+MIN_PREFIX = 4  # hex digits of a job id that may stand for it (`runsurge status bd46d5`)
+
+
 def own_job(s: Session, job_id: str, user: str) -> Job:
+    """The user's job by its id or a unique prefix of it (a deleted job is gone)."""
     job = s.get(Job, job_id)
-    if job is None or job.owner_id != user:  # someone else's job looks like no job at all
+    if job is None and MIN_PREFIX <= len(job_id) < 32 and all(c in "0123456789abcdef" for c in job_id):
+        found = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted",
+                                            Job.id.startswith(job_id, autoescape=True)).limit(2)).all()
+        if len(found) > 1:
+            raise HTTPException(400, f"job id prefix {job_id!r} matches several of your jobs: give more digits")
+        job = found[0] if found else None
+    if job is None or job.owner_id != user or job.status == "deleted":  # someone else's job looks like no job
         raise HTTPException(404, "no such job")
     return job

@@ -66,6 +66,13 @@ def parse_size(value: object, what: str) -> int:
     return n
 
 
+def format_size(n: int) -> str:
+    """Memory as people write it (and parse_size reads it): 512 MiB, 2 GiB, 1.5 GiB."""
+    if n < 2**30:
+        return f"{n >> 20} MiB" if n >= 2**20 else f"{n} bytes"
+    return f"{n >> 30} GiB" if n % 2**30 == 0 else f"{n / 2**30:.1f} GiB"
+
+
 @dataclass(frozen=True)
 class Source:
     upload: str | None = None  # uploaded file name

@@ -2,6 +2,7 @@
 each called inside one database transaction by the HTTP API, the gRPC service or the scheduler.
 
 Task states: pending (waits for a producer) → ready → assigned → running → done | failed | cancelled.
+Job states: running → done | failed | cancelled (by its owner); a finished job may then be deleted.
 A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through the same states.
 """
 
@@ -136,6 +137,34 @@ def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
             t.finished_at = utcnow()
     log.info("job failed job=%s error=%s", job.id, error.splitlines()[0] if error else "")
     return to_cancel
+
+
+def cancel_job(s: Session, job: Job) -> list[tuple[str, str]]:
+    """The owner stops the job: queued and waiting tasks are dropped, running ones (and quorum replicas)
+    are stopped on their workers (the returned (worker id, task id) pairs). A stopped task keeps its
+    worker, so that worker's last report of it is still billed for what ran (stopped_run_report)."""
+    job.status = "cancelled"
+    job.error = "cancelled by its owner"
+    job.finished_at = utcnow()
+    to_cancel = []
+    for t in job.tasks:
+        if t.status in ACTIVE and t.worker_id:
+            to_cancel.append((t.worker_id, t.id))
+        if t.status in OPEN and t.redundancy > 1:
+            to_cancel += cancel_replicas(s, t)
+        if t.status in OPEN:
+            if t.status not in ACTIVE:
+                t.worker_id = None
+            t.status = "cancelled"
+            t.finished_at = utcnow()
+    log.info("job cancelled job=%s stopping=%d", job.id, len(to_cancel))
+    return to_cancel
+
+
+def stopped_run_report(task: Task, worker_id: str) -> bool:
+    """Whether a worker's report is the end of a run its owner's cancel stopped (billed for what ran)."""
+    return (task.status == "cancelled" and task.job.status == "cancelled" and task.worker_id == worker_id
+            and task.redundancy == 1)  # a repeated report changes nothing: a run is billed once (billing.py)
 
 
 def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import grpc
@@ -90,6 +91,7 @@ async def serve(cfg: MasterConfig) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="runsurge-master", description="RunSurge master")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('runsurge-master')}")
     p.add_argument("--config", type=Path, help="TOML file with a [master] table")
     p.add_argument("--home", type=Path, help="data directory (RUNSURGE_HOME)")
     p.add_argument("--http-port", type=int)

@@ -19,18 +19,25 @@ from sqlalchemy import delete, or_, select
 
 from runsurge_master import lifecycle
 from runsurge_master.db import Database
-from runsurge_master.models import DataLocation, DataObject, Task, TaskInput, TaskOutput, TaskReplica, TaskUpload
+from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, TaskReplica, TaskUpload
 from runsurge_master.store import ObjectStore
 from runsurge_proto.wire import is_data_id
 
 log = logging.getLogger("runsurge.gc")
 
 
-def referenced(s) -> set[str]:  # noqa: ANN001
+def referenced(s, deleted_jobs: bool = False) -> set[str]:  # noqa: ANN001
+    """Object ids the store must keep; `deleted_jobs`: also those only deleted jobs' rows name (their
+    bytes may go, but their DataObject rows stay: the deleted job's task rows, kept for its bill, point to them)."""
     ids: set[str] = set()
     for column in (Task.script_data_id, Task.stdout_data_id, Task.stderr_data_id, TaskInput.data_id,
                    TaskOutput.data_id):
-        ids.update(s.scalars(select(column).where(column.is_not(None)).distinct()))
+        q = select(column).where(column.is_not(None)).distinct()
+        if column.class_ is not Task:
+            q = q.join(Task, Task.id == column.class_.task_id)
+        if not deleted_jobs:
+            q = q.join(Job, Job.id == Task.job_id).where(Job.status != "deleted")
+        ids.update(s.scalars(q))
     kept = or_(TaskReplica.verdict.is_(None), TaskReplica.verdict == "agree")  # not outvoted or undecidable
     for stdout, stderr, outputs in s.execute(select(TaskReplica.stdout_data_id, TaskReplica.stderr_data_id,
                                                     TaskReplica.outputs).where(kept)):
@@ -63,6 +70,7 @@ def collect(db: Database, store: ObjectStore, grace_s: float) -> list[str]:
     cutoff = time.time() - grace_s
     with db.session() as s:
         keep = referenced(s)
+        rows_only = referenced(s, deleted_jobs=True) - keep
     gone = []
     for path in store.root.glob("*/*"):
         try:
@@ -84,6 +92,7 @@ def collect(db: Database, store: ObjectStore, grace_s: float) -> list[str]:
             chunk = gone[i:i + 500]
             s.execute(delete(DataLocation).where(DataLocation.worker_id.is_(None), DataLocation.data_id.in_(chunk)))
             held = set(s.scalars(select(DataLocation.data_id).where(DataLocation.data_id.in_(chunk))))
+            held |= rows_only
             s_pruned += s.execute(delete(DataObject).where(DataObject.id.in_(set(chunk) - held))).rowcount
         # Uploads of ended runs are history: what the task kept, the task itself references.
         _, ended = _uploads(s)
@@ -92,6 +101,27 @@ def collect(db: Database, store: ObjectStore, grace_s: float) -> list[str]:
     if gone:
         log.info("gc: deleted %d unreferenced objects (%d rows)", len(gone), s_pruned)
     return gone
+
+
+def forget_job(s, job: Job) -> tuple[set[str], dict[str, list[str]]]:  # noqa: ANN001
+    """A deleted job's stored data (call it once the job is marked deleted): the objects no other job
+    uses (scripts, uploads, results, logs) lose their location rows. Returns their ids, for the caller
+    to unlink from the store after the commit, and worker id → the ids that worker should drop."""
+    mine = set()
+    for column in (Task.script_data_id, Task.stdout_data_id, Task.stderr_data_id):
+        mine |= set(s.scalars(select(column).where(Task.job_id == job.id, column.is_not(None))))
+    for model in (TaskInput, TaskOutput):
+        mine |= set(s.scalars(select(model.data_id).join(Task, Task.id == model.task_id)
+                              .where(Task.job_id == job.id, model.data_id.is_not(None))))
+    gone = mine - referenced(s)  # the job is already marked deleted: what is left is other jobs'
+    drop: dict[str, list[str]] = {}
+    for data_id, worker_id in s.execute(select(DataLocation.data_id, DataLocation.worker_id)
+                                        .where(DataLocation.data_id.in_(gone))):
+        if worker_id:
+            drop.setdefault(worker_id, []).append(data_id)
+    s.execute(delete(DataLocation).where(DataLocation.data_id.in_(gone)))
+    log.info("deleted job=%s: %d objects", job.id, len(gone))
+    return gone, drop
 
 
 async def run(db: Database, store: ObjectStore, interval_s: float, grace_s: float) -> None:

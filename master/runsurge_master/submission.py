@@ -32,6 +32,7 @@ from runsurge_master.jobspec import (
     SpecError,
     check_file_name,
     check_redundancy,
+    format_size,
     parse_size,
     parse_spec,
     single_script_spec,
@@ -39,6 +40,7 @@ from runsurge_master.jobspec import (
 from runsurge_master.lifecycle import MEMORY_KILL
 from runsurge_master.models import DataObject, Job, Task, TaskInput
 from runsurge_master.parallelizer import Plan, PlanError, PlannedTask, plan_group, plan_job, refine_plan
+from runsurge_master.parallelizer.model import ScriptSyntaxError
 from runsurge_master.scriptcheck import check_script
 
 MODES = ("spec", "auto", "single", "group")
@@ -201,11 +203,12 @@ def _plan(mode: str, req: Request, cleanup: ExitStack, worker_memory: list[int],
         archives = {n: p for n, p in paths.items() if n not in (script, req.aggregator)}
         return plan_group(script, text, archives, {}, req.aggregator, _text(paths[req.aggregator], req.aggregator))
     except PlanError as e:
-        hint = " (or submit it in mode 'single' to run it as one task, as it is)" if mode == "auto" else ""
+        hint = (" (or run it as one task, as it is: runsurge submit --single)"
+                if mode == "auto" and not isinstance(e, ScriptSyntaxError) else "")
         raise SpecError(f"{e}{hint}") from None
     except RecursionError:  # ast.parse and the analysis walk the syntax tree recursively
-        raise SpecError(f"{script!r} is nested too deeply to analyse (submit it in mode 'single' "
-                        "to run it as one task)") from None
+        raise SpecError(f"{script!r} is nested too deeply to analyse (run it as one task, as it is: "
+                        "runsurge submit --single)") from None
 
 
 def _plan_source(plan: Plan, name: str) -> Source:
@@ -238,12 +241,13 @@ def _check(spec: JobSpec, sources: dict[str, Source], uploaded: list[str], mode:
         for t in spec.tasks:
             if t.memory_bytes > biggest and mode in ("auto", "group"):
                 # Our own estimate, not the user's demand: run it on the biggest worker rather than refuse.
-                explanation.append(f"task {t.name}: estimated {t.memory_bytes} bytes, capped at the largest "
-                                   f"worker's {biggest}")
+                explanation.append(f"task {t.name}: estimated {format_size(t.memory_bytes)}, capped at the "
+                                   f"largest worker's {format_size(biggest)}")
                 t.memory_bytes = biggest
         too_big = [t.name for t in spec.tasks if t.memory_bytes > biggest]
         if too_big:
-            raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any worker offers ({biggest} bytes)")
+            raise SpecError(f"task(s) {', '.join(too_big)} need more memory than any online worker offers "
+                            f"(the largest: {format_size(biggest)}): lower --memory, or wait for a bigger worker")
     if mode in ("spec", "single"):
         unused = set(uploaded) - spec.uploads_used()
         if unused:

@@ -22,7 +22,7 @@ STATIC = HERE / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml", ".png": "image/png"}
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+JOB_ID = re.compile(r"^[0-9a-f]{4,32}$")  # an id or a prefix of it, as the API takes
 
 
 def web_router(sv) -> APIRouter:  # noqa: ANN001 - api.Services
@@ -50,8 +50,10 @@ def web_router(sv) -> APIRouter:  # noqa: ANN001 - api.Services
 
     @router.get("/ui/jobs/{job_id}")
     def job_page(request: Request, job_id: str) -> HTMLResponse:
-        if not JOB_ID.match(job_id):
-            raise HTTPException(404, "no such job")
+        if not JOB_ID.match(job_id):  # a page, not the API's JSON error
+            resp = templates.TemplateResponse(request, "notfound.html", {"what": "Job"}, status_code=404)
+            resp.headers["Content-Security-Policy"] = CSP
+            return resp
         return page(request, "job.html", "Job", page="job", job_id=job_id)
 
     @router.get("/ui/workers")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 from runsurge_pki.ca import MASTER_CN, SERVER_DAYS, CertAuthority, PkiError, write_private
@@ -11,6 +12,7 @@ from runsurge_pki.ca import MASTER_CN, SERVER_DAYS, CertAuthority, PkiError, wri
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="runsurge-pki", description=__doc__)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('runsurge-pki')}")
     p.add_argument("--dir", type=Path, required=True, help="the CA folder")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("init", help="create the CA (refuses to overwrite one)")

@@ -9,6 +9,7 @@ import socket
 import sys
 import threading
 from concurrent import futures
+from importlib.metadata import version
 from pathlib import Path
 
 import grpc
@@ -100,6 +101,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="runsurge-worker", description="RunSurge worker: contribute this machine")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version('runsurge-worker')}")
     p.add_argument("--config", type=Path, help="TOML file with a [worker] table")
     p.add_argument("--home", type=Path, help="worker state directory")
     p.add_argument("--master-url", help="master HTTP URL, e.g. http://127.0.0.1:8080")

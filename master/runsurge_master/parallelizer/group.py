@@ -11,7 +11,7 @@ from pathlib import Path, PurePath
 
 from runsurge_master.jobspec import NAME_RE, SpecError, check_file_name
 from runsurge_master.parallelizer import memory as mem
-from runsurge_master.parallelizer.model import Plan, PlanError, PlanFiles, PlannedTask
+from runsurge_master.parallelizer.model import Plan, PlanError, PlanFiles, PlannedTask, ScriptSyntaxError
 from runsurge_master.parallelizer.spec import render_spec
 
 DEFAULT_INPUT = "input.zip"
@@ -84,9 +84,9 @@ def _parse(source: str, name: str) -> ast.Module:
     try:
         return ast.parse(source, filename=name)
     except SyntaxError as e:
-        raise PlanError(f"{name}: syntax error at line {e.lineno}: {e.msg}") from None
+        raise ScriptSyntaxError(f"{name}: syntax error at line {e.lineno}: {e.msg}") from None
     except ValueError as e:
-        raise PlanError(f"{name}: cannot be parsed: {e}") from None
+        raise ScriptSyntaxError(f"{name}: cannot be parsed: {e}") from None
 
 
 def _const(e: ast.expr) -> str | None:

@@ -13,6 +13,10 @@ class PlanError(ValueError):
     """A user mistake (syntax error, no main block, empty or malformed CSV...); shown as is."""
 
 
+class ScriptSyntaxError(PlanError):
+    """The script does not parse: running it as one task (--single) would fail the same way."""
+
+
 @dataclass
 class PlannedTask:
     name: str

@@ -9,7 +9,7 @@ import re
 import tokenize
 from dataclasses import dataclass, field
 
-from runsurge_master.parallelizer.model import PlanError
+from runsurge_master.parallelizer.model import PlanError, ScriptSyntaxError
 
 MARKER_RE = re.compile(r"^#\s*-{5,}\s*$")
 RESERVED_PREFIX = "_rs_"  # names of generated code; a script using them is not split
@@ -63,9 +63,9 @@ def parse_script(source: str, name: str) -> Script:
         tree = ast.parse(source, filename=name)
     except SyntaxError as e:
         where = f"line {e.lineno}" + (f", column {e.offset}" if e.offset else "")
-        raise PlanError(f"{name}: syntax error at {where}: {e.msg}") from None
+        raise ScriptSyntaxError(f"{name}: syntax error at {where}: {e.msg}") from None
     except ValueError as e:  # e.g. NUL bytes
-        raise PlanError(f"{name}: cannot be parsed: {e}") from None
+        raise ScriptSyntaxError(f"{name}: cannot be parsed: {e}") from None
     mains = [i for i, s in enumerate(tree.body) if is_main_test(s)]
     if not mains:
         raise PlanError(f"{name}: no main block; put the job's work under "

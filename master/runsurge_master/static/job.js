@@ -84,6 +84,44 @@
     if (row) row.scrollIntoView({ block: "nearest", behavior: "smooth" });
   }
 
+  // -- timeline: tasks per worker over time (like Dask's task stream) -------------------------
+  const ROW_H = 26, LABEL_W = 90, TL_W = 900;
+  function drawTimeline(job) {
+    const box = document.getElementById("timeline");
+    const t0 = Date.parse(job.created_at + "Z");
+    const runs = job.tasks.filter((t) => t.started_at && t.worker_id);
+    if (!runs.length) {
+      box.replaceChildren(el("p", { class: "muted" }, "No task has started yet."));
+      return;
+    }
+    const end = (t) => (t.finished_at ? Date.parse(t.finished_at + "Z") : Date.now());
+    const t1 = Math.max(...runs.map(end), t0 + 1000);
+    const workers = [...new Set(runs.map((t) => t.worker_id))].sort();
+    const height = workers.length * ROW_H + 24;
+    const x = (ms) => LABEL_W + ((ms - t0) / (t1 - t0)) * (TL_W - LABEL_W - 10);
+    const root = svg("svg", { width: TL_W, height, viewBox: `0 0 ${TL_W} ${height}`, role: "img",
+      "aria-label": "timeline of the job's tasks per worker" });
+    workers.forEach((w, i) => {
+      const label = svg("text", { x: 4, y: i * ROW_H + ROW_H / 2, class: "lane" });
+      label.textContent = RS.short(w);
+      root.append(label);
+    });
+    for (const t of runs) {
+      const row = workers.indexOf(t.worker_id);
+      const left = x(Date.parse(t.started_at + "Z"));
+      const g = svg("g", { class: "bar st-" + t.status, "data-task": t.name });
+      const title = svg("title");
+      title.textContent = `${t.name}: ${t.status}, ${RS.seconds((end(t) - Date.parse(t.started_at + "Z")) / 1000)}`;
+      g.append(title, svg("rect", { x: left, y: row * ROW_H + 3, height: ROW_H - 6,
+        width: Math.max(2, x(end(t)) - left) }));
+      root.append(g);
+    }
+    const axis = svg("text", { x: TL_W - 10, y: height - 6, class: "axis" });
+    axis.textContent = RS.seconds((t1 - t0) / 1000) + " since submission";
+    root.append(axis);
+    box.replaceChildren(root);
+  }
+
   // -- tasks -------------------------------------------------------------------------------
   async function showLog(task, stream) {
     const panel = document.getElementById("log-panel");
@@ -105,7 +143,7 @@
     const runs = t.replicas.map((r) => el("div", { class: "replica", "data-verdict": r.verdict || r.status },
       el("code", { title: r.worker_id }, RS.short(r.worker_id)), " ",
       el("span", { class: "muted" }, r.verdict === "odd" ? "outvoted" : r.verdict || r.status)));
-    return el("td", {}, ...runs, t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : "");
+    return el("td", {}, ...runs);
   }
 
   function cells(t) {
@@ -116,7 +154,8 @@
       el("button", { type: "button", class: "small", "data-log": "stderr", onclick: () => showLog(t, "stderr") }, "stderr"));
     return [
       el("td", {}, t.name),
-      el("td", { class: "status" }, RS.badge(t.status)),
+      el("td", { class: "status" }, RS.badge(t.status),  // why it is not running yet (waiting.py)
+        t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : ""),
       workerCell(t),
       el("td", { class: "num" }, t.attempts),
       el("td", {}, RS.seconds(t.wall_s)),
@@ -207,6 +246,37 @@
     }
   });
 
+  // -- cancel and delete ---------------------------------------------------------------------
+  document.getElementById("cancel-button").addEventListener("click", async (ev) => {
+    ev.target.disabled = true;
+    try {
+      await RS.json(`/api/jobs/${jobId}/cancel`, { method: "POST" });
+      RS.flash("Job cancelled: its running tasks are being stopped; the bill counts only what ran.");
+    } catch (e) {
+      RS.flash(e.message, "error");
+    }
+    ev.target.disabled = false;
+  });
+
+  document.getElementById("delete-button").addEventListener("click", async () => {
+    if (!window.confirm("Delete this job with its results and logs? Its bill stays.")) return;
+    try {
+      await RS.api(`/api/jobs/${jobId}`, { method: "DELETE" });
+      window.location.assign("/ui/");
+    } catch (e) {
+      RS.flash(e.message, "error");
+    }
+  });
+
+  function renderState(job) {
+    const box = document.getElementById("job-waiting");
+    const waiting = job.waiting || [];
+    box.querySelector("ul").replaceChildren(...waiting.map((w) => el("li", {}, w)));
+    box.hidden = waiting.length === 0;
+    document.getElementById("cancel-button").hidden = job.status !== "running";
+    document.getElementById("delete-button").hidden = job.status === "running";
+  }
+
   // -- the job, polled until it finishes -----------------------------------------------------
   let drawn = false;
   RS.poll(async () => {
@@ -216,6 +286,8 @@
     } catch (e) {
       if (e.status === 404) {
         document.getElementById("job-name").textContent = "No such job";
+        document.getElementById("job-progress").textContent = "it was deleted, or it is not yours";
+        document.querySelectorAll("main section.card, main .cards").forEach((n) => { n.hidden = true; });
         return false;
       }
       throw e;
@@ -231,15 +303,17 @@
     const err = document.getElementById("job-error");
     err.textContent = job.error || "";
     err.hidden = !job.error;
+    renderState(job);
     if (!drawn) { drawGraph(job.tasks); drawn = true; }
     renderTasks(job.tasks);
+    drawTimeline(job);
     const signature = job.status + ":" + job.tasks.map((t) => t.status).join(",");
     if (signature !== lastSignature) {  // something changed: the bill and results may have too
       lastSignature = signature;
       await refreshBill();
-      if (job.status === "done" || job.status === "failed") await renderResults();
+      if (job.status !== "running") await renderResults();
     }
-    finished = job.status === "done" || job.status === "failed";
+    finished = job.status !== "running";
     if (finished && billTotalShown < 0) await refreshBill();
     return !finished;
   }, () => (rows.size > 200 ? 4000 : 1000));
