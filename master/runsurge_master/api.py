@@ -34,6 +34,7 @@ from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
 from runsurge_master.web import web_router
+from runsurge_pki.ca import fingerprint
 from runsurge_proto.wire import CHUNK_SIZE, IntegrityError
 
 log = logging.getLogger("runsurge.api")
@@ -63,6 +64,17 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: str = "bearer"
     expires_in: int
+
+
+class JoinInfo(BaseModel):
+    """What a worker needs besides the master's URL. Public: the CA certificate is pinned by the
+    worker against the fingerprint its operator passed (--ca-fingerprint), so a party between them
+    gains nothing by changing this answer."""
+    grpc_host: str | None = Field(description="host of the gRPC ports; null: the host of the master's URL")
+    grpc_port: int = Field(description="mutual-TLS port of registered workers")
+    enroll_port: int = Field(description="TLS port where workers register")
+    ca_pem: str = Field(description="the private CA's certificate (PEM)")
+    ca_fingerprint: str = Field(description="sha256 of the CA certificate's DER bytes", examples=["sha256:3f…"])
 
 
 class UserOut(BaseModel):
@@ -207,6 +219,14 @@ def create_app(sv: Services) -> FastAPI:
     @app.get("/api/health")
     def health() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/api/join")
+    def join() -> JoinInfo:
+        """For `runsurge-worker --master-url URL --ca-fingerprint sha256:...`: the rest of the addresses."""
+        host = sv.cfg.grpc_host
+        return JoinInfo(grpc_host=None if host in ("", "0.0.0.0", "::") else host, grpc_port=sv.cfg.grpc_port,
+                        enroll_port=sv.cfg.enroll_port, ca_pem=sv.tls.ca_pem.decode(),
+                        ca_fingerprint=fingerprint(sv.tls.ca_pem))
 
     # -- accounts ------------------------------------------------------------------------------
     @app.post("/api/auth/register", status_code=201, responses={429: {"description": "too many sign-ups"}})

@@ -27,6 +27,7 @@ from runsurge_master.models import User
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
+from runsurge_pki.ca import fingerprint
 from runsurge_proto import master_pb2_grpc
 from runsurge_proto.interceptor import AioAuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS, raw_chunk_handlers
@@ -77,6 +78,9 @@ async def serve(cfg: MasterConfig) -> None:
     web = asyncio.create_task(http.serve())
     log.info("master ready http=%s:%d grpc=%s enroll=%d db=%s", cfg.http_host, cfg.http_port, grpc_addr,
              cfg.enroll_port, cfg.db_url.split("@")[-1])
+    shown = "<this machine's address>" if cfg.http_host in ("", "0.0.0.0", "::") else cfg.http_host
+    log.info("workers join with: runsurge-worker --master-url http://%s:%d --ca-fingerprint %s",
+             shown, cfg.http_port, fingerprint(sv.tls.ca_pem))
     await asyncio.wait([asyncio.create_task(stop.wait()), web], return_when=asyncio.FIRST_COMPLETED)
     log.info("master stopping")
     http.should_exit = True

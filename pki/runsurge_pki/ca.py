@@ -117,6 +117,24 @@ class CertInfo:
     identity: str = ""  # the SPIFFE URI the CA gave it ("" for a certificate from before they had one)
 
 
+def fingerprint(pem: bytes) -> str:
+    """`sha256:<hex>` of a certificate's DER bytes: what an operator passes a worker to pin the CA by."""
+    der = x509.load_pem_x509_certificate(pem).public_bytes(serialization.Encoding.DER)
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(der)
+    return "sha256:" + digest.finalize().hex()
+
+
+def parse_fingerprint(text: str) -> str:
+    """The canonical `sha256:<64 hex>` of what an operator typed (case, colons between bytes and the
+    `sha256:` prefix are optional); ValueError for anything else."""
+    hexpart = text.strip().lower().removeprefix("sha256:").replace(":", "")
+    if not re.fullmatch(r"[0-9a-f]{64}", hexpart):
+        raise ValueError(f"a CA fingerprint is sha256: and 64 hex digits (runsurge-pki fingerprint prints it), "
+                         f"not {text[:80]!r}")
+    return "sha256:" + hexpart
+
+
 def cert_info(pem: bytes) -> CertInfo:
     cert = x509.load_pem_x509_certificate(pem)
     cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

@@ -7,7 +7,7 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
-from runsurge_pki.ca import MASTER_CN, SERVER_DAYS, CertAuthority, PkiError, write_private
+from runsurge_pki.ca import MASTER_CN, SERVER_DAYS, CertAuthority, PkiError, fingerprint, write_private
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--days", type=int, default=SERVER_DAYS)
     c.add_argument("--out", type=Path, required=True, help="writes OUT.key (0600) and OUT.pem")
     sub.add_parser("list", help="every certificate issued, with its state")
+    sub.add_parser("fingerprint", help="the CA's fingerprint, for runsurge-worker --ca-fingerprint")
     c = sub.add_parser("revoke", help="revoke a certificate by serial (hex)")
     c.add_argument("serial")
     args = p.parse_args(argv)
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
             write_private(args.out.with_suffix(".key"), key)
             args.out.with_suffix(".pem").write_bytes(cert)
             print(f"issued {args.name} for {', '.join(args.host) or 'no hosts'}: {args.out}.pem")
+        elif args.command == "fingerprint":
+            print(fingerprint(ca.ca_pem))
         elif args.command == "list":
             revoked = ca.revoked()
             for c in ca.issued():

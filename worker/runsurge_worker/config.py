@@ -25,6 +25,7 @@ class WorkerConfig:
     master_grpc: str = "127.0.0.1:50051"     # the master's gRPC address (mutual TLS)
     master_enroll: str = "127.0.0.1:50052"   # the master's enrolment address (registration)
     ca_file: Path = Path("/etc/runsurge/ca.pem")  # the private CA's certificate (from the master's pki dir)
+    ca_fingerprint: str = ""                 # sha256:... of the CA: then the master's URL is enough (join.py)
     email: str = ""                          # the contributor's account
     password: str = ""                       # (or password_file)
     password_file: str = ""

@@ -21,6 +21,7 @@ from runsurge_worker.cache import Cache
 from runsurge_worker.config import WorkerConfig, load_config
 from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
+from runsurge_worker.join import JoinError, join
 from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, add_to_server, make_check
@@ -108,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--master-grpc", help="master gRPC address host:port")
     p.add_argument("--master-enroll", help="master enrolment address host:port")
     p.add_argument("--ca-file", type=Path, help="the private CA's certificate")
+    p.add_argument("--ca-fingerprint", help="sha256:... of the master's CA (the master prints it at start): "
+                   "then --master-url is all the worker needs")
     p.add_argument("--email")
     p.add_argument("--password-file")
     p.add_argument("--host", help="address the master and peers reach this worker at")
@@ -121,14 +124,20 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cfg = load_config(args.config, home=args.home, master_url=args.master_url, master_grpc=args.master_grpc,
                           master_enroll=args.master_enroll, ca_file=args.ca_file,
+                          ca_fingerprint=args.ca_fingerprint,
                           email=args.email, password_file=args.password_file, host=args.host, port=args.port,
                           slots=args.slots, cpus=args.cpus, memory=args.memory, sandbox=args.sandbox,
                           image_dir=args.image_dir)
     except (ValueError, OSError) as e:
         sys.exit(f"runsurge-worker: bad configuration: {e}")
+    if cfg.ca_fingerprint:
+        try:
+            join(cfg)
+        except (JoinError, ValueError) as e:
+            sys.exit(f"runsurge-worker: {e}")
     if not cfg.ca_file.is_file():
-        sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: copy the master's pki/ca.pem "
-                 "there or set RUNSURGE_CA_FILE")
+        sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: pass --ca-fingerprint (the master "
+                 "prints it at start), or copy the master's pki/ca.pem there, or set RUNSURGE_CA_FILE")
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")
     if not cfg.email or not cfg.password:
