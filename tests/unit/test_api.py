@@ -182,7 +182,7 @@ def test_every_route_refuses_expired_forged_and_foreign_tokens(api):
     assert counts(sv) == before
 
 
-PUBLIC = {"/api/health", "/api/auth/register", "/api/auth/login", "/api/auth/refresh"}
+PUBLIC = {"/api/health", "/api/join", "/api/auth/register", "/api/auth/login", "/api/auth/refresh"}
 
 
 def sv_routes(client):
