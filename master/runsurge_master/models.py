@@ -108,6 +108,7 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     environment_id: Mapped[str | None] = mapped_column(ForeignKey("environments.id"), nullable=True)  # its packages
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq")
+    environment: Mapped[Environment | None] = relationship()
 
 
 class Environment(Base):

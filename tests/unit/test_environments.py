@@ -3,14 +3,12 @@ master resolving requirements to stored wheels without running package code; bad
 unknown packages, sdist-only packages and conflicting pins refused with the reason, nothing stored."""
 
 import hashlib
-import subprocess
-import sys
 import tarfile
-import textwrap
 
 import pytest
 from fastapi.testclient import TestClient
 from test_api import counts, files, login
+from wheels import make_wheel
 
 from runsurge_master import environments, store_gc
 from runsurge_master.api import create_app
@@ -20,22 +18,6 @@ from runsurge_master.main import build
 from runsurge_master.models import Environment, EnvironmentResolution
 
 SCRIPT = b"import tinypkg\nopen('out.txt', 'w').write(tinypkg.VALUE)\n"
-
-
-def make_wheel(src, dest, name, version):
-    pkg = src / f"{name}-{version}"
-    (pkg / name).mkdir(parents=True)
-    (pkg / name / "__init__.py").write_text(f"VALUE = '{name} {version}'\n")
-    (pkg / "pyproject.toml").write_text(textwrap.dedent(f"""
-        [build-system]
-        requires = ["setuptools"]
-        build-backend = "setuptools.build_meta"
-        [project]
-        name = "{name}"
-        version = "{version}"
-        """))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--no-build-isolation",
-                    "--disable-pip-version-check", "-q", "-w", str(dest), str(pkg)], check=True)
 
 
 def make_sdist(dest, marker):
