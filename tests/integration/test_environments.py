@@ -5,6 +5,7 @@ importing the package and unable to write into it; a wheel whose bytes were chan
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ open("out.txt", "w").write(f"{tinypkg.VALUE} {wrote}")
 
 
 @pytest.fixture
-def envnet(tmp_path):
+def envnet(request, tmp_path):
     src, house = tmp_path / "src", tmp_path / "house"
     make_wheel(src, house, "tinypkg", "1.0")
     # Not under tmp_path: pytest's base temp dir is private (0700), and a root worker runs each
@@ -34,7 +35,7 @@ def envnet(tmp_path):
     n = LocalNet(root / "net", sandbox="bwrap", slots=1, heartbeat_s=0.5,
                  extra_env={"RUNSURGE_WHEELHOUSE_DIR": str(house), "RUNSURGE_MAX_ATTEMPTS": "2"})
     try:
-        n.start(workers=1)
+        n.start(workers=getattr(request, "param", 1))
         yield n
     finally:
         n.stop()
@@ -57,3 +58,23 @@ def test_the_environment_is_built_once_imported_and_read_only(envnet, tmp_path):
     log = envnet.log("worker0")
     assert len(re.findall(r"environment built env=", log)) == 1, log
     assert len(re.findall(r"environment reused env=", log)) == 1, log
+
+
+@pytest.mark.parametrize("envnet", [0], indirect=True)  # the worker starts after the wheel is changed
+def test_a_wheel_whose_bytes_do_not_match_is_refused_by_the_worker(envnet, tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(SCRIPT)
+    client = envnet.client()
+    job_id = client.submit([script], mode="single", requirements="tinypkg")["id"]  # resolved and stored
+    store = envnet.root / "master" / "objects"
+    wheels = [p for p in store.glob("*/*") if p.parent.name != "incoming" and p.read_bytes()[:2] == b"PK"]
+    assert len(wheels) == 1
+    wheels[0].write_bytes(wheels[0].read_bytes() + b"tampered")
+    envnet.start_worker(0)
+    deadline = time.monotonic() + 60
+    while "corrupt" not in (client.job(job_id)["tasks"][0]["error"] or ""):
+        assert time.monotonic() < deadline, client.job(job_id)
+        time.sleep(0.1)
+    (task,) = client.job(job_id)["tasks"]
+    assert task["status"] != "done" and f"data {wheels[0].name[:12]} from master is corrupt" in task["error"]
+    assert not re.search(r"environment (built|reused)", envnet.log("worker0"))  # the task never ran
