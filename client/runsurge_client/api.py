@@ -96,13 +96,15 @@ class Client:
     # -- jobs ----------------------------------------------------------------------------------
     def submit(self, files: list[Path], spec: str | None = None, script: str | None = None, mode: str | None = None,
                chunks: int | None = None, aggregator: str | None = None, redundancy: int | None = None,
-               memory: str | None = None) -> dict:
+               memory: str | None = None, requirements: str | None = None) -> dict:
         """Without a spec the master plans the job itself (mode 'auto'); 'single' runs the script as
         one task as it is; 'group' runs it over each zip archive, then `aggregator` over the outputs.
         `redundancy=2` runs each task on workers of 2 different contributors and compares their outputs.
-        `memory="2GiB"`: what every task needs (default: RunSurge's estimate)."""
+        `memory="2GiB"`: what every task needs (default: RunSurge's estimate).
+        `requirements`: the text of a requirements.txt, the packages every task needs."""
         return self._multipart("/api/jobs", files, spec=spec, script=script, mode=mode, chunks=chunks,
-                               aggregator=aggregator, redundancy=redundancy, memory=memory)
+                               aggregator=aggregator, redundancy=redundancy, memory=memory,
+                               requirements=requirements)
 
     def plan(self, files: list[Path], **form: object) -> dict:
         """What `submit` with the same arguments would run, without running it."""
@@ -118,7 +120,8 @@ class Client:
             for h in handles:
                 h.close()
 
-    def submit_spec(self, spec_path: Path, redundancy: int | None = None, memory: str | None = None) -> dict:
+    def submit_spec(self, spec_path: Path, redundancy: int | None = None, memory: str | None = None,
+                    requirements: str | None = None) -> dict:
         """Upload a spec and every file it names (relative to the spec's folder)."""
         import tomllib
         try:
@@ -135,7 +138,8 @@ class Client:
         missing = [str(f) for f in files if not f.is_file()]
         if missing:
             raise ApiError(f"files named in the spec are missing: {', '.join(missing)}")
-        return self.submit(files, spec=spec_path.read_text(), redundancy=redundancy, memory=memory)
+        return self.submit(files, spec=spec_path.read_text(), redundancy=redundancy, memory=memory,
+                           requirements=requirements)
 
     def jobs(self) -> list[dict]:
         return self._json("GET", "/api/jobs")

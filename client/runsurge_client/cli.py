@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         c.add_argument("--memory", help="memory every task needs, e.g. 512MiB or 2GiB (default: RunSurge "
                        "estimates it, and raises it if a task is killed at the limit)")
         c.add_argument("--json", action="store_true", help="print the master's answer as JSON")
+        c.add_argument("--requirements", type=Path, help="a requirements.txt: the packages every task needs "
+                       "(e.g. pandas==2.2.3; installed from wheels, never built from source)")
         if name == "submit":
             c.add_argument("--wait", action="store_true", help="wait for the job with a progress bar")
             c.add_argument("--redundancy", type=int, choices=(1, 2), help="2: run each task on workers of 2 "
@@ -158,6 +160,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _requirements(args: argparse.Namespace) -> str | None:
+    if args.requirements is None:
+        return None
+    try:
+        return args.requirements.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(f"{args.requirements}: not a UTF-8 text file") from None
+
+
 def _run(args: argparse.Namespace) -> int:
     client = Client.from_saved(args.master)
     if args.command == "register":
@@ -175,13 +186,15 @@ def _run(args: argparse.Namespace) -> int:
         if args.spec:
             if args.command == "plan":
                 raise ApiError("a spec already is the plan; `runsurge plan` is for scripts")
-            job = client.submit_spec(args.spec, redundancy=args.redundancy, memory=args.memory)
+            job = client.submit_spec(args.spec, redundancy=args.redundancy, memory=args.memory,
+                                     requirements=_requirements(args))
         elif args.script:
             mode = "group" if args.group else "single" if args.single else None
             if args.group and not args.aggregator:
                 raise ApiError("--group needs --aggregator SCRIPT")
             files = [args.script, *([args.aggregator] if args.aggregator else []), *args.data]
             form = {"script": args.script.name, "mode": mode, "chunks": args.chunks, "memory": args.memory,
+                    "requirements": _requirements(args),
                     "aggregator": args.aggregator.name if args.aggregator else None}
             if args.command == "plan":
                 plan = client.plan(files, **form)

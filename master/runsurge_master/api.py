@@ -19,7 +19,8 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import accounts, benching, http_security, lifecycle, replicas, store_gc, submission, waiting
+from runsurge_master import (accounts, benching, environments, http_security, lifecycle, replicas, store_gc,
+                             submission, waiting)
 from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
@@ -130,6 +131,7 @@ class JobOut(BaseModel):
     tasks_total: int
     tasks_done: int
     redundancy: int = 1
+    environment_id: str | None = None  # the job's packages (environments.py), if it asked for any
     tasks: list[TaskOut] | None = None
     explanation: list[str] | None = None  # at submission: how the job was planned
     waiting: list[str] | None = None  # with tasks: its waiting tasks grouped by reason, "3 task(s): no worker..."
@@ -305,17 +307,20 @@ def create_app(sv: Services) -> FastAPI:
     @app.post("/api/jobs", status_code=201, max_body_size=uploads)
     def submit(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-               redundancy: RedundancyField = None, memory: MemoryField = None) -> JobOut:
+               redundancy: RedundancyField = None, memory: MemoryField = None,
+               requirements: RequirementsField = None) -> JobOut:
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
                                          aggregator=aggregator, chunks=chunks, redundancy=redundancy,
-                                         memory=memory)) as job:
+                                         memory=memory, requirements=requirements)) as job:
+                env_id = _environment(job.spec.requirements)
                 stored = _store(job.sources)
                 try:
                     with sv.db.session() as s:
                         for data_id, size in stored.values():
                             lifecycle.ensure_data(s, data_id, size, None)
                         row = lifecycle.create_job(s, user, job.spec, {n: d for n, (d, _) in stored.items()})
+                        row.environment_id = env_id
                         s.flush()
                         out = _job_out(s, row, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
                 except BaseException:
@@ -331,12 +336,13 @@ def create_app(sv: Services) -> FastAPI:
     @app.post("/api/plan", max_body_size=uploads)
     def plan(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-             redundancy: RedundancyField = None, memory: MemoryField = None) -> PlanOut:
+             redundancy: RedundancyField = None, memory: MemoryField = None,
+             requirements: RequirementsField = None) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
         try:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
                                          aggregator=aggregator, chunks=chunks, redundancy=redundancy,
-                                         memory=memory)) as job:
+                                         memory=memory, requirements=requirements)) as job:
                 kinds = {t.name: t.kind for t in job.planned}
                 seconds = {t.name: t.seconds for t in job.planned}
                 return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[
@@ -347,6 +353,13 @@ def create_app(sv: Services) -> FastAPI:
                     for t in job.spec.tasks])
         except SpecError as e:
             raise HTTPException(400, str(e)) from None
+
+    def _environment(requirements: list[str]) -> str | None:
+        """The job's environment id (resolved now, or found in the cache); SpecError if it cannot be."""
+        if not requirements:
+            return None
+        with sv.db.session() as s:
+            return environments.resolve(s, sv.cfg, sv.store, requirements).id
 
     def _store(sources: dict[str, submission.Source]) -> dict[str, tuple[str, int]]:
         stored: dict[str, tuple[str, int]] = {}
@@ -502,6 +515,8 @@ ChunksField = Annotated[int | None, Form(ge=1, le=10000, description="auto mode:
 MemoryField = Annotated[str | None, Form(max_length=32, description="memory every task needs, e.g. 512MiB or 2GiB "
                                         "(default: RunSurge's estimate in auto and group modes, which it raises "
                                         "when a task is killed at the limit)")]
+RequirementsField = Annotated[str | None, Form(max_length=64 << 10, description="a requirements.txt: packages "
+                                                "every task needs, e.g. pandas==2.2.3 (wheels only)")]
 RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run each task on workers of 2 different "
                                              "contributors and compare their outputs (a quorum)")]
 
@@ -527,7 +542,8 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
         total, done, redundancy = counts
     out = JobOut(id=job.id, name=job.name, status=job.status, error=job.error, created_at=job.created_at,
                  finished_at=job.finished_at, tasks_total=total, tasks_done=done, redundancy=redundancy,
-                 cost=_costs(s, [job.id]).get(job.id, 0) if cost is None else cost)
+                 cost=_costs(s, [job.id]).get(job.id, 0) if cost is None else cost,
+                 environment_id=job.environment_id)
     if with_tasks:
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]

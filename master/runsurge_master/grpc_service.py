@@ -302,7 +302,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             allowed = ours and (
                 t.script_data_id == request.data_id if script else
                 s.scalar(select(TaskInput.id).where(TaskInput.task_id == t.id,
-                                                    TaskInput.data_id == request.data_id)) is not None)
+                                                    TaskInput.data_id == request.data_id)) is not None
+                or _env_wheel(t, request.data_id))
         if not allowed:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "that data is not an input of your task")
         if not self.store.has(request.data_id):
@@ -399,3 +400,9 @@ def _check_registration(r) -> str | None:  # noqa: ANN001
     if r.memory_bytes <= 0 or not 0 < r.cpus <= 4096 or not 0 < r.slots <= 1024:
         return "memory, cpus and slots must be positive"
     return None
+
+
+def _env_wheel(t: Task, data_id: str) -> bool:
+    """A wheel of the task's job's environment (which the master serves like an input)."""
+    env = t.job.environment
+    return env is not None and any(w["data_id"] == data_id for w in env.wheels)

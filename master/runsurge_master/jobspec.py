@@ -2,6 +2,7 @@
 
     name = "word-count"
     redundancy = 2                           # optional: each task runs on 2 workers of different contributors
+    requirements = ["pandas==2.2.3"]         # optional: the packages every task needs (environments.py)
     [[tasks]]
     name = "count_a"
     script = "count.py"                      # an uploaded file
@@ -97,6 +98,7 @@ class JobSpec:
     name: str
     tasks: list[TaskSpec]
     redundancy: int | None = None  # None: not stated (1)
+    requirements: list[str] = field(default_factory=list)  # canonical requirement lines, job-wide
 
     def uploads_used(self) -> set[str]:
         used = {t.script for t in self.tasks}
@@ -121,7 +123,7 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
         raise SpecError(f"job spec is not valid TOML: {e}") from None
     except RecursionError:  # tomllib parses nested arrays and tables recursively
         raise SpecError("job spec is nested too deeply") from None
-    unknown = set(doc) - {"name", "tasks", "redundancy"}
+    unknown = set(doc) - {"name", "tasks", "redundancy", "requirements"}
     if unknown:
         raise SpecError(f"job spec: unknown key(s) {', '.join(sorted(unknown))}")
     name = doc.get("name", "job")
@@ -134,7 +136,12 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
         raise SpecError(f"job spec: {len(raw_tasks)} tasks, the limit is {max_tasks}")
     tasks = [_parse_task(i, raw, defaults_memory, default_timeout_s) for i, raw in enumerate(raw_tasks)]
     redundancy = check_redundancy(doc["redundancy"], "job spec: redundancy") if "redundancy" in doc else None
-    spec = JobSpec(name=name, tasks=tasks, redundancy=redundancy)
+    requirements = doc.get("requirements", [])
+    if not isinstance(requirements, list):
+        raise SpecError("job spec: requirements must be a list like [\"pandas==2.2.3\"]")
+    from runsurge_master.environments import parse_requirements  # environments imports SpecError from here
+    spec = JobSpec(name=name, tasks=tasks, redundancy=redundancy,
+                   requirements=parse_requirements(requirements, "job spec: requirements"))
     _validate(spec, uploads)
     return spec
 

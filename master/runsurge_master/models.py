@@ -106,7 +106,30 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    environment_id: Mapped[str | None] = mapped_column(ForeignKey("environments.id"), nullable=True)  # its packages
     tasks: Mapped[list[Task]] = relationship(back_populates="job", order_by="Task.seq")
+    environment: Mapped[Environment | None] = relationship()
+
+
+class Environment(Base):
+    """A resolved set of wheels (environments.py); the id is the sha256 of the lock."""
+
+    __tablename__ = "environments"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    requirements: Mapped[str] = mapped_column(Text)  # the canonical lines it was first resolved from
+    lock: Mapped[str] = mapped_column(Text)          # `name==version sha256` lines, sorted
+    wheels: Mapped[list] = mapped_column(JSON)       # [{name, version, data_id, size, filename}]
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class EnvironmentResolution(Base):
+    """The resolution cache: a requirement set (with target and sources) → its environment."""
+
+    __tablename__ = "environment_resolutions"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environments.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class DataObject(Base):

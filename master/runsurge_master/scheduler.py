@@ -354,6 +354,11 @@ class Scheduler:
             limits=worker_pb2.TaskLimits(memory_bytes=t.memory_bytes, cpus=t.cpus, timeout_s=t.timeout_s,
                                          output_bytes=self.cfg.max_output_bytes,
                                          output_files=self.cfg.max_output_files))
+        env = t.job.environment
+        if env is not None:  # the job's packages: wheels from the master's store (where they were resolved)
+            req.environment_id = env.id
+            req.environment_wheels.extend(worker_pb2.TaskInput(name=w["filename"], data_id=w["data_id"],
+                                                               size=w["size"]) for w in env.wheels)
         notices = []
         for i in t.inputs:
             # Prefer the assigned worker itself, then a peer, then the master.

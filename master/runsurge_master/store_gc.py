@@ -3,7 +3,8 @@ so nobody can fill the store with objects that are referenced by nothing (a work
 uploads, an outvoted quorum replica's results, an abandoned upload's temporary file).
 
 Referenced: a task's script, inputs and outputs; the logs of tasks and of quorum replicas still in
-play or agreeing; what a run still in progress uploaded (the upload rows of ended runs are dropped).
+play or agreeing; every environment's wheels; what a run still in progress uploaded (the upload
+rows of ended runs are dropped).
 Objects (and temporary files) younger than `grace_s` are kept, so a submission or an upload between
 storing its bytes and writing its rows is safe.
 """
@@ -17,7 +18,7 @@ import time
 
 from sqlalchemy import delete, or_, select
 
-from runsurge_master import lifecycle
+from runsurge_master import environments, lifecycle
 from runsurge_master.db import Database
 from runsurge_master.models import DataLocation, DataObject, Job, Task, TaskInput, TaskOutput, TaskReplica, TaskUpload
 from runsurge_master.store import ObjectStore
@@ -45,6 +46,7 @@ def referenced(s, deleted_jobs: bool = False) -> set[str]:  # noqa: ANN001
         ids.update(data_id for data_id, _ in (outputs or {}).values())
     active, _ = _uploads(s)
     ids.update(active.values())
+    ids.update(environments.referenced_wheels(s))
     return ids
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from runsurge_master.config import MasterConfig
+from runsurge_master.environments import parse_requirements
 from runsurge_master.jobspec import (
     JobSpec,
     SpecError,
@@ -73,6 +74,7 @@ class Request:
     chunks: int | None = None
     redundancy: int | None = None  # 2: a quorum of workers of different contributors (quorum.py)
     memory: str | None = None      # "512MiB": what every task needs, stated by the user (any mode)
+    requirements: str | None = None  # a requirements.txt: the packages every task needs (any mode)
 
 
 def upload_names(files: list[UploadFile]) -> list[str]:
@@ -138,6 +140,7 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
                 explanation += check_script(_read_text(sources[name], name), name)
         _memory(spec, req.memory, mode, explanation)
         _redundancy(spec, req.redundancy, explanation)
+        _requirements(spec, req.requirements, explanation)
         _check(spec, sources, req.names, mode, worker_memory, explanation)
         yield Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned)
 
@@ -169,6 +172,16 @@ def _redundancy(spec: JobSpec, asked: int | None, explanation: list[str]) -> Non
     if (spec.redundancy or 1) > 1:
         explanation.append(f"redundancy {spec.redundancy}: each task runs on workers of {spec.redundancy} different "
                            "contributors and their outputs must agree (billed for each agreeing run)")
+
+
+def _requirements(spec: JobSpec, text: str | None, explanation: list[str]) -> None:
+    """The submission's requirements file joins the spec's own `requirements` (every task, any mode:
+    an automatic job's chunk and combine tasks share one environment)."""
+    if text is not None:
+        spec.requirements = sorted(set(spec.requirements) | set(parse_requirements(text.splitlines(),
+                                                                                     "requirements")))
+    if spec.requirements:
+        explanation.append(f"packages: {', '.join(spec.requirements)} (resolved to wheels for every task)")
 
 
 def _script(req: Request) -> str:

@@ -40,7 +40,7 @@ class TaskLimits(_message.Message):
     def __init__(self, memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., timeout_s: _Optional[float] = ..., output_bytes: _Optional[int] = ..., output_files: _Optional[int] = ...) -> None: ...
 
 class AssignTaskRequest(_message.Message):
-    __slots__ = ("task_id", "job_id", "script_data_id", "script_name", "inputs", "outputs", "collect_all_outputs", "limits", "attempt")
+    __slots__ = ("task_id", "job_id", "script_data_id", "script_name", "inputs", "outputs", "collect_all_outputs", "limits", "attempt", "environment_id", "environment_wheels")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     SCRIPT_DATA_ID_FIELD_NUMBER: _ClassVar[int]
@@ -50,6 +50,8 @@ class AssignTaskRequest(_message.Message):
     COLLECT_ALL_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_WHEELS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     job_id: str
     script_data_id: str
@@ -59,7 +61,9 @@ class AssignTaskRequest(_message.Message):
     collect_all_outputs: bool
     limits: TaskLimits
     attempt: int
-    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., script_data_id: _Optional[str] = ..., script_name: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[ExpectedOutput, _Mapping]]] = ..., collect_all_outputs: _Optional[bool] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ..., attempt: _Optional[int] = ...) -> None: ...
+    environment_id: str
+    environment_wheels: _containers.RepeatedCompositeFieldContainer[TaskInput]
+    def __init__(self, task_id: _Optional[str] = ..., job_id: _Optional[str] = ..., script_data_id: _Optional[str] = ..., script_name: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[ExpectedOutput, _Mapping]]] = ..., collect_all_outputs: _Optional[bool] = ..., limits: _Optional[_Union[TaskLimits, _Mapping]] = ..., attempt: _Optional[int] = ..., environment_id: _Optional[str] = ..., environment_wheels: _Optional[_Iterable[_Union[TaskInput, _Mapping]]] = ...) -> None: ...
 
 class AssignTaskResponse(_message.Message):
     __slots__ = ("accepted", "reason")

@@ -40,6 +40,7 @@ class WorkerConfig:
     pool_size: int = 2                       # idle VMs kept ready
     vm_memory_mb: int = 2048                 # size of each task VM (a task may use it less 160 MiB)
     input_wait_s: float = 120.0              # how long a task waits for NotifyData
+    env_cache_bytes: int = 4 << 30           # job environments (unpacked wheels) kept, least recently used out
     log_level: str = "INFO"
 
     def resolved(self) -> WorkerConfig:

@@ -19,6 +19,7 @@ from runsurge_proto.interceptor import AuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS
 from runsurge_worker.cache import Cache
 from runsurge_worker.config import WorkerConfig, load_config
+from runsurge_worker.environments import EnvironmentCache
 from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
 from runsurge_worker.join import JoinError, join
@@ -51,7 +52,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir, **opts)
     sandbox.start()
     runner = TaskRunner(cache, link, Fetcher(cache, link, MAX_DATA_BYTES), sandbox, cfg.slots, cfg.memory,
-                        cfg.input_wait_s)
+                        cfg.input_wait_s, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
     add_to_server(WorkerServicer(runner, cache, link), server)

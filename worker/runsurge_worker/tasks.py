@@ -15,6 +15,7 @@ import stat
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import grpc
 from runsurge_proto import common_pb2, master_pb2, worker_pb2
 from runsurge_proto.wire import file_blocks
 from runsurge_worker.cache import Cache
+from runsurge_worker.environments import EnvironmentCache, WheelError
 from runsurge_worker.fetch import Fetcher, FetchError
 from runsurge_worker.master_link import MasterLink
 from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
@@ -35,6 +37,10 @@ REPORT_PATIENCE_S = 600
 # A start is reported this long after it happened; a task that ends sooner has its start folded into
 # its TaskComplete (the master takes the start from the run's wall time): one call fewer per short task.
 START_REPORT_DELAY_S = 0.05
+
+
+class EnvironmentUnavailableError(Exception):
+    """The task's environment cannot be provided here: the task must not run (a worker error)."""
 
 
 @dataclass
@@ -57,8 +63,8 @@ class Running:
 
 class TaskRunner:
     def __init__(self, cache: Cache, link: MasterLink, fetcher: Fetcher, sandbox: SandboxBackend,
-                 slots: int, memory: int, input_wait_s: float):
-        self.cache, self.link, self.fetcher, self.sandbox = cache, link, fetcher, sandbox
+                 slots: int, memory: int, input_wait_s: float, envs: EnvironmentCache | None = None):
+        self.cache, self.link, self.fetcher, self.sandbox, self.envs = cache, link, fetcher, sandbox, envs
         self.slots, self.memory, self.input_wait_s = slots, memory, input_wait_s
         self._running: dict[str, Running] = {}  # every task held: preparing, waiting for a slot, running
         self._lock = threading.Lock()
@@ -155,19 +161,24 @@ class TaskRunner:
             shutil.rmtree(task_dir, ignore_errors=True)
             task_dir.mkdir(parents=True)
             self._prepare(run, task_dir)
-            if run.cancel.is_set() or not self._take_slot(run):
-                report.status = S.TASK_STATUS_CANCELLED
-            else:
-                try:
-                    start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
-                                                                      task_id=req.task_id), time.monotonic())
-                    self._starts.put(start)
-                    limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
-                                    timeout_s=req.limits.timeout_s or 3600, output_bytes=req.limits.output_bytes)
-                    result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel)
-                finally:
-                    self._free_slot(run)  # the next task may start while this one's outputs are kept
-                self._finish(run, task_dir, result, report)
+            with self._environment(run) as env:
+                if run.cancel.is_set() or not self._take_slot(run):
+                    report.status = S.TASK_STATUS_CANCELLED
+                else:
+                    try:
+                        start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
+                                                                          task_id=req.task_id), time.monotonic())
+                        self._starts.put(start)
+                        limits = Limits(memory_bytes=req.limits.memory_bytes, cpus=req.limits.cpus or 1,
+                                        timeout_s=req.limits.timeout_s or 3600,
+                                        output_bytes=req.limits.output_bytes)
+                        run_env = {"env": env} if env is not None else {}
+                        result = self.sandbox.run(task_dir, req.script_name, limits, run.cancel, **run_env)
+                    finally:
+                        self._free_slot(run)  # the next task may start while this one's outputs are kept
+                    self._finish(run, task_dir, result, report)
+        except EnvironmentUnavailableError as e:
+            report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
         except FetchError as e:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
             report.bad_peer_worker_id, report.bad_data_id = e.bad_peer, e.data_id
@@ -206,6 +217,27 @@ class TaskRunner:
                 return
             self.fetcher.fetch(req.task_id, run.locations[inp.data_id])
             self.cache.copy_to(inp.data_id, task_dir / inp.name)
+
+    @contextmanager
+    def _environment(self, run: Running) -> Iterator[Path | None]:
+        """The job's packages as a read-only tree (built here once per environment id). A task with
+        an environment never runs without it: a sandbox that cannot provide one refuses the task."""
+        req = run.req
+        if not req.environment_id:
+            yield None
+            return
+        if self.envs is None or not self.sandbox.supports_environments:
+            raise EnvironmentUnavailableError(f"this worker's {self.sandbox.name} sandbox cannot provide job "
+                                         "environments (packages)")
+        for w in req.environment_wheels:  # hash-checked like every input
+            self.fetcher.fetch(req.task_id, common_pb2.DataLocation(data_id=w.data_id, size=w.size,
+                                                                    sha256=w.data_id, on_master=True))
+        try:
+            with self.envs.use(req.environment_id, [(w.name, w.data_id) for w in req.environment_wheels],
+                               self.cache.path) as tree:
+                yield tree
+        except WheelError as e:
+            raise EnvironmentUnavailableError(f"environment {req.environment_id[:12]}: {e}") from None
 
     def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:  # noqa: ANN001
         req = run.req

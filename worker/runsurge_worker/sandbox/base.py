@@ -52,6 +52,7 @@ class SandboxBackend(ABC):
     """A backend is created once per worker; `run` is called from many task threads at once."""
 
     name: str = "abstract"
+    supports_environments: bool = False  # run() takes env=: a read-only tree put first on sys.path
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""

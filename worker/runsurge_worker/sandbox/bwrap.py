@@ -28,13 +28,14 @@ from .seccomp import deny_filter
 SANDBOX_DIR = "/work"
 MAX_PROCESSES = 256
 TMP_BYTES = 64 << 20
+ENV_DIR = "/opt/runsurge-env"  # where a job's environment appears inside the sandbox
 UID_BASE = 2_100_000  # per-run uids (root workers): far from any real account
 # Python, its libraries and numpy reserve address space they never touch: this much comes on top
 # of the task's memory limit in RLIMIT_AS; the sampled RSS is held to the limit itself.
 ADDRESS_SPACE_SLACK = 128 << 20
 
 
-def bwrap_argv(task_dir: Path, script: str, cpus: int, seccomp_fd: int | None) -> list[str]:
+def bwrap_argv(task_dir: Path, script: str, cpus: int, seccomp_fd: int | None, env: Path | None = None) -> list[str]:
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/usr", "/usr"]
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -51,6 +52,8 @@ def bwrap_argv(task_dir: Path, script: str, cpus: int, seccomp_fd: int | None) -
              "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SANDBOX_DIR,
              "--setenv", "LANG", "C.UTF-8", "--setenv", "OPENBLAS_NUM_THREADS", str(cpus),
              "--setenv", "OMP_NUM_THREADS", str(cpus)]
+    if env is not None:  # the job's packages: read-only, first on sys.path after the script's folder
+        argv += ["--ro-bind", str(env), ENV_DIR, "--setenv", "PYTHONPATH", ENV_DIR]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
     return argv + ["python3", script]
@@ -79,6 +82,7 @@ def _descendant_python(pid: int) -> int | None:
 
 class BwrapSandbox(SandboxBackend):
     name = "bwrap"
+    supports_environments = True
 
     def __init__(self, work_dir: Path, **_ignored):
         self.work_dir = Path(work_dir)
@@ -109,7 +113,7 @@ class BwrapSandbox(SandboxBackend):
             return next(self._uids)
 
     def run(self, task_dir: Path, script: str, limits: Limits,
-            cancel: threading.Event) -> RunResult:
+            cancel: threading.Event, env: Path | None = None) -> RunResult:
         task_dir = Path(task_dir)
         uid = self._next_uid()
         if uid is not None:  # the task's own uid must be able to write its folder
@@ -119,7 +123,7 @@ class BwrapSandbox(SandboxBackend):
         seccomp_fd = os.memfd_create("runsurge-seccomp", 0)
         os.write(seccomp_fd, self._seccomp)
         os.lseek(seccomp_fd, 0, os.SEEK_SET)
-        argv = bwrap_argv(task_dir, script, limits.cpus, seccomp_fd)
+        argv = bwrap_argv(task_dir, script, limits.cpus, seccomp_fd, env)
         if uid is not None:
             argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                     "--inh-caps=-all", "--"] + argv

@@ -36,6 +36,7 @@ WARNING = ("SANDBOX 'process' RUNS UNTRUSTED CODE DIRECTLY ON THIS MACHINE WITH 
 
 class ProcessSandbox(SandboxBackend):
     name = "process"
+    supports_environments = True
 
     def __init__(self, work_dir: Path, **_: object):
         self.task_root = work_dir / "tasks"
@@ -45,12 +46,15 @@ class ProcessSandbox(SandboxBackend):
         log.warning(WARNING)
         print(f"\n*** WARNING: {WARNING} ***\n", file=sys.stderr, flush=True)
 
-    def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event) -> RunResult:
+    def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
+            env: Path | None = None) -> RunResult:
         start = time.monotonic()
+        environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(task_dir)}
+        if env is not None:  # the job's packages, ahead of the system's (after the script's folder)
+            environ["PYTHONPATH"] = str(env)
         with open(task_dir / STDOUT_NAME, "wb") as out, open(task_dir / STDERR_NAME, "wb") as err:
             proc = subprocess.Popen([PYTHON, script], cwd=task_dir, stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(task_dir)})
+                                    stdin=subprocess.DEVNULL, start_new_session=True, env=environ)
         meter, failure = Meter(), None
         pidfd = os.pidfd_open(proc.pid)
         try:
