@@ -157,6 +157,7 @@ class WorkerOut(BaseModel):
     benched_until: datetime | None = None
     bench_reason: str | None = None
     fault_streak: int = 0  # faults since its last successful task
+    suspended: str | None = None  # why it takes no new work now (its owner's machine busy, schedule, stopping)
 
 
 class LocationOut(BaseModel):
@@ -413,7 +414,7 @@ def create_app(sv: Services) -> FastAPI:
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
                               last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
                               benched_until=w.benched_until, bench_reason=w.bench_reason,
-                              fault_streak=w.fault_streak or 0)
+                              fault_streak=w.fault_streak or 0, suspended=w.suspended)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))

@@ -13,6 +13,7 @@ from runsurge_proto import common_pb2
 from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
+from runsurge_worker.ratelimit import TokenBucket
 
 log = logging.getLogger("runsurge.worker.fetch")
 PEER_DATA = "/runsurge.v1.WorkerService/StreamData"
@@ -27,8 +28,9 @@ class FetchError(RuntimeError):
 
 
 class Fetcher:
-    def __init__(self, cache: Cache, link: MasterLink, max_size: int):
+    def __init__(self, cache: Cache, link: MasterLink, max_size: int, limit: TokenBucket | None = None):
         self.cache, self.link, self.max_size = cache, link, max_size
+        self.limit = limit  # the download cap (ratelimit.py), shared by every fetch
         self._peers: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
         # Striped locks: two tasks needing the same object fetch it once, and the lock table stays
@@ -89,6 +91,8 @@ class Fetcher:
                 if rx is None:
                     rx = self.cache.receiver(loc.data_id, total_size, self.max_size)
                 rx.write(data)
+                if self.limit is not None:
+                    self.limit.take(len(data))
             if rx is not None:
                 rx.commit()
         except BaseException:

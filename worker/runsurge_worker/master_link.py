@@ -65,6 +65,7 @@ class MasterLink:
         self.public_key_pem = ""
         self.heartbeat_interval_s = 2.0
         self._lock = threading.Lock()
+        self._kick = threading.Event()  # a heartbeat now: the worker's state changed (suspended...)
 
     def metadata(self) -> tuple:
         return bearer(self.token)
@@ -124,8 +125,23 @@ class MasterLink:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
-            if stop.wait(self.heartbeat_interval_s):
+            self._kick.wait(self.heartbeat_interval_s)
+            self._kick.clear()
+            if stop.is_set():
                 return
+
+    def kick(self) -> None:
+        """Send the next heartbeat now (the master must hear of a suspension at once)."""
+        self._kick.set()
+
+    def beat_once(self, request: master_pb2.NodeHeartbeatRequest) -> bool:
+        """One heartbeat outside the loop (the worker's last, saying it stops)."""
+        try:
+            self.stub.NodeHeartbeat(request, metadata=self.metadata(), timeout=5)
+            return True
+        except grpc.RpcError as e:
+            log.warning("last heartbeat failed: %s", e.details())
+            return False
 
     def close(self) -> None:
         self._enroll.close()

@@ -53,6 +53,7 @@ class Running:
     notified: threading.Condition = field(default_factory=threading.Condition)
     in_slot: bool = False  # started: holds one of the worker's slots
     reporting: bool = False  # ended: holds no memory or folder, only its TaskComplete is undelivered
+    released: str = ""  # given back to the master, and why (the worker stops, or was suspended too long)
 
 
 class TaskRunner:
@@ -64,6 +65,7 @@ class TaskRunner:
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
         self._waiting: list[str] = []  # prepared tasks waiting for a slot, first come first started
+        self._held = ""  # why no task may start now (governor.py: the machine is busy, schedule, stopping)
         # TaskStarted goes out from a thread of its own, so a run never waits a master round trip to
         # begin; a daemon, so a worker stopping while the master is away does not wait for it.
         self._starts: queue.SimpleQueue[StartReport] = queue.SimpleQueue()
@@ -105,6 +107,40 @@ class TaskRunner:
                 run.notified.notify_all()
         return run is not None
 
+    def hold(self, reason: str) -> None:
+        """No task starts while `reason` is set (those running go on, or the sandbox suspends them)."""
+        with self._lock:
+            self._held = reason
+            self._slot_freed.notify_all()
+
+    def release(self, reason: str, running_only: bool = False) -> int:
+        """Give tasks back to the master, not as a failure: the master runs them again elsewhere and
+        bills nothing for these runs. Returns how many."""
+        with self._lock:
+            runs = [r for r in self._running.values() if not r.reporting and (r.in_slot or not running_only)]
+            for run in runs:
+                run.released = reason
+        for run in runs:
+            self.cancel(run.req.task_id)
+        return len(runs)
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Until every task held has ended and its report is delivered (True), or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def describe(self) -> list[dict]:
+        """The tasks held, for `runsurge-worker status`."""
+        with self._lock:
+            return [{"task_id": tid, "state": "reporting" if r.reporting else "running" if r.in_slot
+                     else "waiting" if tid in self._waiting else "preparing",
+                     "memory_bytes": r.req.limits.memory_bytes} for tid, r in self._running.items()]
+
     def task_ids(self) -> list[str]:
         """Every task this worker holds, queued or running (what the master must not re-queue), and
         those whose report is not delivered yet: after a master restart reconciliation must keep
@@ -130,7 +166,7 @@ class TaskRunner:
             self._waiting.append(task_id)
             try:
                 while not run.cancel.is_set() and (
-                        self._waiting[0] != task_id
+                        self._held or self._waiting[0] != task_id
                         or sum(r.in_slot for r in self._running.values()) >= self.slots):
                     self._slot_freed.wait()
             finally:
@@ -157,6 +193,8 @@ class TaskRunner:
             self._prepare(run, task_dir)
             if run.cancel.is_set() or not self._take_slot(run):
                 report.status = S.TASK_STATUS_CANCELLED
+                if run.released:
+                    report.status, report.error = S.TASK_STATUS_RELEASED, run.released
             else:
                 try:
                     start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
@@ -216,6 +254,8 @@ class TaskRunner:
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)
         if result.failure == "cancelled":
             report.status = S.TASK_STATUS_CANCELLED
+            if run.released:
+                report.status, report.error = S.TASK_STATUS_RELEASED, run.released
             return
         if result.failure or result.exit_code != 0:
             report.status = S.TASK_STATUS_WORKER_ERROR if result.infrastructure_error else S.TASK_STATUS_FAILED

@@ -1,0 +1,105 @@
+"""The contributor's machine stays theirs (issue 17), with real master and worker processes (bwrap
+sandbox): the owner's busy loop suspends a running task and the worker, the master sends new work
+elsewhere, the task resumes and its billed wall time leaves the suspension out; a schedule keeps
+the worker idle outside its hours; SIGTERM gives the running task back to the master."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+
+import pytest
+from contributor import OWNER_UID, cpu_job, owner_busy_loop, pids_running, state, stop, until
+
+from localnet import LocalNet
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
+
+OWNER_AWARE = {"RUNSURGE_BUSY_CPU_PERCENT": "30", "RUNSURGE_BUSY_USERS": str(OWNER_UID),
+               "RUNSURGE_SUSPEND_AFTER_S": "0.5", "RUNSURGE_RESUME_AFTER_IDLE_S": "1"}
+
+
+@pytest.fixture
+def bnet(tmp_path):
+    for parent in (tmp_path, *tmp_path.parents):  # bwrap's per-task uids reach their folder by path
+        parent.chmod(parent.stat().st_mode | 0o001)
+    n = LocalNet(tmp_path / "net", sandbox="bwrap", slots=1, heartbeat_s=0.5)
+    try:
+        n.start_master()
+        yield n
+    finally:
+        n.stop()
+
+
+def _worker(net: LocalNet, worker_id: str) -> dict:
+    return next(w for w in net.client().workers() if w["id"] == worker_id)
+
+
+def test_the_owner_s_busy_machine_suspends_the_task_and_the_worker(bnet, tmp_path):
+    bnet.start_worker(0, env=OWNER_AWARE)
+    client = bnet.client()
+    job_id = client.submit_spec(cpu_job(tmp_path / "a", "crunch", cpu_s=4))["id"]
+    [pid] = until(lambda: pids_running("crunch.py"), "the task's process")
+    task = client.job(job_id)["tasks"][0]
+    busy = owner_busy_loop()
+    try:
+        suspended_at = time.monotonic()
+        until(lambda: state(pid) == "T", "the task stopped (SIGSTOP)", 30, 0.05)
+        worker = until(lambda: (w := _worker(bnet, task["worker_id"]))["suspended"] and w, "the master sees it")
+        assert worker["suspended"].startswith("host busy")
+        # New work goes elsewhere: a second worker, and a job submitted now runs there.
+        bnet.start_worker(1)
+        other = client.wait(client.submit_spec(cpu_job(tmp_path / "b", "other", cpu_s=0.2))["id"], timeout_s=60)
+        assert other["status"] == "done" and other["tasks"][0]["worker_id"] != task["worker_id"]
+        assert state(pid) == "T"  # still stopped while the owner works
+        time.sleep(max(0.0, 4 - (time.monotonic() - suspended_at)))  # held at least 4 s
+    finally:
+        stop(busy)
+    resumed_at = time.monotonic()
+    until(lambda: state(pid) in ("R", "S", "gone"), "the task resumed", 60, 0.05)
+    job = client.wait(job_id, timeout_s=120)
+    assert job["status"] == "done", job
+    [result] = client.results(job_id)
+    assert result["name"] == "result.txt"
+    done = job["tasks"][0]
+    assert done["attempts"] == 1 and done["worker_id"] == task["worker_id"]
+    # Billed wall time leaves the ≥ 4 s suspension out: it is about the 4 s of CPU the task needed.
+    elapsed = time.monotonic() - suspended_at
+    assert done["wall_s"] < elapsed - 3.5, (done["wall_s"], elapsed)
+    assert done["cpu_s"] > 3
+    assert resumed_at - suspended_at >= 4
+    until(lambda: not _worker(bnet, task["worker_id"])["suspended"], "the worker takes work again", 30)
+
+
+def test_no_task_is_taken_outside_the_schedule(bnet, tmp_path):
+    now = time.localtime()
+    start = (now.tm_hour + 2) % 24  # a window that is not now
+    bnet.start_worker(0, env={"RUNSURGE_HOURS": f"{start:02d}:00-{(start + 1) % 24:02d}:00"})
+    client = bnet.client()
+    worker = until(lambda: (w := client.workers()[0])["suspended"] and w, "the worker outside its schedule")
+    assert worker["suspended"].startswith("outside schedule")
+    job_id = client.submit_spec(cpu_job(tmp_path / "a", "later", cpu_s=0.1))["id"]
+    bnet.start_worker(1)  # the only place it can run
+    job = client.wait(job_id, timeout_s=60)
+    assert job["status"] == "done" and job["tasks"][0]["worker_id"] != worker["id"]
+    assert "later.py" not in bnet.log("worker0")
+
+
+def test_sigterm_gives_the_running_task_back_and_it_runs_again_elsewhere(bnet, tmp_path):
+    bnet.start_worker(0)
+    client = bnet.client()
+    job_id = client.submit_spec(cpu_job(tmp_path / "a", "long", cpu_s=3))["id"]
+    until(lambda: pids_running("long.py"), "the task's process")
+    first = client.job(job_id)["tasks"][0]["worker_id"]
+    bnet.start_worker(1)
+    proc = bnet.workers.pop(0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert "task(s) released to the master" in bnet.log("worker0")
+    job = client.wait(job_id, timeout_s=120)
+    assert job["status"] == "done", job
+    task = job["tasks"][0]
+    assert task["worker_id"] != first and task["attempts"] == 2
+    # Given back, not lost: no fault is counted against the worker that stopped.
+    assert _worker(bnet, first)["fault_streak"] == 0
