@@ -105,6 +105,10 @@ class PauseBoard:
     def resume(self) -> None:
         self._each(False)
 
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._runs)
+
     def paused_count(self) -> int:
         with self._lock:
             return sum(p.paused for p in self._runs)
