@@ -5,9 +5,11 @@ the worker idle outside its hours; SIGTERM gives the running task back to the ma
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from contributor import OWNER_UID, cpu_job, owner_busy_loop, pids_running, state, stop, until
@@ -103,3 +105,76 @@ def test_sigterm_gives_the_running_task_back_and_it_runs_again_elsewhere(bnet, t
     assert task["worker_id"] != first and task["attempts"] == 2
     # Given back, not lost: no fault is counted against the worker that stopped.
     assert _worker(bnet, first)["fault_streak"] == 0
+
+
+HOG = """import os, time
+child = os.fork()
+end = time.monotonic() + 6
+while time.monotonic() < end:
+    pass
+if child:
+    os.wait()
+    open("result.txt", "w").write("hogged")
+"""
+
+
+def _ticks(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def test_the_cpu_cap_holds_a_busy_task_to_its_share_of_the_host(bnet, tmp_path):
+    cap = 25
+    bnet.start_worker(0, env={"RUNSURGE_MAX_CPU_PERCENT": str(cap)})
+    client = bnet.client()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "hog.py").write_text(HOG)
+    (tmp_path / "a" / "job.toml").write_text('[[tasks]]\nname = "hog"\nscript = "hog.py"\noutputs = ["result.txt"]\n')
+    job_id = client.submit_spec(tmp_path / "a" / "job.toml")["id"]
+    pids = until(lambda: len(p := pids_running("hog.py")) == 2 and p, "the task's two busy processes")
+    before, t0 = _ticks(pids), time.monotonic()
+    time.sleep(3)
+    used = (_ticks(pids) - before) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0) / os.cpu_count()
+    # Two busy processes could use every CPU of the host; the cap holds them to 25 % of it (± 10).
+    assert used <= (cap + 10) / 100, used
+    assert used >= (cap - 10) / 100 / 2, used  # it ran (other sessions may share the machine)
+    job = client.wait(job_id, timeout_s=120)
+    assert job["status"] == "done", job
+
+
+BIG = 100 << 20
+
+
+def test_the_download_cap_holds_a_peer_fetch_to_its_rate(bnet, tmp_path):
+    limit = 40 << 20  # bytes/s: the 100 MiB fetch takes at least 100/40 s less one burst
+    folder = tmp_path / "a"
+    folder.mkdir()
+    (folder / "make.py").write_text(f"open('big.bin', 'wb').write(b'x' * {BIG})\n")
+    (folder / "use.py").write_text("import os\nopen('size.txt', 'w').write(str(os.path.getsize('big')))\n")
+    (folder / "job.toml").write_text("""
+[[tasks]]
+name = "make"
+script = "make.py"
+outputs = ["big.bin"]
+memory = "256MiB"
+[[tasks]]
+name = "use"
+script = "use.py"
+inputs = { "big" = "task:make/big.bin" }
+outputs = ["size.txt"]
+memory = "1GiB"
+""")
+    # Only worker 1 has room for "use": it fetches big.bin from worker 0, the peer that made it.
+    bnet.start_worker(0, env={"RUNSURGE_MEMORY": str(512 << 20)})
+    bnet.start_worker(1, env={"RUNSURGE_DOWNLOAD_LIMIT_BPS": str(limit)})
+    client = bnet.client()
+    job = client.wait(client.submit_spec(folder / "job.toml")["id"], timeout_s=180)
+    assert job["status"] == "done", job
+    tasks = {t["name"]: t for t in job["tasks"]}
+    assert tasks["make"]["worker_id"] != tasks["use"]["worker_id"]
+    [line] = [x for x in bnet.log("worker1").splitlines() if f"size={BIG} from peer" in x]
+    seconds = float(line.rsplit(" in ", 1)[1].rstrip("s"))
+    assert seconds >= (BIG - limit / 4) / limit, line

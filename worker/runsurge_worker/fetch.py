@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import grpc
 
@@ -60,6 +61,7 @@ class Fetcher:
             else:
                 source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
                 rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
+            started = time.monotonic()
             try:
                 rx = self._receive(rpc, req, loc)
             except grpc.RpcError as e:  # a peer that cannot serve what the master said it holds is named
@@ -72,7 +74,8 @@ class Fetcher:
                                  bad_peer="" if loc.on_master else loc.peer_worker_id, data_id=loc.data_id) from None
             if rx is None:
                 raise FetchError(f"empty stream for {loc.data_id[:12]} from {source}")
-        log.info("fetched data=%s size=%d from %s for task=%s", loc.data_id[:12], rx.size, source, task_id)
+        log.info("fetched data=%s size=%d from %s for task=%s in %.2fs", loc.data_id[:12], rx.size, source, task_id,
+                 time.monotonic() - started)
         return source
 
     def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
