@@ -42,6 +42,7 @@ class LocalNet:
         self.workers: dict[int, subprocess.Popen] = {}
         self.worker_ports: dict[int, int] = {}
         self.worker_owners: dict[int, str] = {}
+        self.worker_envs: dict[int, dict[str, str]] = {}  # the settings each worker was started with
         root.mkdir(parents=True, exist_ok=True)
         (root / "password").write_text(PASSWORD)
 
@@ -78,15 +79,16 @@ class LocalNet:
         owner = self.worker_owners.setdefault(i, owner or EMAIL)
         if owner != EMAIL:
             self.register(owner)
-        self.workers[i] = self._spawn(f"worker{i}", program or ["-m", "runsurge_worker"], {
+        self.worker_envs[i] = {
             "RUNSURGE_HOME": str(self.root / f"worker{i}"), "RUNSURGE_MASTER_URL": self.url,
             "RUNSURGE_MASTER_GRPC": f"{self.host}:{self.grpc_port}", "RUNSURGE_EMAIL": owner,
             "RUNSURGE_MASTER_ENROLL": f"{self.host}:{self.enroll_port}", "RUNSURGE_CA_FILE": str(self.ca_file),
             "RUNSURGE_PASSWORD_FILE": str(self.root / "password"), "RUNSURGE_PORT": str(port),
             "RUNSURGE_HOST": host, "RUNSURGE_LISTEN": host,
             "RUNSURGE_SLOTS": str(self.slots), "RUNSURGE_MEMORY": str(self.worker_memory),
-            "RUNSURGE_SANDBOX": sandbox or self.sandbox, **(env or {})},
-            prefix=("ip", "netns", "exec", netns) if netns else ())
+            "RUNSURGE_SANDBOX": sandbox or self.sandbox, **(env or {})}
+        self.workers[i] = self._spawn(f"worker{i}", program or ["-m", "runsurge_worker"], self.worker_envs[i],
+                                      prefix=("ip", "netns", "exec", netns) if netns else ())
         if wait:  # a VM worker first boots its guest once and saves the snapshot (~1 min under TCG)
             self.wait_online(i, timeout_s=60 if (sandbox or self.sandbox) == "process" else 600)
 

@@ -5,9 +5,12 @@ the worker idle outside its hours; SIGTERM gives the running task back to the ma
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -55,6 +58,10 @@ def test_the_owner_s_busy_machine_suspends_the_task_and_the_worker(bnet, tmp_pat
         other = client.wait(client.submit_spec(cpu_job(tmp_path / "b", "other", cpu_s=0.2))["id"], timeout_s=60)
         assert other["status"] == "done" and other["tasks"][0]["worker_id"] != task["worker_id"]
         assert state(pid) == "T"  # still stopped while the owner works
+        shown = _status(bnet, 0, "--json", "--offline")
+        assert json.loads(shown)["state"] == "suspended" and json.loads(shown)["tasks_paused"]
+        assert [t["task_id"] for t in json.loads(shown)["tasks"]] == [task["id"]]
+        assert "state:     suspended (host busy:" in _status(bnet, 0, "--offline")
         time.sleep(max(0.0, 4 - (time.monotonic() - suspended_at)))  # held at least 4 s
     finally:
         stop(busy)
@@ -72,6 +79,17 @@ def test_the_owner_s_busy_machine_suspends_the_task_and_the_worker(bnet, tmp_pat
     assert done["cpu_s"] > 3
     assert resumed_at - suspended_at >= 4
     until(lambda: not _worker(bnet, task["worker_id"])["suspended"], "the worker takes work again", 30)
+    shown = _status(bnet, 0)
+    assert "state:     running" in shown and "tasks (0): none" in shown
+    assert "credits by this worker (1 task(s))" in shown, shown
+
+
+def _status(net: LocalNet, i: int, *args: str) -> str:
+    """`runsurge-worker status` as its contributor runs it, with the worker's own settings."""
+    out = subprocess.run([sys.executable, "-m", "runsurge_worker", "status", *args], capture_output=True, text=True,
+                         env={**os.environ, **net.worker_envs[i]}, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
 
 
 def test_no_task_is_taken_outside_the_schedule(bnet, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import socket
@@ -25,6 +26,7 @@ from runsurge_worker.governor import Governor
 from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, add_to_server, make_check
+from runsurge_worker.status import earnings, read_status, render
 from runsurge_worker.tasks import TaskRunner
 from runsurge_worker.tls import WorkerTLS
 
@@ -122,6 +124,10 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="runsurge-worker", description="RunSurge worker: contribute this machine")
+    p.add_argument("command", nargs="?", default="run", choices=["run", "status"],
+                   help="run the worker (default), or show the running worker's state, tasks, caps and earnings")
+    p.add_argument("--json", action="store_true", help="status: print the state as JSON")
+    p.add_argument("--offline", action="store_true", help="status: do not ask the master for the earnings")
     p.add_argument("--config", type=Path, help="TOML file with a [worker] table")
     p.add_argument("--home", type=Path, help="worker state directory")
     p.add_argument("--master-url", help="master HTTP URL, e.g. http://127.0.0.1:8080")
@@ -146,6 +152,12 @@ def main(argv: list[str] | None = None) -> None:
                           image_dir=args.image_dir)
     except (ValueError, OSError) as e:
         sys.exit(f"runsurge-worker: bad configuration: {e}")
+    if args.command == "status":
+        current = read_status(cfg.home)
+        earned = None if args.offline or current is None else earnings(cfg, current.get("worker_id", ""))
+        print(json.dumps({**(current or {}), "earnings": earned}, indent=1) if args.json
+              else render(current, earned))
+        return
     if not cfg.ca_file.is_file():
         sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: copy the master's pki/ca.pem "
                  "there or set RUNSURGE_CA_FILE")
