@@ -143,6 +143,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
                 w.suspended = suspended
                 self.scheduler.wake()
+            dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
+            if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
+                s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
             s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
                             memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
             if request.running_task_ids:

@@ -62,20 +62,22 @@ class NodeRegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., certificate_pem: _Optional[bytes] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended")
+    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     SUSPENDED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running_tasks: int
     memory_used_bytes: int
     free_slots: int
     running_task_ids: _containers.RepeatedScalarFieldContainer[str]
     suspended: str
-    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ...) -> None: ...
+    dropped_data_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeHeartbeatResponse(_message.Message):
     __slots__ = ("worker_token", "reregister", "cancel_task_ids")

@@ -196,3 +196,27 @@ memory = "1GiB"
     [line] = [x for x in bnet.log("worker1").splitlines() if f"size={BIG} from peer" in x]
     seconds = float(line.rsplit(" in ", 1)[1].rstrip("s"))
     assert seconds >= (BIG - limit / 4) / limit, line
+
+
+def _job_writing(folder: Path, name: str, size: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.py").write_text(f"import os\nopen('out.bin', 'wb').write(os.urandom({size}))\n")
+    (folder / "job.toml").write_text(f'[[tasks]]\nname = "{name}"\nscript = "{name}.py"\noutputs = ["out.bin"]\n')
+    return folder / "job.toml"
+
+
+def test_the_cache_disk_cap_drops_the_oldest_object_and_the_master_hears_of_it(bnet, tmp_path):
+    bnet.start_worker(0, env={"RUNSURGE_CACHE_MAX_BYTES": str(3 << 20)})
+    client = bnet.client()
+    first = client.wait(client.submit_spec(_job_writing(tmp_path / "a", "one", 2 << 20))["id"], timeout_s=60)
+    worker_id = first["tasks"][0]["worker_id"]
+    out1 = first["tasks"][0]["outputs"]["out.bin"]
+    assert worker_id in {loc["data_id"]: loc["holders"] for loc in client.locations(first["id"])}[out1]
+    second = client.wait(client.submit_spec(_job_writing(tmp_path / "b", "two", 2 << 20))["id"], timeout_s=60)
+    assert second["status"] == "done"
+    out2 = second["tasks"][0]["outputs"]["out.bin"]
+    cache = Path(bnet.worker_envs[0]["RUNSURGE_HOME"]) / "cache"
+    assert not (cache / out1[:2] / out1).exists() and (cache / out2[:2] / out2).exists()
+    assert sum(p.stat().st_size for p in cache.glob("??/*")) <= 3 << 20
+    until(lambda: worker_id not in {loc["data_id"]: loc["holders"] for loc in client.locations(first["id"])}[out1],
+          "the master forgets the dropped copy", 30)

@@ -55,6 +55,7 @@ class WorkerConfig:
     max_cpu_percent: float = 0.0             # CPU cap of the whole worker, % of the host (0: none)
     download_limit_bps: int = 0              # bytes/s fetched from peers and the master (0: no limit)
     upload_limit_bps: int = 0                # bytes/s served to peers (0: no limit)
+    cache_max_bytes: int = 0                 # disk cap of the data cache, least recently used out first (0: none)
     stop_grace_s: float = 30.0               # on SIGTERM: how long running tasks get to be released
     governor_tick_s: float = 0.5             # how often the host is looked at
 
@@ -69,8 +70,9 @@ class WorkerConfig:
         for name in ("busy_cpu_percent", "max_cpu_percent"):
             if not 0 <= getattr(self, name) <= 100:
                 raise ValueError(f"{name} must be between 0 and 100")
-        if min(self.download_limit_bps, self.upload_limit_bps) < 0 or self.governor_tick_s <= 0:
-            raise ValueError("bandwidth limits must not be negative, governor_tick_s must be positive")
+        if min(self.download_limit_bps, self.upload_limit_bps, self.cache_max_bytes) < 0 or self.governor_tick_s <= 0:
+            raise ValueError("bandwidth limits and cache_max_bytes must not be negative, governor_tick_s must be "
+                             "positive")
         Schedule.parse(self.hours, self.days)  # raises ValueError with what is wrong
         parse_users(self.busy_users)
         if not self.password and self.password_file:

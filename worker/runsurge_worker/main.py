@@ -50,7 +50,8 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     except cpucap.CpuCapError as e:
         raise SystemExit(f"runsurge-worker: {e}") from None
     caps = {"max_cpu_percent": cfg.max_cpu_percent if cap else 0, "memory_bytes": cfg.memory, "slots": cfg.slots,
-            "download_limit_bps": cfg.download_limit_bps, "upload_limit_bps": cfg.upload_limit_bps}
+            "download_limit_bps": cfg.download_limit_bps, "upload_limit_bps": cfg.upload_limit_bps,
+            "cache_max_bytes": cfg.cache_max_bytes}
     cache = Cache(cfg.home / "cache")
     tls = WorkerTLS(cfg.home, cfg.ca_file)
     link = MasterLink(cfg, tls)
@@ -59,7 +60,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir, **opts)
     sandbox.start()
     fetcher = Fetcher(cache, link, MAX_DATA_BYTES, ratelimit.bucket(cfg.download_limit_bps))
-    runner = TaskRunner(cache, link, fetcher, sandbox, cfg.slots, cfg.memory, cfg.input_wait_s)
+    runner = TaskRunner(cache, link, fetcher, sandbox, cfg.slots, cfg.memory, cfg.input_wait_s, cfg.cache_max_bytes)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
     add_to_server(WorkerServicer(runner, cache, link, ratelimit.bucket(cfg.upload_limit_bps)), server)
@@ -97,13 +98,14 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
             return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=runner.running_count(),
                                                    memory_used_bytes=runner.memory_used(),
                                                    free_slots=runner.free_slots(), running_task_ids=runner.task_ids(),
-                                                   suspended=governor.reason)
+                                                   suspended=governor.reason, dropped_data_ids=runner.dropped())
 
         log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         governor.worker_id = link.worker_id
         governor.start()
-        link.heartbeat_loop(status, register, runner.cancel, stop)
+        link.heartbeat_loop(status, register, runner.cancel, stop,
+                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
         # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, give every task back
         # to the master (it runs them again at once, nobody's fault) and wait a bounded time for the reports.
         governor.stopping()

@@ -97,14 +97,18 @@ class MasterLink:
 
     def heartbeat_loop(self, status: Callable[[], master_pb2.NodeHeartbeatRequest],
                        reregister: Callable[[], None], cancel: Callable[[str], None],
-                       stop: threading.Event) -> None:
+                       stop: threading.Event,
+                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None) -> None:
         failures = 0
         while True:  # the first beat at once: it makes a freshly registered worker schedulable
             try:
                 if self.tls.renewal_due():
                     log.info("renewing the worker certificate")
                     reregister()
-                resp = self.stub.NodeHeartbeat(status(), metadata=self.metadata(), timeout=10)
+                req = status()
+                resp = self.stub.NodeHeartbeat(req, metadata=self.metadata(), timeout=10)
+                if delivered is not None:
+                    delivered(req)
                 if failures:
                     log.info("master reachable again")
                 failures = 0

@@ -99,6 +99,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         if not self.cache.has(request.data_id):
             context.abort(grpc.StatusCode.NOT_FOUND, "this worker does not hold that data")
         log.info("serving data=%s to %s", request.data_id[:12], caller[:8])
+        self.cache.touch(request.data_id)
         for message in file_chunk_messages(self.cache.path(request.data_id)):  # already serialised
             if self.upload_limit is not None:
                 self.upload_limit.take(len(message))

@@ -72,7 +72,8 @@ def render(status: dict | None, earned: dict | str | None) -> str:
     lines.append("caps:      " + ", ".join([
         f"CPU {caps.get('max_cpu_percent') or 100:g}% of the host",
         f"memory {caps.get('memory_bytes', 0) >> 20} MiB", f"{caps.get('slots', 0)} slot(s)",
-        f"download {_rate(caps.get('download_limit_bps', 0))}", f"upload {_rate(caps.get('upload_limit_bps', 0))}"]))
+        f"download {_rate(caps.get('download_limit_bps', 0))}", f"upload {_rate(caps.get('upload_limit_bps', 0))}",
+        f"cache {caps['cache_max_bytes'] >> 20} MiB" if caps.get("cache_max_bytes") else "cache unlimited"]))
     settings = status.get("settings", {})
     if settings:
         busy = settings.get("busy_cpu_percent", 0)

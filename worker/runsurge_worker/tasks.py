@@ -58,9 +58,11 @@ class Running:
 
 class TaskRunner:
     def __init__(self, cache: Cache, link: MasterLink, fetcher: Fetcher, sandbox: SandboxBackend,
-                 slots: int, memory: int, input_wait_s: float):
+                 slots: int, memory: int, input_wait_s: float, cache_max_bytes: int = 0):
         self.cache, self.link, self.fetcher, self.sandbox = cache, link, fetcher, sandbox
         self.slots, self.memory, self.input_wait_s = slots, memory, input_wait_s
+        self.cache_max_bytes = cache_max_bytes  # the cache's disk cap (0: none)
+        self._dropped: list[str] = []  # evicted by the cap, until a heartbeat has told the master
         self._running: dict[str, Running] = {}  # every task held: preparing, waiting for a slot, running
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
@@ -141,6 +143,30 @@ class TaskRunner:
                      else "waiting" if tid in self._waiting else "preparing",
                      "memory_bytes": r.req.limits.memory_bytes} for tid, r in self._running.items()]
 
+    def dropped(self) -> list[str]:
+        with self._lock:
+            return list(self._dropped)
+
+    def dropped_told(self, ids: list[str]) -> None:
+        """A heartbeat carried these: the master no longer sends peers here for them."""
+        with self._lock:
+            told = set(ids)
+            self._dropped = [d for d in self._dropped if d not in told]
+
+    def _trim(self, keep: set[str] = frozenset()) -> None:
+        """Hold the cache to its disk cap, never dropping an object a task held here still needs."""
+        if not self.cache_max_bytes:
+            return
+        with self._lock:
+            needed = {i.data_id for r in self._running.values() for i in r.req.inputs} | {
+                r.req.script_data_id for r in self._running.values()} | set(keep)
+        dropped = self.cache.trim(self.cache_max_bytes, needed)
+        if dropped:
+            log.info("cache over its cap of %d bytes: dropped %d object(s)", self.cache_max_bytes, len(dropped))
+            with self._lock:
+                self._dropped += dropped
+            self.link.kick()
+
     def task_ids(self) -> list[str]:
         """Every task this worker holds, queued or running (what the master must not re-queue), and
         those whose report is not delivered yet: after a master restart reconciliation must keep
@@ -191,6 +217,7 @@ class TaskRunner:
             shutil.rmtree(task_dir, ignore_errors=True)
             task_dir.mkdir(parents=True)
             self._prepare(run, task_dir)
+            self._trim()
             if run.cancel.is_set() or not self._take_slot(run):
                 report.status = S.TASK_STATUS_CANCELLED
                 if run.released:
@@ -272,6 +299,7 @@ class TaskRunner:
                 self._upload(req.task_id, data_id, size)
             report.outputs.append(master_pb2.OutputData(name=name, data_id=data_id, size=size, sha256=data_id))
         report.status = S.TASK_STATUS_SUCCEEDED
+        self._trim({o.data_id for o in report.outputs})  # what it reports holding, it holds
 
     def _outputs(self, req: worker_pb2.AssignTaskRequest, task_dir: Path) -> tuple[dict[str, Path], str | None]:
         """Regular files only (never follow a link the script made), within the output cap."""
