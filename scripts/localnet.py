@@ -42,6 +42,7 @@ class LocalNet:
         self.workers: dict[int, subprocess.Popen] = {}
         self.worker_ports: dict[int, int] = {}
         self.worker_owners: dict[int, str] = {}
+        self.worker_envs: dict[int, dict[str, str]] = {}  # the settings each worker was started with
         root.mkdir(parents=True, exist_ok=True)
         (root / "password").write_text(PASSWORD)
 
@@ -67,24 +68,27 @@ class LocalNet:
         httpx.post(f"{self.url}/api/auth/register", json={"email": email, "password": PASSWORD}, timeout=10)
 
     def start_worker(self, i: int, sandbox: str | None = None, wait: bool = True, netns: str | None = None,
-                     host: str | None = None, owner: str | None = None, program: list[str] | None = None) -> None:
+                     host: str | None = None, owner: str | None = None, program: list[str] | None = None,
+                     env: dict[str, str] | None = None) -> None:
         """Worker `i` (the same home, port, owner and so worker id when started again). `netns`: run it in
         that network namespace (`ip netns exec`), listening on and announcing `host`, its address there.
         `owner`: the contributor's email (default EMAIL). `program`: what to run with this Python instead
-        of `-m runsurge_worker` (a test's launcher script)."""
+        of `-m runsurge_worker` (a test's launcher script). `env`: more RUNSURGE_* settings for this worker."""
         port = self.worker_ports.setdefault(i, free_port())
         host = host or self.host
         owner = self.worker_owners.setdefault(i, owner or EMAIL)
         if owner != EMAIL:
             self.register(owner)
-        self.workers[i] = self._spawn(f"worker{i}", program or ["-m", "runsurge_worker"], {
+        self.worker_envs[i] = {
             "RUNSURGE_HOME": str(self.root / f"worker{i}"), "RUNSURGE_MASTER_URL": self.url,
             "RUNSURGE_MASTER_GRPC": f"{self.host}:{self.grpc_port}", "RUNSURGE_EMAIL": owner,
             "RUNSURGE_MASTER_ENROLL": f"{self.host}:{self.enroll_port}", "RUNSURGE_CA_FILE": str(self.ca_file),
             "RUNSURGE_PASSWORD_FILE": str(self.root / "password"), "RUNSURGE_PORT": str(port),
             "RUNSURGE_HOST": host, "RUNSURGE_LISTEN": host,
             "RUNSURGE_SLOTS": str(self.slots), "RUNSURGE_MEMORY": str(self.worker_memory),
-            "RUNSURGE_SANDBOX": sandbox or self.sandbox}, prefix=("ip", "netns", "exec", netns) if netns else ())
+            "RUNSURGE_SANDBOX": sandbox or self.sandbox, **(env or {})}
+        self.workers[i] = self._spawn(f"worker{i}", program or ["-m", "runsurge_worker"], self.worker_envs[i],
+                                      prefix=("ip", "netns", "exec", netns) if netns else ())
         if wait:  # a VM worker first boots its guest once and saves the snapshot (~1 min under TCG)
             self.wait_online(i, timeout_s=60 if (sandbox or self.sandbox) == "process" else 600)
 

@@ -19,8 +19,17 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError as DBIntegrityError
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import (accounts, benching, environments, http_security, lifecycle, replicas, store_gc,
-                             submission, waiting)
+from runsurge_master import (
+    accounts,
+    benching,
+    environments,
+    http_security,
+    lifecycle,
+    replicas,
+    store_gc,
+    submission,
+    waiting,
+)
 from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
@@ -178,6 +187,7 @@ class WorkerOut(BaseModel):
     benched_until: datetime | None = None
     bench_reason: str | None = None
     fault_streak: int = 0  # faults since its last successful task
+    suspended: str | None = None  # why it takes no new work now (its owner's machine busy, schedule, stopping)
 
 
 class LocationOut(BaseModel):
@@ -489,7 +499,7 @@ def create_app(sv: Services) -> FastAPI:
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
                               last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
                               benched_until=w.benched_until, bench_reason=w.bench_reason,
-                              fault_streak=w.fault_streak or 0)
+                              fault_streak=w.fault_streak or 0, suspended=w.suspended)
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))

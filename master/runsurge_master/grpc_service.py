@@ -138,6 +138,14 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 log.info("worker online worker=%s", w.id)
             w.last_heartbeat = utcnow()
             w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
+            suspended = request.suspended[:200] or None
+            if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move
+                log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
+                w.suspended = suspended
+                self.scheduler.wake()
+            dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
+            if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
+                s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
             s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
                             memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
             if request.running_task_ids:
@@ -224,6 +232,9 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if outcome == "cancelled":
             t.status = "cancelled"
             return []
+        if outcome == "released":
+            lifecycle.release_task(s, t, detail)
+            return []
         if outcome == "failed":
             if lifecycle.retry_with_more_memory(s, t, detail):
                 return []
@@ -243,6 +254,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             return "lost", r.error or "worker error"
         if r.status == S.TASK_STATUS_CANCELLED:
             return "cancelled", ""
+        if r.status == S.TASK_STATUS_RELEASED:
+            return "released", r.error or "released by its worker"
         if r.status != S.TASK_STATUS_SUCCEEDED:
             return "failed", r.error or f"exit code {r.exit_code}"
         try:

@@ -252,6 +252,16 @@ def requeue_task(s: Session, task: Task, reason: str, max_attempts: int,
     return []
 
 
+def release_task(s: Session, task: Task, reason: str) -> None:
+    """The worker gave the task back, not its fault (its owner stopped it or kept the machine busy too
+    long): it runs again on any worker, with no fault counted and nothing billed for the run."""
+    log.info("released task=%s by worker=%s: %s", task.id, task.worker_id, reason)
+    task.status = "ready"
+    task.worker_id = None
+    task.started_at = None
+    task.error = f"{reason}; it runs again"
+
+
 def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
                           available: Callable[[str], bool] | None = None) -> bool:
     """Lineage: if an input produced by another task is held by nobody reachable, re-run its

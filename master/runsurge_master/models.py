@@ -70,6 +70,9 @@ class Worker(Base):
     fault_streak: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     benched_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     bench_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Its owner's machine is busy, outside its schedule, or the worker is stopping (its heartbeat says
+    # why): no new task goes there and its queued tasks move to other workers. None: takes work.
+    suspended: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     @property
     def address(self) -> str:

@@ -116,6 +116,9 @@ def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, m
     """A replica's TaskComplete, classified by the gRPC service: ("lost" | "cancelled", reason),
     ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size)). `blame`:
     the worker a loss is counted against (default: the replica's)."""
+    if outcome == "released":  # its worker gave it back (stopping, suspended too long): no fault
+        replica.status, replica.error, replica.finished_at = "lost", detail, utcnow()
+        return _settle(s, task)
     if outcome in ("lost", "cancelled"):  # a replica the master did not cancel has no business stopping
         return lose(s, task, replica, detail or "the worker cancelled it", max_attempts, blame)
     replica.status, replica.finished_at = "done", utcnow()

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 import grpc
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from runsurge_master import benching, lifecycle, replicas
@@ -203,8 +203,10 @@ class Scheduler:
             u = used.get(wid, (0, 0, 0))
             used[wid] = (u[0] + n, u[1] + running, u[2] + mem)
         active = {wid: used.get(wid, (0, 0, 0))[0] for wid in workers}
-        free = {wid: max(0, w.slots - active[wid]) for wid, w in workers.items()}
-        queue = {wid: max(0, w.slots + self.cfg.prefetch - active[wid]) - free[wid] for wid, w in workers.items()}
+        # A suspended worker (its owner's machine busy, outside its schedule, stopping) takes nothing new.
+        free = {wid: 0 if w.suspended else max(0, w.slots - active[wid]) for wid, w in workers.items()}
+        queue = {wid: 0 if w.suspended else max(0, w.slots + self.cfg.prefetch - active[wid]) - free[wid]
+                 for wid, w in workers.items()}
         if not any(free.values()) and not any(queue.values()):
             return [], []
         window = min(BATCH, max(64, 8 * sum(free.values()) + sum(queue.values())))
@@ -227,7 +229,8 @@ class Scheduler:
             lifecycle.reopen_lost_producers(s, s.get(Task, tid), set(workers), lambda d, tid=tid: available(tid, d))
         now = utcnow()  # a benched worker still serves its data to peers, but takes no task
         caps = [Capacity(id=wid, free_memory=w.memory_bytes - used.get(wid, (0, 0, 0))[2], free_slots=free[wid],
-                         holds=holders.get(wid, set())) for wid, w in workers.items() if not benching.benched(w, now)]
+                         holds=holders.get(wid, set())) for wid, w in workers.items()
+                if not benching.benched(w, now) and not w.suspended]
         avoid = lifecycle.avoided(s, [t.id for t in ready])
         todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]},
                           avoid=avoid.get(t.id, set())) for t in ready if t.id not in lost]
@@ -270,13 +273,16 @@ class Scheduler:
         """Prefetch's safety valve: a task queued on a worker whose slots all run (maybe one long task)
         for more than STEAL_AFTER_S moves to a worker with a free slot. Returns (task, new worker,
         old worker); the old worker is told to cancel its copy (a race lost to its start costs one
-        short run: its report no longer matches the task's worker and attempt)."""
+        short run: its report no longer matches the task's worker and attempt). A suspended worker's
+        queued tasks move at once: they would wait for its owner, not for a slot."""
         full = [wid for wid, w in workers.items() if used.get(wid, (0, 0, 0))[1] >= w.slots]
-        if not full:
+        suspended = [wid for wid, w in workers.items() if w.suspended]
+        if not full and not suspended:
             return []
         waiting = s.scalars(select(Task).where(
-            Task.status == "assigned", Task.worker_id.in_(full),
-            Task.assigned_at < utcnow() - timedelta(seconds=STEAL_AFTER_S))
+            Task.status == "assigned",
+            or_(and_(Task.worker_id.in_(full), Task.assigned_at < utcnow() - timedelta(seconds=STEAL_AFTER_S)),
+                Task.worker_id.in_(suspended)))
             .order_by(Task.assigned_at).limit(sum(c.free_slots for c in idle))).all()
         if not waiting:
             return []

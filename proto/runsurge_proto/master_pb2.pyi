@@ -15,11 +15,13 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_FAILED: _ClassVar[TaskStatus]
     TASK_STATUS_WORKER_ERROR: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
+    TASK_STATUS_RELEASED: _ClassVar[TaskStatus]
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_SUCCEEDED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_WORKER_ERROR: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
+TASK_STATUS_RELEASED: TaskStatus
 
 class NodeRegisterRequest(_message.Message):
     __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem")
@@ -60,18 +62,22 @@ class NodeRegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., certificate_pem: _Optional[bytes] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids")
+    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    SUSPENDED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running_tasks: int
     memory_used_bytes: int
     free_slots: int
     running_task_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    suspended: str
+    dropped_data_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeHeartbeatResponse(_message.Message):
     __slots__ = ("worker_token", "reregister", "cancel_task_ids")

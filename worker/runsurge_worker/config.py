@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from runsurge_proto.settings import load_settings
+from runsurge_worker.hostload import parse_users
+from runsurge_worker.schedule import Schedule
 
 
 def _total_memory() -> int:
@@ -42,6 +44,22 @@ class WorkerConfig:
     input_wait_s: float = 120.0              # how long a task waits for NotifyData
     env_cache_bytes: int = 4 << 30           # job environments (unpacked wheels) kept, least recently used out
     log_level: str = "INFO"
+    # The contributor's machine stays theirs (governor.py; README "Contributing a worker").
+    busy_cpu_percent: float = 0.0            # suspend while other processes use this % of the host (0: never)
+    busy_users: str = ""                     # only these users' processes count as busy (empty: all)
+    suspend_after_s: float = 1.0             # ...for this long
+    resume_after_idle_s: float = 30.0        # resume once below it this long
+    suspend_on_battery: bool = True          # suspend while a laptop runs on battery
+    max_suspended_s: float = 1800.0          # give a task stopped this long back to the master (0: never)
+    hours: str = ""                          # take work only in these windows, e.g. "19:00-08:00" (empty: always)
+    days: str = ""                           # ...on these days, e.g. "mon-fri" (empty: every day)
+    outside_hours: str = "finish"            # outside them: "finish" running tasks, or "suspend" them
+    max_cpu_percent: float = 0.0             # CPU cap of the whole worker, % of the host (0: none)
+    download_limit_bps: int = 0              # bytes/s fetched from peers and the master (0: no limit)
+    upload_limit_bps: int = 0                # bytes/s served to peers (0: no limit)
+    cache_max_bytes: int = 0                 # disk cap of the data cache, least recently used out first (0: none)
+    stop_grace_s: float = 30.0               # on SIGTERM: how long running tasks get to be released
+    governor_tick_s: float = 0.5             # how often the host is looked at
 
     def resolved(self) -> WorkerConfig:
         if self.home == Path():
@@ -49,6 +67,16 @@ class WorkerConfig:
         self.cpus = self.cpus or os.cpu_count() or 1
         self.slots = self.slots or self.cpus
         self.memory = self.memory or _total_memory() // 2
+        if self.outside_hours not in ("finish", "suspend"):
+            raise ValueError(f"outside_hours must be 'finish' or 'suspend', not {self.outside_hours!r}")
+        for name in ("busy_cpu_percent", "max_cpu_percent"):
+            if not 0 <= getattr(self, name) <= 100:
+                raise ValueError(f"{name} must be between 0 and 100")
+        if min(self.download_limit_bps, self.upload_limit_bps, self.cache_max_bytes) < 0 or self.governor_tick_s <= 0:
+            raise ValueError("bandwidth limits and cache_max_bytes must not be negative, governor_tick_s must be "
+                             "positive")
+        Schedule.parse(self.hours, self.days)  # raises ValueError with what is wrong
+        parse_users(self.busy_users)
         if not self.password and self.password_file:
             self.password = Path(self.password_file).read_text().strip()
         return self

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import grpc
 
@@ -13,6 +14,7 @@ from runsurge_proto import common_pb2
 from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
+from runsurge_worker.ratelimit import TokenBucket
 
 log = logging.getLogger("runsurge.worker.fetch")
 PEER_DATA = "/runsurge.v1.WorkerService/StreamData"
@@ -27,8 +29,9 @@ class FetchError(RuntimeError):
 
 
 class Fetcher:
-    def __init__(self, cache: Cache, link: MasterLink, max_size: int):
+    def __init__(self, cache: Cache, link: MasterLink, max_size: int, limit: TokenBucket | None = None):
         self.cache, self.link, self.max_size = cache, link, max_size
+        self.limit = limit  # the download cap (ratelimit.py), shared by every fetch
         self._peers: dict[str, grpc.Channel] = {}
         self._lock = threading.Lock()
         # Striped locks: two tasks needing the same object fetch it once, and the lock table stays
@@ -58,6 +61,7 @@ class Fetcher:
             else:
                 source = f"peer {loc.peer_worker_id[:8]} at {loc.peer_address}"
                 rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
+            started = time.monotonic()
             try:
                 rx = self._receive(rpc, req, loc)
             except grpc.RpcError as e:  # a peer that cannot serve what the master said it holds is named
@@ -70,7 +74,8 @@ class Fetcher:
                                  bad_peer="" if loc.on_master else loc.peer_worker_id, data_id=loc.data_id) from None
             if rx is None:
                 raise FetchError(f"empty stream for {loc.data_id[:12]} from {source}")
-        log.info("fetched data=%s size=%d from %s for task=%s", loc.data_id[:12], rx.size, source, task_id)
+        log.info("fetched data=%s size=%d from %s for task=%s in %.2fs", loc.data_id[:12], rx.size, source, task_id,
+                 time.monotonic() - started)
         return source
 
     def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
@@ -89,6 +94,8 @@ class Fetcher:
                 if rx is None:
                     rx = self.cache.receiver(loc.data_id, total_size, self.max_size)
                 rx.write(data)
+                if self.limit is not None:
+                    self.limit.take(len(data))
             if rx is not None:
                 rx.commit()
         except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import socket
@@ -17,15 +18,18 @@ import grpc
 from runsurge_proto import master_pb2
 from runsurge_proto.interceptor import AuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS
+from runsurge_worker import cpucap, ratelimit
 from runsurge_worker.cache import Cache
 from runsurge_worker.config import WorkerConfig, load_config
 from runsurge_worker.environments import EnvironmentCache
 from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
+from runsurge_worker.governor import Governor
 from runsurge_worker.join import JoinError, join
 from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, add_to_server, make_check
+from runsurge_worker.status import earnings, read_status, render
 from runsurge_worker.tasks import TaskRunner
 from runsurge_worker.tls import WorkerTLS
 
@@ -44,6 +48,13 @@ def pick_port(listen: str, port: int) -> int:
 
 def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     cfg.home.mkdir(parents=True, exist_ok=True)
+    try:  # before anything starts: every process the worker starts is held to the cap with it
+        cap = cpucap.open_cap(cfg.max_cpu_percent)
+    except cpucap.CpuCapError as e:
+        raise SystemExit(f"runsurge-worker: {e}") from None
+    caps = {"max_cpu_percent": cfg.max_cpu_percent if cap else 0, "memory_bytes": cfg.memory, "slots": cfg.slots,
+            "download_limit_bps": cfg.download_limit_bps, "upload_limit_bps": cfg.upload_limit_bps,
+            "cache_max_bytes": cfg.cache_max_bytes}
     cache = Cache(cfg.home / "cache")
     tls = WorkerTLS(cfg.home, cfg.ca_file)
     link = MasterLink(cfg, tls)
@@ -51,11 +62,13 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     opts = {"pool_size": cfg.pool_size, "vm_memory_mb": cfg.vm_memory_mb} if vm else {}
     sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir, **opts)
     sandbox.start()
-    runner = TaskRunner(cache, link, Fetcher(cache, link, MAX_DATA_BYTES), sandbox, cfg.slots, cfg.memory,
-                        cfg.input_wait_s, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes))
+    fetcher = Fetcher(cache, link, MAX_DATA_BYTES, ratelimit.bucket(cfg.download_limit_bps))
+    runner = TaskRunner(cache, link, fetcher, sandbox, cfg.slots, cfg.memory, cfg.input_wait_s,
+                        cfg.cache_max_bytes, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
-    add_to_server(WorkerServicer(runner, cache, link), server)
+    add_to_server(WorkerServicer(runner, cache, link, ratelimit.bucket(cfg.upload_limit_bps)), server)
+    governor = Governor(cfg, runner, sandbox, link.kick, caps=caps)
     port = pick_port(cfg.listen, cfg.port)
     fp = fingerprint(cfg.home)
 
@@ -88,22 +101,40 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
         def status() -> master_pb2.NodeHeartbeatRequest:
             return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=runner.running_count(),
                                                    memory_used_bytes=runner.memory_used(),
-                                                   free_slots=runner.free_slots(), running_task_ids=runner.task_ids())
+                                                   free_slots=runner.free_slots(), running_task_ids=runner.task_ids(),
+                                                   suspended=governor.reason, dropped_data_ids=runner.dropped())
 
         log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
-        link.heartbeat_loop(status, register, runner.cancel, stop)
+        governor.worker_id = link.worker_id
+        governor.start()
+        link.heartbeat_loop(status, register, runner.cancel, stop,
+                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
+        # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, give every task back
+        # to the master (it runs them again at once, nobody's fault) and wait a bounded time for the reports.
+        governor.stopping()
+        link.beat_once(status())
+        released = runner.release("the worker was stopped by its owner")
+        if released and not runner.wait_empty(cfg.stop_grace_s):
+            log.warning("stopping with tasks still ending after %.0f s", cfg.stop_grace_s)
+        log.info("stopped: %d task(s) released to the master", released)
     finally:
         for task_id in runner.task_ids():
             runner.cancel(task_id)
         server.stop(grace=1)
         sandbox.close()
         link.close()
+        if cap is not None:
+            cap.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="runsurge-worker", description="RunSurge worker: contribute this machine")
     p.add_argument("--version", action="version", version=f"%(prog)s {version('runsurge-worker')}")
+    p.add_argument("command", nargs="?", default="run", choices=["run", "status"],
+                   help="run the worker (default), or show the running worker's state, tasks, caps and earnings")
+    p.add_argument("--json", action="store_true", help="status: print the state as JSON")
+    p.add_argument("--offline", action="store_true", help="status: do not ask the master for the earnings")
     p.add_argument("--config", type=Path, help="TOML file with a [worker] table")
     p.add_argument("--home", type=Path, help="worker state directory")
     p.add_argument("--master-url", help="master HTTP URL, e.g. http://127.0.0.1:8080")
@@ -131,6 +162,12 @@ def main(argv: list[str] | None = None) -> None:
                           image_dir=args.image_dir)
     except (ValueError, OSError) as e:
         sys.exit(f"runsurge-worker: bad configuration: {e}")
+    if args.command == "status":
+        current = read_status(cfg.home)
+        earned = None if args.offline or current is None else earnings(cfg, current.get("worker_id", ""))
+        print(json.dumps({**(current or {}), "earnings": earned}, indent=1) if args.json
+              else render(current, earned))
+        return
     if cfg.ca_fingerprint:
         try:
             join(cfg)

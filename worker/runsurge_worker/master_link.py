@@ -65,6 +65,7 @@ class MasterLink:
         self.public_key_pem = ""
         self.heartbeat_interval_s = 2.0
         self._lock = threading.Lock()
+        self._kick = threading.Event()  # a heartbeat now: the worker's state changed (suspended...)
 
     def metadata(self) -> tuple:
         return bearer(self.token)
@@ -96,14 +97,18 @@ class MasterLink:
 
     def heartbeat_loop(self, status: Callable[[], master_pb2.NodeHeartbeatRequest],
                        reregister: Callable[[], None], cancel: Callable[[str], None],
-                       stop: threading.Event) -> None:
+                       stop: threading.Event,
+                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None) -> None:
         failures = 0
         while True:  # the first beat at once: it makes a freshly registered worker schedulable
             try:
                 if self.tls.renewal_due():
                     log.info("renewing the worker certificate")
                     reregister()
-                resp = self.stub.NodeHeartbeat(status(), metadata=self.metadata(), timeout=10)
+                req = status()
+                resp = self.stub.NodeHeartbeat(req, metadata=self.metadata(), timeout=10)
+                if delivered is not None:
+                    delivered(req)
                 if failures:
                     log.info("master reachable again")
                 failures = 0
@@ -124,8 +129,23 @@ class MasterLink:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
-            if stop.wait(self.heartbeat_interval_s):
+            self._kick.wait(self.heartbeat_interval_s)
+            self._kick.clear()
+            if stop.is_set():
                 return
+
+    def kick(self) -> None:
+        """Send the next heartbeat now (the master must hear of a suspension at once)."""
+        self._kick.set()
+
+    def beat_once(self, request: master_pb2.NodeHeartbeatRequest) -> bool:
+        """One heartbeat outside the loop (the worker's last, saying it stops)."""
+        try:
+            self.stub.NodeHeartbeat(request, metadata=self.metadata(), timeout=5)
+            return True
+        except grpc.RpcError as e:
+            log.warning("last heartbeat failed: %s", e.details())
+            return False
 
     def close(self) -> None:
         self._enroll.close()

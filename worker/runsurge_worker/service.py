@@ -14,6 +14,7 @@ from runsurge_proto.interceptor import Peer, current_claims
 from runsurge_proto.wire import file_chunk_messages, is_data_id, raw_chunk_handlers
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
+from runsurge_worker.ratelimit import TokenBucket
 from runsurge_worker.tasks import TaskRunner
 
 log = logging.getLogger("runsurge.worker.service")
@@ -63,8 +64,9 @@ def add_to_server(servicer: WorkerServicer, server: grpc.Server) -> None:
 
 
 class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
-    def __init__(self, runner: TaskRunner, cache: Cache, link: MasterLink):
+    def __init__(self, runner: TaskRunner, cache: Cache, link: MasterLink, upload_limit: TokenBucket | None = None):
         self.runner, self.cache, self.link = runner, cache, link
+        self.upload_limit = upload_limit  # the upload cap (ratelimit.py), shared by every stream served
 
     def AssignTask(self, request, context):  # noqa: ANN001, N802
         if not request.task_id or not is_data_id(request.script_data_id):
@@ -97,7 +99,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         if not self.cache.has(request.data_id):
             context.abort(grpc.StatusCode.NOT_FOUND, "this worker does not hold that data")
         log.info("serving data=%s to %s", request.data_id[:12], caller[:8])
-        yield from file_chunk_messages(self.cache.path(request.data_id))  # already serialised
+        self.cache.touch(request.data_id)
+        for message in file_chunk_messages(self.cache.path(request.data_id)):  # already serialised
+            if self.upload_limit is not None:
+                self.upload_limit.take(len(message))
+            yield message
 
     def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
         return worker_pb2.WorkerStatus(

@@ -59,17 +59,22 @@ class Running:
     notified: threading.Condition = field(default_factory=threading.Condition)
     in_slot: bool = False  # started: holds one of the worker's slots
     reporting: bool = False  # ended: holds no memory or folder, only its TaskComplete is undelivered
+    released: str = ""  # given back to the master, and why (the worker stops, or was suspended too long)
 
 
 class TaskRunner:
     def __init__(self, cache: Cache, link: MasterLink, fetcher: Fetcher, sandbox: SandboxBackend,
-                 slots: int, memory: int, input_wait_s: float, envs: EnvironmentCache | None = None):
+                 slots: int, memory: int, input_wait_s: float, cache_max_bytes: int = 0,
+                 envs: EnvironmentCache | None = None):
         self.cache, self.link, self.fetcher, self.sandbox, self.envs = cache, link, fetcher, sandbox, envs
         self.slots, self.memory, self.input_wait_s = slots, memory, input_wait_s
+        self.cache_max_bytes = cache_max_bytes  # the cache's disk cap (0: none)
+        self._dropped: list[str] = []  # evicted by the cap, until a heartbeat has told the master
         self._running: dict[str, Running] = {}  # every task held: preparing, waiting for a slot, running
         self._lock = threading.Lock()
         self._slot_freed = threading.Condition(self._lock)
         self._waiting: list[str] = []  # prepared tasks waiting for a slot, first come first started
+        self._held = ""  # why no task may start now (governor.py: the machine is busy, schedule, stopping)
         # TaskStarted goes out from a thread of its own, so a run never waits a master round trip to
         # begin; a daemon, so a worker stopping while the master is away does not wait for it.
         self._starts: queue.SimpleQueue[StartReport] = queue.SimpleQueue()
@@ -111,6 +116,64 @@ class TaskRunner:
                 run.notified.notify_all()
         return run is not None
 
+    def hold(self, reason: str) -> None:
+        """No task starts while `reason` is set (those running go on, or the sandbox suspends them)."""
+        with self._lock:
+            self._held = reason
+            self._slot_freed.notify_all()
+
+    def release(self, reason: str, running_only: bool = False) -> int:
+        """Give tasks back to the master, not as a failure: the master runs them again elsewhere and
+        bills nothing for these runs. Returns how many."""
+        with self._lock:
+            runs = [r for r in self._running.values() if not r.reporting and (r.in_slot or not running_only)]
+            for run in runs:
+                run.released = reason
+        for run in runs:
+            self.cancel(run.req.task_id)
+        return len(runs)
+
+    def wait_empty(self, timeout: float) -> bool:
+        """Until every task held has ended and its report is delivered (True), or `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._running:
+                    return True
+            time.sleep(0.1)
+        return False
+
+    def describe(self) -> list[dict]:
+        """The tasks held, for `runsurge-worker status`."""
+        with self._lock:
+            return [{"task_id": tid, "state": "reporting" if r.reporting else "running" if r.in_slot
+                     else "waiting" if tid in self._waiting else "preparing",
+                     "memory_bytes": r.req.limits.memory_bytes} for tid, r in self._running.items()]
+
+    def dropped(self) -> list[str]:
+        with self._lock:
+            return list(self._dropped)
+
+    def dropped_told(self, ids: list[str]) -> None:
+        """A heartbeat carried these: the master no longer sends peers here for them."""
+        with self._lock:
+            told = set(ids)
+            self._dropped = [d for d in self._dropped if d not in told]
+
+    def _trim(self, keep: set[str] = frozenset()) -> None:
+        """Hold the cache to its disk cap, never dropping an object a task held here still needs."""
+        if not self.cache_max_bytes:
+            return
+        with self._lock:
+            needed = {i.data_id for r in self._running.values() for i in r.req.inputs} | {
+                r.req.script_data_id for r in self._running.values()} | set(keep)
+        dropped = self.cache.trim(self.cache_max_bytes, needed)
+        if dropped:
+            log.info("cache over its cap of %d bytes: dropped %d object(s)", self.cache_max_bytes, len(dropped))
+            with self._lock:
+                self._dropped += dropped
+            self.link.kick()
+
     def task_ids(self) -> list[str]:
         """Every task this worker holds, queued or running (what the master must not re-queue), and
         those whose report is not delivered yet: after a master restart reconciliation must keep
@@ -136,7 +199,7 @@ class TaskRunner:
             self._waiting.append(task_id)
             try:
                 while not run.cancel.is_set() and (
-                        self._waiting[0] != task_id
+                        self._held or self._waiting[0] != task_id
                         or sum(r.in_slot for r in self._running.values()) >= self.slots):
                     self._slot_freed.wait()
             finally:
@@ -161,9 +224,12 @@ class TaskRunner:
             shutil.rmtree(task_dir, ignore_errors=True)
             task_dir.mkdir(parents=True)
             self._prepare(run, task_dir)
+            self._trim()
             with self._environment(run) as env:
                 if run.cancel.is_set() or not self._take_slot(run):
                     report.status = S.TASK_STATUS_CANCELLED
+                    if run.released:
+                        report.status, report.error = S.TASK_STATUS_RELEASED, run.released
                 else:
                     try:
                         start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
@@ -248,6 +314,8 @@ class TaskRunner:
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)
         if result.failure == "cancelled":
             report.status = S.TASK_STATUS_CANCELLED
+            if run.released:
+                report.status, report.error = S.TASK_STATUS_RELEASED, run.released
             return
         if result.failure or result.exit_code != 0:
             report.status = S.TASK_STATUS_WORKER_ERROR if result.infrastructure_error else S.TASK_STATUS_FAILED
@@ -264,6 +332,7 @@ class TaskRunner:
                 self._upload(req.task_id, data_id, size)
             report.outputs.append(master_pb2.OutputData(name=name, data_id=data_id, size=size, sha256=data_id))
         report.status = S.TASK_STATUS_SUCCEEDED
+        self._trim({o.data_id for o in report.outputs})  # what it reports holding, it holds
 
     def _outputs(self, req: worker_pb2.AssignTaskRequest, task_dir: Path) -> tuple[dict[str, Path], str | None]:
         """Regular files only (never follow a link the script made), within the output cap."""

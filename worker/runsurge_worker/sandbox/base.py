@@ -14,6 +14,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
+from .pause import PauseBoard
+
 SAMPLE_INTERVAL_S = 0.5
 STDOUT_NAME = "log.out"
 STDERR_NAME = "error.err"
@@ -49,10 +51,27 @@ class RunResult:
 
 
 class SandboxBackend(ABC):
-    """A backend is created once per worker; `run` is called from many task threads at once."""
+    """A backend is created once per worker; `run` is called from many task threads at once.
+    Each run registers on `pauses` (pause.py) so the worker can suspend and resume them all."""
 
     name: str = "abstract"
     supports_environments: bool = False  # run() takes env=: a read-only tree put first on sys.path
+    _pauses: PauseBoard | None = None
+    _pauses_lock = threading.Lock()
+
+    @property
+    def pauses(self) -> PauseBoard:
+        with self._pauses_lock:
+            if self._pauses is None:
+                self._pauses = PauseBoard()
+            return self._pauses
+
+    def suspend(self) -> None:
+        """Stop every running task where it is (the owner's machine is busy); `resume` lets them go on."""
+        self.pauses.suspend()
+
+    def resume(self) -> None:
+        self.pauses.resume()
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..monitor import Meter
 from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend, memory_failure
 from .guestrun import dir_bytes
+from .pause import RunPause, cont_tree, stop_tree
 from .seccomp import deny_filter
 
 SANDBOX_DIR = "/work"
@@ -134,7 +135,6 @@ class BwrapSandbox(SandboxBackend):
             resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes,) * 2)
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
-        started = time.monotonic()
         with open(task_dir / STDOUT_NAME, "wb") as out, open(task_dir / STDERR_NAME, "wb") as err:
             if uid is not None:
                 os.fchown(out.fileno(), uid, uid)
@@ -148,7 +148,8 @@ class BwrapSandbox(SandboxBackend):
                                  infrastructure_error=True)
             finally:
                 os.close(seccomp_fd)
-        return self._watch(proc, task_dir, limits, cancel, started)
+        with self.pauses.run(stop_tree(proc.pid), cont_tree(proc.pid)) as pause:
+            return self._watch(proc, task_dir, limits, cancel, pause)
 
     @staticmethod
     def _limit_hit(meter: Meter, task_dir: Path, limits: Limits, elapsed: float) -> str | None:
@@ -161,7 +162,7 @@ class BwrapSandbox(SandboxBackend):
         return None
 
     def _watch(self, proc: subprocess.Popen, task_dir: Path, limits: Limits,
-               cancel: threading.Event, started: float) -> RunResult:
+               cancel: threading.Event, pause: RunPause) -> RunResult:
         meter = Meter()
         failure = None
         killed = False
@@ -182,7 +183,7 @@ class BwrapSandbox(SandboxBackend):
                                   Path(f"/proc/{target}/stat").read_text())
                     except OSError:
                         pass
-                failure = self._limit_hit(meter, task_dir, limits, now - started)
+                failure = self._limit_hit(meter, task_dir, limits, pause.active_s())
             if failure is None and cancel.is_set():
                 failure = "cancelled"
             if failure is not None and not killed:
@@ -193,7 +194,7 @@ class BwrapSandbox(SandboxBackend):
                     pass
             cancel.wait(0.01)  # exit noticed within 10 ms, samples every 0.5 s
         proc.returncode = code = os.waitstatus_to_exitcode(status)
-        wall = time.monotonic() - started
+        wall = pause.active_s()
         if failure is None and _ends_with_memory_error(task_dir / STDERR_NAME):
             failure = memory_failure(limits.memory_bytes)
         return RunResult(

@@ -19,6 +19,7 @@ from ..monitor import Meter, parse_stat_cpu_s
 from .agent import GuestAgent, GuestLostError
 from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
 from .commands import MAX_TASK_PIDS
+from .pause import RunPause
 
 log = logging.getLogger(__name__)
 DU_AFTER_S = 1.0
@@ -32,7 +33,7 @@ def sandbox_error(message: str) -> RunResult:
 
 
 def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,  # noqa: ANN001
-                vm_cpus: int) -> RunResult:
+                vm_cpus: int, pause: RunPause | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets
     its own name back once the VM is gone. Shared by every VM backend."""
@@ -40,7 +41,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
     os.rmdir(slot)
     os.rename(task_dir, slot)
     try:
-        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause)
     except GuestLostError as exc:
         log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
         return sandbox_error(str(exc))
@@ -88,20 +89,25 @@ def _probe(agent: GuestAgent, du: bool) -> _Probe:
 
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
-                 cancel: threading.Event, vm_cpus: int) -> RunResult:
+                 cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
-    the caller destroys it afterwards whatever happened. Raises GuestLostError."""
+    the caller destroys it afterwards whatever happened. Raises GuestLostError. `pause`: the run's
+    suspension switch (pause.py); its time suspended counts for neither the wall time nor the timeout,
+    and no call goes to the agent while the VM is stopped."""
+    pause = pause or RunPause(lambda: None, lambda: None)
     started = time.monotonic()
     quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
-    go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
-                    memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
+    with pause.awake(cancel):
+        go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
+                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
     # The interpreter started before the task: its start-up CPU is not the task's.
     base_cg_s = go["cpu_us"] / 1e6
     base_stat_s = parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0
 
     meter = Meter()
     failure = None
-    probe = _probe(agent, du=False)
+    with pause.awake(cancel):
+        probe = _probe(agent, du=False)
     while True:
         if probe.status:
             meter.add(probe.status, probe.stat or None)
@@ -111,8 +117,7 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         if cancel.wait(min(SAMPLE_INTERVAL_S, 0.05 * 2 ** meter.samples)):
             failure = "cancelled"
             break
-        elapsed = time.monotonic() - started
-        if elapsed > limits.timeout_s:
+        if pause.active_s() > limits.timeout_s:
             failure = f"timeout after {limits.timeout_s:g}s"
             break
         if max(probe.output_bytes, dir_bytes(host_dir)) > limits.output_bytes:
@@ -120,14 +125,19 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
             break
         # The guest's view of the output size (what its cifs cache has not sent yet) matters once
         # the task has had time to write; before that the walk would only slow its start.
-        probe = _probe(agent, du=time.monotonic() - started > DU_AFTER_S)
+        with pause.awake(cancel) as awake:
+            if not awake:  # cancelled while suspended
+                failure = "cancelled"
+                break
+            probe = _probe(agent, du=time.monotonic() - started > DU_AFTER_S)
 
     # Stop the task (every process of its cgroup: a child that outlived the script would go on
     # writing while its outputs are read), then push what it wrote through the share: the guest's
     # cifs client holds written data in its page cache until close or sync, and the VM dies next.
     final = {}
     try:
-        final = agent.call("kill", timeout=15)
+        if not pause.paused:  # a stopped guest cannot answer; the VM is destroyed anyway
+            final = agent.call("kill", timeout=15)
     except GuestLostError:  # the VM is destroyed anyway
         if failure is None:
             raise
@@ -137,7 +147,8 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         exit_code = None
     if failure is None and dir_bytes(host_dir) > limits.output_bytes:
         failure = f"output larger than {limits.output_bytes} bytes"
-    wall = probe.guest_wall_s if probe.guest_wall_s is not None else time.monotonic() - started
+    # The guest's clock stops with the VM; the host's count of active time is the bound either way.
+    wall = pause.active_s() if probe.guest_wall_s is None else min(probe.guest_wall_s, pause.active_s())
     # The whole cgroup's CPU and peak memory: children the script started count too.
     cgroup_cpu_s = max(probe.cgroup_cpu_s, final.get("cpu_us", 0) / 1e6)
     cpu = max(meter.cpu_s - base_stat_s, cgroup_cpu_s - base_cg_s, 0.0)

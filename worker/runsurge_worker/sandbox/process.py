@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from runsurge_worker.monitor import Meter
@@ -24,6 +23,7 @@ from runsurge_worker.sandbox.base import (
     SandboxBackend,
     memory_failure,
 )
+from runsurge_worker.sandbox.pause import cont_tree, stop_tree
 
 log = logging.getLogger("runsurge.sandbox.process")
 # What the VM guest runs: the distribution's python3 (Debian's, with python3-numpy). Not this
@@ -48,7 +48,6 @@ class ProcessSandbox(SandboxBackend):
 
     def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
             env: Path | None = None) -> RunResult:
-        start = time.monotonic()
         environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(task_dir)}
         if env is not None:  # the job's packages, ahead of the system's (after the script's folder)
             environ["PYTHONPATH"] = str(env)
@@ -57,30 +56,32 @@ class ProcessSandbox(SandboxBackend):
                                     stdin=subprocess.DEVNULL, start_new_session=True, env=environ)
         meter, failure = Meter(), None
         pidfd = os.pidfd_open(proc.pid)
-        try:
-            poller = select.poll()
-            poller.register(pidfd, select.POLLIN)
-            while True:
-                self._sample(proc.pid, meter)
-                if meter.rss_peak > limits.memory_bytes:
-                    failure = memory_failure(limits.memory_bytes)
-                elif time.monotonic() - start > limits.timeout_s:
-                    failure = f"timeout after {limits.timeout_s:g}s"
-                elif cancel.is_set():
-                    failure = "cancelled"
-                if failure:
-                    _kill_group(proc.pid)
-                # Sample densely at first so short scripts are metered too; returns at exit.
-                if poller.poll(min(SAMPLE_INTERVAL_S, 0.005 * 2 ** meter.samples) * 1000):
-                    break
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        finally:
-            os.close(pidfd)
-            _kill_group(proc.pid)  # leave no daemonised children behind
+        with self.pauses.run(stop_tree(proc.pid), cont_tree(proc.pid)) as pause:
+            try:
+                poller = select.poll()
+                poller.register(pidfd, select.POLLIN)
+                while True:
+                    self._sample(proc.pid, meter)
+                    if meter.rss_peak > limits.memory_bytes:
+                        failure = memory_failure(limits.memory_bytes)
+                    elif pause.active_s() > limits.timeout_s:
+                        failure = f"timeout after {limits.timeout_s:g}s"
+                    elif cancel.is_set():
+                        failure = "cancelled"
+                    if failure:
+                        _kill_group(proc.pid)
+                    # Sample densely at first so short scripts are metered too; returns at exit.
+                    if poller.poll(min(SAMPLE_INTERVAL_S, 0.005 * 2 ** meter.samples) * 1000):
+                        break
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+            finally:
+                os.close(pidfd)
+                _kill_group(proc.pid)  # leave no daemonised children behind
+            wall = pause.active_s()
         # VmHWM restarts at exec; ru_maxrss would include the worker's own pages from before the exec.
         rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
-        return RunResult(exit_code=None if failure else proc.returncode, wall_s=time.monotonic() - start,
+        return RunResult(exit_code=None if failure else proc.returncode, wall_s=wall,
                          cpu_s=usage.ru_utime + usage.ru_stime, mem_avg_bytes=meter.avg or rss_peak,
                          mem_peak_bytes=rss_peak, failure=failure)
 

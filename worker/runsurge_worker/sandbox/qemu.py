@@ -34,6 +34,7 @@ from .agent import GuestAgent
 from .base import Limits, RunResult, SandboxBackend
 from .commands import GUEST_CMDLINE, QemuSpec, guest_mount_cmd, has_hw_virt
 from .guestrun import run_in_slot, sandbox_error
+from .qmp import Qmp
 from .samba import SambaServer
 from .snapshot import Snapshot, load_or_create
 from .vm import Vm
@@ -178,7 +179,8 @@ class QemuSandbox(SandboxBackend):
         with self._lock:
             self._running.add(vm)
         try:
-            return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus)
+            with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
+                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause)
         finally:
             with self._lock:
                 self._running.discard(vm)
@@ -194,6 +196,15 @@ class QemuSandbox(SandboxBackend):
         if self.smb is not None:
             self.smb.close()
             self.smb = None
+
+
+def _qmp(vm: Vm, command: str) -> None:
+    """One QMP command to the VM (`stop` freezes its vCPUs and its clock, `cont` lets them go on)."""
+    qmp = Qmp(vm.qmp_socket, timeout=10)
+    try:
+        qmp.execute(command)
+    finally:
+        qmp.close()
 
 
 def _remove_tree(path: Path) -> None:
