@@ -21,7 +21,6 @@ Needs root, QEMU, smbd and the guest image (built if missing).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shutil
 import sys
@@ -37,6 +36,8 @@ from runsurge_worker.sandbox.qmp import Qmp
 from runsurge_worker.sandbox.vm import Vm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from guest import image_dir  # noqa: E402
+
 from quiet import OtherLoad  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,13 +52,6 @@ open("result.txt", "w").write(str(len(block)))
 """
 
 
-def _image_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    spec = importlib.util.spec_from_file_location("build", REPO / "vm-images/build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build.find_image() or build.build()
 
 
 def _until(ok, what: str, timeout_s: float = 600, every_s: float = 0.02):  # noqa: ANN001, ANN202
@@ -161,7 +155,7 @@ def main() -> None:
     args = p.parse_args()
     work = Path(tempfile.mkdtemp(prefix="runsurge-bench-ckpt-"))
     load = OtherLoad()
-    backend = QemuSandbox(work / "worker", _image_dir(args.image_dir), pool_size=1, vm_memory_mb=VM_MEMORY_MB)
+    backend = QemuSandbox(work / "worker", image_dir(args.image_dir), pool_size=1, vm_memory_mb=VM_MEMORY_MB)
     backend.start()
     rows = []
     try:

@@ -16,7 +16,6 @@ Needs root, QEMU, smbd and the guest image (built if missing).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import shlex
 import shutil
@@ -36,6 +35,8 @@ from runsurge_worker.sandbox.qemu import QemuSandbox
 from runsurge_worker.sandbox.vm import Vm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from guest import image_dir  # noqa: E402
+
 from quiet import OtherLoad  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -47,13 +48,6 @@ IO_MB = 100
 TARGET_S = 0.300
 
 
-def _image_dir(arg: str | None) -> Path:
-    if arg:
-        return Path(arg)
-    spec = importlib.util.spec_from_file_location("build", REPO / "vm-images/build.py")
-    build = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(build)
-    return build.find_image() or build.build()
 
 
 class _GoTimer:
@@ -300,7 +294,7 @@ def main() -> None:
     parser.add_argument("--warm-runs", type=int, default=11, help="warm-pool and bwrap starts")
     parser.add_argument("--skip-cold", action="store_true", help="skip the ~40 s cold boot")
     args = parser.parse_args()
-    bench_starts(_image_dir(args.image_dir), args.runs, args.warm_runs, args.skip_cold)
+    bench_starts(image_dir(args.image_dir), args.runs, args.warm_runs, args.skip_cold)
 
 
 if __name__ == "__main__":

@@ -119,13 +119,10 @@ def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) 
         log.info("job done job=%s", job.id)
 
 
-def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
-    """Fail the job; returns (worker id, task id) of tasks still running, to be cancelled."""
-    if job.status != "running":
-        return []
-    job.status = "failed"
-    job.error = error
-    job.finished_at = utcnow()
+def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers: bool) -> list[tuple[str, str]]:
+    """The job ends as `status`: its open tasks are cancelled; returns (worker id, task id) of the runs
+    (and quorum replicas) to stop. `drop_queued_workers`: a task that had not started forgets its worker."""
+    job.status, job.error, job.finished_at = status, error, utcnow()
     to_cancel = []
     for t in job.tasks:
         if t.status in ACTIVE and t.worker_id:
@@ -133,8 +130,18 @@ def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
         if t.status in OPEN and t.redundancy > 1:
             to_cancel += cancel_replicas(s, t)
         if t.status in OPEN:
+            if drop_queued_workers and t.status not in ACTIVE:
+                t.worker_id = None
             t.status = "cancelled"
             t.finished_at = utcnow()
+    return to_cancel
+
+
+def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
+    """Fail the job; returns (worker id, task id) of tasks still running, to be cancelled."""
+    if job.status != "running":
+        return []
+    to_cancel = _end_job(s, job, "failed", error, drop_queued_workers=False)
     log.info("job failed job=%s error=%s", job.id, error.splitlines()[0] if error else "")
     return to_cancel
 
@@ -143,20 +150,7 @@ def cancel_job(s: Session, job: Job) -> list[tuple[str, str]]:
     """The owner stops the job: queued and waiting tasks are dropped, running ones (and quorum replicas)
     are stopped on their workers (the returned (worker id, task id) pairs). A stopped task keeps its
     worker, so that worker's last report of it is still billed for what ran (stopped_run_report)."""
-    job.status = "cancelled"
-    job.error = "cancelled by its owner"
-    job.finished_at = utcnow()
-    to_cancel = []
-    for t in job.tasks:
-        if t.status in ACTIVE and t.worker_id:
-            to_cancel.append((t.worker_id, t.id))
-        if t.status in OPEN and t.redundancy > 1:
-            to_cancel += cancel_replicas(s, t)
-        if t.status in OPEN:
-            if t.status not in ACTIVE:
-                t.worker_id = None
-            t.status = "cancelled"
-            t.finished_at = utcnow()
+    to_cancel = _end_job(s, job, "cancelled", "cancelled by its owner", drop_queued_workers=True)
     log.info("job cancelled job=%s stopping=%d", job.id, len(to_cancel))
     return to_cancel
 
