@@ -104,20 +104,21 @@ def test_bodies_are_cut_off_while_streaming_and_leave_nothing(small):
 def test_a_user_may_stream_only_a_few_uploads_at_once(small):
     victim = small.client(VICTIM)
     hold = threading.Event()
-    slow = [Body(2 << 20, hold=hold, prefix=b"--b0undary\r\n") for _ in range(2)]
+    # Each held upload sends a part and 1.5 MiB of it, more than the parser keeps in memory, then
+    # waits: once the master spools both to temporary files, both are streaming.
+    part = b'--b0undary\r\nContent-Disposition: form-data; name="files"; filename="slow.bin"\r\n\r\n'
+    slow = [Body(4 << 20, hold=hold, prefix=part + b"y" * (3 << 19)) for _ in range(2)]
     results = []
     threads = [threading.Thread(target=lambda b=b: results.append(post(small, "/api/plan", b, victim.access_token)))
                for b in slow]
     for t in threads:
         t.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:  # once both are streaming, a third is refused at once
-            status = post(small, "/api/plan", Body(1 << 20), victim.access_token)
-            if status == 429:
-                break
-            assert time.monotonic() < deadline, f"a third concurrent upload got {status}; the held ones: {results}"
+        deadline = time.monotonic() + 60
+        while len(temp_files(small)) < 2:
+            assert time.monotonic() < deadline, f"the held uploads never streamed: {temp_files(small)}, {results}"
             time.sleep(0.1)
+        assert post(small, "/api/plan", Body(1 << 20), victim.access_token) == 429  # a third is refused at once
     finally:
         hold.set()
         for t in threads:
