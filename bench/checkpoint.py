@@ -36,9 +36,8 @@ from runsurge_worker.sandbox.qmp import Qmp
 from runsurge_worker.sandbox.vm import Vm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guest import image_dir  # noqa: E402
-
-from quiet import OtherLoad  # noqa: E402
+from guest import image_dir
+from quiet import OtherLoad
 
 REPO = Path(__file__).resolve().parents[1]
 VM_MEMORY_MB = 2048
@@ -54,7 +53,7 @@ open("result.txt", "w").write(str(len(block)))
 
 
 
-def _until(ok, what: str, timeout_s: float = 600, every_s: float = 0.02):  # noqa: ANN001, ANN202
+def _until(ok, what: str, timeout_s: float = 600, every_s: float = 0.02):
     deadline = time.monotonic() + timeout_s
     while not (value := ok()):
         if time.monotonic() > deadline:
@@ -63,7 +62,7 @@ def _until(ok, what: str, timeout_s: float = 600, every_s: float = 0.02):  # noq
     return value
 
 
-def _qmp(vm: Vm, command: str, **args) -> object:  # noqa: ANN003
+def _qmp(vm: Vm, command: str, **args) -> object:
     q = Qmp(vm.qmp_socket, timeout=60)
     try:
         return q.execute(command, **args)

@@ -35,9 +35,8 @@ from runsurge_worker.sandbox.qemu import QemuSandbox
 from runsurge_worker.sandbox.vm import Vm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from guest import image_dir  # noqa: E402
-
-from quiet import OtherLoad  # noqa: E402
+from guest import image_dir
+from quiet import OtherLoad
 
 REPO = Path(__file__).resolve().parents[1]
 # The first statement leaves a file the host can see, holding the guest's clock at that moment.
@@ -277,7 +276,7 @@ def _ninep_io(backend: QemuSandbox) -> str:
 def _host_disk_io(directory: Path) -> tuple[float, float]:
     path = directory / "io.bin"
     funcs: dict = {}
-    exec(IO_FUNCS, funcs)  # noqa: S102 - our own constant: the very write the guests time
+    exec(IO_FUNCS, funcs)  # our own constant: the very write the guests time
     w = funcs["write"](str(path))
     t = time.monotonic()  # O_DIRECT: from the disk, not the page cache
     subprocess.run(["dd", f"if={path}", "of=/dev/null", "bs=1M", "iflag=direct",

@@ -102,7 +102,7 @@ def honest_plan(plan: dict, job: dict) -> None:
               f"(target: within 0.5..2): {'met' if 0.5 <= min(ratios) and max(ratios) <= 2 else 'NOT met'}")
 
 
-def _partition_stats(lines, frozen=False):  # noqa: ANN001, ANN202 - runs inside Dask workers
+def _partition_stats(lines, frozen=False):  # runs inside Dask workers
     """The user script's work on one partition: read the rows into a list, then accumulate.
     `frozen`: load the rows with the garbage collector off and freeze them after, as RunSurge's
     generated chunk scripts do (codegen._load_block), to show what that alone is worth to Dask."""
@@ -124,7 +124,7 @@ def _partition_stats(lines, frozen=False):  # noqa: ANN001, ANN202 - runs inside
     return [(n, sums, squares)]
 
 
-def _infer_type(value):  # noqa: ANN001, ANN202 - the template's own conversion
+def _infer_type(value):  # the template's own conversion
     try:
         return int(value)
     except ValueError:
@@ -134,7 +134,7 @@ def _infer_type(value):  # noqa: ANN001, ANN202 - the template's own conversion
             return value.strip()
 
 
-def _partition_template(lines):  # noqa: ANN001, ANN202 - runs inside Dask workers
+def _partition_template(lines):  # runs inside Dask workers
     """The template's work on one partition: every line parsed with infer_type, then column sums."""
     data = [[_infer_type(c) for c in line.strip().split(",")] for line in lines if not line.startswith("c")]
     sums = [0] * COLUMNS

@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from localnet import LocalNet  # noqa: E402
-from runsurge_client.api import ApiError  # noqa: E402
+from localnet import LocalNet
+from runsurge_client.api import ApiError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "wordcount"
 

@@ -112,7 +112,7 @@ class LocalNet:
             self.wait_online(i, timeout_s=60 if self.sandbox == "process" else 600)
         return self
 
-    def client(self, email: str = EMAIL):  # noqa: ANN201
+    def client(self, email: str = EMAIL):
         from runsurge_client.api import Client
         c = Client(self.url)
         c.login(email, PASSWORD)
@@ -154,7 +154,7 @@ class LocalNet:
     def log(self, name: str) -> str:
         return (self.root / f"{name}.log").read_text(errors="replace")
 
-    def _until(self, ok, what: str, timeout_s: float = 60) -> None:  # noqa: ANN001
+    def _until(self, ok, what: str, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             for p in [self.master, *self.workers.values()]:

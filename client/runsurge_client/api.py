@@ -56,7 +56,7 @@ class Client:
         self.access_token, self.refresh_token = tokens["access_token"], tokens["refresh_token"]
 
     # -- requests ------------------------------------------------------------------------------
-    def _request(self, method: str, path: str, auth: bool = True, **kw) -> httpx.Response:  # noqa: ANN003
+    def _request(self, method: str, path: str, auth: bool = True, **kw) -> httpx.Response:
         if auth and not self.access_token:
             raise ApiError("not logged in: run `runsurge login EMAIL` first")
         for again in (True, False):
@@ -90,7 +90,7 @@ class Client:
         if CONFIG.exists():
             self.save()
 
-    def _json(self, method: str, path: str, auth: bool = True, **kw):  # noqa: ANN003, ANN201
+    def _json(self, method: str, path: str, auth: bool = True, **kw):
         return self._request(method, path, auth=auth, **kw).json()
 
     # -- jobs ----------------------------------------------------------------------------------

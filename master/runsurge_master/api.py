@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
@@ -298,7 +298,7 @@ def create_app(sv: Services) -> FastAPI:
             return UserOut(id=u.id, email=u.email)
 
     # -- jobs ----------------------------------------------------------------------------------
-    def _prepare(user: str, req: submission.Request):  # noqa: ANN202
+    def _prepare(user: str, req: submission.Request):
         with sv.db.session() as s:
             memory = list(s.scalars(select(Worker.memory_bytes).where(Worker.online)))
 
@@ -308,7 +308,7 @@ def create_app(sv: Services) -> FastAPI:
 
         return submission.prepare(sv.cfg, req, memory, observations)
 
-    def _request(request: Request, files: list[UploadFile] | None, **form) -> submission.Request:  # noqa: ANN003
+    def _request(request: Request, files: list[UploadFile] | None, **form) -> submission.Request:
         files = files or []  # a spec naming no file gets the spec's own error, not "files: Field required"
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
@@ -395,12 +395,13 @@ def create_app(sv: Services) -> FastAPI:
             sv.store.path(data_id).unlink(missing_ok=True)
 
     @app.get("/api/jobs")
-    def list_jobs(user: UserId, limit: int = 50, offset: int = 0) -> list[JobOut]:
+    def list_jobs(user: UserId, limit: Annotated[int, Query(ge=1, le=500, description="jobs per page")] = 50,
+                  offset: Annotated[int, Query(ge=0, le=1 << 31, description="jobs to skip")] = 0) -> list[JobOut]:
         """Your jobs, newest first; `offset` skips that many (pages of `limit`, at most 500)."""
         with sv.db.session() as s:
             jobs = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted")
-                             .order_by(Job.created_at.desc(), Job.id).offset(max(0, offset))
-                             .limit(max(1, min(limit, 500)))).all()
+                             .order_by(Job.created_at.desc(), Job.id).offset(offset)
+                             .limit(limit)).all()
             counts = {job_id: (total, done, redundancy) for job_id, total, done, redundancy in s.execute(select(
                 Task.job_id, func.count(), func.sum(case((Task.status == "done", 1), else_=0)),
                 func.max(Task.redundancy)).where(Task.job_id.in_([j.id for j in jobs])).group_by(Task.job_id))}
@@ -510,7 +511,7 @@ def create_app(sv: Services) -> FastAPI:
     return app
 
 
-def _source(src) -> str:  # noqa: ANN001
+def _source(src) -> str:
     return src.upload if src.upload else f"task:{src.task}/{src.output}"
 
 
@@ -531,14 +532,14 @@ RedundancyField = Annotated[int | None, Form(description="1 (default) or 2: run 
                                              "contributors and compare their outputs (a quorum)")]
 
 
-def _costs(s, job_ids: list[str]) -> dict[str, int]:  # noqa: ANN001
+def _costs(s, job_ids: list[str]) -> dict[str, int]:
     """Job id → micro-credits charged (the sum of its bill's lines), in one query for a page of jobs."""
     return dict(s.execute(select(LedgerTransaction.job_id, func.sum(LedgerTransaction.amount))
                           .where(LedgerTransaction.job_id.in_(job_ids), LedgerTransaction.kind == "charge")
                           .group_by(LedgerTransaction.job_id)).all()) if job_ids else {}
 
 
-def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
+def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
              counts: tuple[int, int, int] | None = None, cost: int | None = None) -> JobOut:
     """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum).
     Without tasks: `counts` = (tasks, done, redundancy), as list_jobs reads them for all jobs at once.
@@ -572,7 +573,7 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,  # noqa: ANN001
     return out
 
 
-def _replica_out(r) -> ReplicaOut:  # noqa: ANN001 - a TaskReplica
+def _replica_out(r) -> ReplicaOut:  # a TaskReplica
     return ReplicaOut(worker_id=r.worker_id, attempt=r.attempt, status=r.status, verdict=r.verdict,
                       outputs={name: data_id for name, (data_id, _) in (r.outputs or {}).items()},
                       failed=r.result == FAILED, exit_code=r.exit_code, wall_s=r.wall_s, cpu_s=r.cpu_s, error=r.error)

@@ -58,5 +58,5 @@ def document_errors(app: FastAPI, current_user: Callable) -> None:
             route.responses.setdefault(code, {"description": ERRORS[code]})
 
 
-def _depends_on(dependant, target: Callable) -> bool:  # noqa: ANN001 - fastapi's Dependant
+def _depends_on(dependant, target: Callable) -> bool:  # fastapi's Dependant
     return any(d.call is target or _depends_on(d, target) for d in dependant.dependencies)

@@ -88,7 +88,7 @@ class Tariff:
             raise ValueError("platform_fee_percent must be between 0 and 100")
 
     @classmethod
-    def from_config(cls, cfg) -> Tariff:  # noqa: ANN001 - a MasterConfig
+    def from_config(cls, cfg) -> Tariff:  # a MasterConfig
         return cls(cpu_hour=int(cfg.price_cpu_hour), gib_hour=int(cfg.price_gib_hour),
                    fee_percent=int(cfg.platform_fee_percent))
 

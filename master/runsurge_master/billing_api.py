@@ -102,7 +102,7 @@ def _bill_out(bill: dict) -> BillOut:
                    due_credits=billing.format_credits(bill["due"]))
 
 
-def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # noqa: ANN001 - api.Services
+def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # api.Services
     """The routes; also makes this database's charges use the master's configured tariff."""
     billing.use_tariff(sv.db.engine, billing.Tariff.from_config(sv.cfg))
     router = APIRouter(tags=["billing"])

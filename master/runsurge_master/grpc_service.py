@@ -70,14 +70,14 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
         self.tls = tls
 
-    async def _as_worker(self, worker_id: str, context) -> Claims:  # noqa: ANN001
+    async def _as_worker(self, worker_id: str, context) -> Claims:
         claims: Claims = current_claims()
         if claims.sub != worker_id:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a worker may act only as itself")
         return claims
 
     # -- membership ----------------------------------------------------------------------------
-    async def NodeRegister(self, request, context):  # noqa: ANN001, N802
+    async def NodeRegister(self, request, context):
         claims: Claims = current_claims()
         problem = _check_registration(request)
         if problem:
@@ -121,7 +121,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
     def _worker_token(self, worker_id: str, owner: str) -> str:
         return self.tokens.issue(worker_id, "worker", WORKER_TOKEN_TTL_S, owner=owner)
 
-    async def NodeHeartbeat(self, request, context):  # noqa: ANN001, N802
+    async def NodeHeartbeat(self, request, context):
         claims = await self._as_worker(request.worker_id, context)
         resp = master_pb2.NodeHeartbeatResponse()
         with self.db.session() as s:
@@ -160,7 +160,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return resp
 
     # -- task reports --------------------------------------------------------------------------
-    async def TaskStarted(self, request, context):  # noqa: ANN001, N802
+    async def TaskStarted(self, request, context):
         await self._as_worker(request.worker_id, context)
         with self.db.session() as s:  # one UPDATE, no ORM load: this is on every task's path
             if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
@@ -169,7 +169,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
         return master_pb2.Ack()
 
-    async def TaskComplete(self, request, context):  # noqa: ANN001, N802
+    async def TaskComplete(self, request, context):
         await self._as_worker(request.worker_id, context)
         with self.db.session() as s:
             t = s.get(Task, request.task_id)
@@ -186,7 +186,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         self.scheduler.wake()
         return master_pb2.Ack()
 
-    def _complete(self, s, t: Task, r, replica: TaskReplica | None,  # noqa: ANN001
+    def _complete(self, s, t: Task, r, replica: TaskReplica | None,
                   stopped: bool = False) -> list[tuple[str, str]]:
         """`stopped`: the run its owner's cancel stopped: only its metering is kept, and billed."""
         run = replica or t  # whose metering this is: the task's, or its quorum replica's
@@ -245,7 +245,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         lifecycle.finish_task_ok(s, t, detail)
         return []
 
-    def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:  # noqa: ANN001
+    def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:
         """How a run ended: ("lost", reason) a worker fault, ("cancelled", ""), ("failed", error) the
         user's script failed, or ("ok", outputs: name → (data id, size))."""
         if r.status == S.TASK_STATUS_WORKER_ERROR:
@@ -276,7 +276,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             return "lost", "reported output sizes exceed the output limit"
         return "ok", outputs
 
-    def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:  # noqa: ANN001
+    def _distrust(self, s, peer_id: str, data_id: str, t: Task, worker_id: str) -> None:
         """A peer served bytes that do not hash to their id, or could not serve them at all: forget its
         copy and tell it to drop it (a disk fault heals; a liar is caught again). Lineage recomputes the
         data if nobody else has it."""
@@ -285,7 +285,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         s.execute(delete(DataLocation).where(DataLocation.worker_id == peer_id, DataLocation.data_id == data_id))
         self.scheduler.delete_remote(peer_id, [data_id])
 
-    def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:  # noqa: ANN001
+    def _check_outputs(self, t: Task, reported) -> tuple[dict[str, tuple[str, int]], str | None]:
         """The outputs, or the user's mistake; raises ValueError when the report itself is malformed."""
         outputs: dict[str, tuple[str, int]] = {}
         for o in reported:
@@ -305,7 +305,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return outputs, None
 
     # -- data ----------------------------------------------------------------------------------
-    async def _stream(self, request, context, script: bool):  # noqa: ANN001
+    async def _stream(self, request, context, script: bool):
         claims: Claims = current_claims()
         if not is_data_id(request.data_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
@@ -324,15 +324,15 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         for message in file_chunk_messages(self.store.path(request.data_id)):  # already serialised
             yield message
 
-    async def StreamData(self, request, context):  # noqa: ANN001, N802
+    async def StreamData(self, request, context):
         async for chunk in self._stream(request, context, script=False):
             yield chunk
 
-    async def StreamPythonFile(self, request, context):  # noqa: ANN001, N802
+    async def StreamPythonFile(self, request, context):
         async for chunk in self._stream(request, context, script=True):
             yield chunk
 
-    async def ReceiveData(self, request_iterator, context):  # noqa: ANN001, N802
+    async def ReceiveData(self, request_iterator, context):
         """A result or log of a run the caller holds; at most as many objects as the task has results
         (max_output_files when it collects all) plus its two logs. The bytes always come: the master
         never takes an object it already holds on a worker's word."""
@@ -378,7 +378,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return master_pb2.UploadResult(data_id=h.data_id, size=rx.size)
 
     @staticmethod
-    def _uploads(s, task_id: str, worker_id: str, attempt: int) -> set[str]:  # noqa: ANN001
+    def _uploads(s, task_id: str, worker_id: str, attempt: int) -> set[str]:
         """What this run (task, worker, attempt) uploaded."""
         return set(s.scalars(select(TaskUpload.data_id).where(
             TaskUpload.task_id == task_id, TaskUpload.worker_id == worker_id, TaskUpload.attempt == attempt)))
@@ -403,7 +403,7 @@ def check_host(host: str) -> str | None:
     return None
 
 
-def _check_registration(r) -> str | None:  # noqa: ANN001
+def _check_registration(r) -> str | None:
     if not 8 <= len(r.fingerprint) <= 128:
         return "fingerprint must be 8-128 characters"
     if problem := check_host(r.host):

@@ -53,7 +53,7 @@ def install(app: FastAPI, cfg: MasterConfig, tokens: TokenService) -> None:
                            allow_headers=["authorization", "content-type"])
 
     @app.middleware("http")
-    async def headers(request: Request, call_next):  # noqa: ANN001, ANN202
+    async def headers(request: Request, call_next):
         response = await call_next(request)
         h = response.headers
         h.setdefault("X-Content-Type-Options", "nosniff")
@@ -119,11 +119,11 @@ class UploadGate:
     `per_user` submissions streaming at once (429). Their size is capped by the route's body limit,
     which cuts the stream off as soon as it passes it."""
 
-    def __init__(self, app, tokens: TokenService, per_user: int):  # noqa: ANN001
+    def __init__(self, app, tokens: TokenService, per_user: int):
         self.app, self.tokens, self.per_user = app, tokens, per_user
         self._active: dict[str, int] = {}
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         upload = scope["method"] == "POST" and scope["path"] in UPLOAD_PATHS
@@ -148,10 +148,10 @@ class UploadGate:
                 del self._active[user]
 
 
-def _closing(send, always: bool):  # noqa: ANN001, ANN202
+def _closing(send, always: bool):
     """Ask the server to close the connection after a refusal of a body (413) or after any answer to a
     submission: else it would go on reading (and discarding) the rest of a body it refused."""
-    async def wrapped(message) -> None:  # noqa: ANN001
+    async def wrapped(message) -> None:
         if message["type"] == "http.response.start" and (always or message["status"] == 413):
             message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
         await send(message)

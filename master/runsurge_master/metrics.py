@@ -51,7 +51,7 @@ def install_hooks() -> None:
     _hooks_installed = True
 
 
-def _note_assignments(s: Session, _ctx) -> None:  # noqa: ANN001
+def _note_assignments(s: Session, _ctx) -> None:
     for obj in s.dirty:
         if isinstance(obj, Task) and obj.status == "assigned" and obj.assigned_at and obj.ready_at:
             if "assigned" in (inspect(obj).attrs.status.history.added or ()):
@@ -64,10 +64,10 @@ def _observe(s: Session) -> None:
 
 
 class _MasterCollector:
-    def __init__(self, sv) -> None:  # noqa: ANN001 - api.Services
+    def __init__(self, sv) -> None:  # api.Services
         self.sv = sv
 
-    def collect(self):  # noqa: ANN201
+    def collect(self):
         with self.sv.db.session() as s:
             jobs = dict(s.execute(select(Job.status, func.count()).group_by(Job.status)).all())
             tasks = dict(s.execute(select(Task.status, func.count()).group_by(Task.status)).all())
@@ -99,7 +99,7 @@ class _MasterCollector:
         yield from SCHEDULING_LATENCY.collect()
 
 
-def metrics_router(sv) -> APIRouter:  # noqa: ANN001 - api.Services
+def metrics_router(sv) -> APIRouter:  # api.Services
     install_hooks()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_MasterCollector(sv))

@@ -111,7 +111,7 @@ def started(s: Session, task_id: str, worker_id: str) -> None:
 
 
 # -- reports and faults --------------------------------------------------------------------------
-def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, max_attempts: int,  # noqa: ANN001
+def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, max_attempts: int,
            blame: str | None = None) -> Cancels:
     """A replica's TaskComplete, classified by the gRPC service: ("lost" | "cancelled", reason),
     ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size)). `blame`:

@@ -70,7 +70,7 @@ class Scheduler:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._spawn, self._delete(worker_id, data_ids))
 
-    def _spawn(self, coro) -> None:  # noqa: ANN001
+    def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -139,7 +139,7 @@ class Scheduler:
                 await self._tell(worker_id, "NotifyData", worker_pb2.NotifyDataRequest(task_id=task_id, location=loc))
         self._wake.set()
 
-    def _notices(self, s, tasks: list[Task]) -> list[tuple[str, common_pb2.DataLocation]]:  # noqa: ANN001
+    def _notices(self, s, tasks: list[Task]) -> list[tuple[str, common_pb2.DataLocation]]:
         """Where the inputs of tasks a worker kept but has not started are, to say again: the master
         may have died between AssignTask and NotifyData, and the task would wait for them in vain
         (found by the chaos test). A worker ignores locations it already has."""
@@ -164,7 +164,7 @@ class Scheduler:
             s.execute(delete(Heartbeat).where(Heartbeat.at < utcnow() - timedelta(minutes=10)))
         return cancels
 
-    def worker_lost(self, s, w: Worker, reason: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    def worker_lost(self, s, w: Worker, reason: str) -> list[tuple[str, str]]:
         """Offline: its cached data is unreachable and its tasks go back to the queue."""
         w.online = False
         s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
@@ -185,7 +185,7 @@ class Scheduler:
         self.cancel_remote(cancels)  # after the commit: a moved task is no longer the old worker's
         return dispatches
 
-    def _plan(self, s) -> tuple[list[Dispatch], list[tuple[str, str]]]:  # noqa: ANN001
+    def _plan(self, s) -> tuple[list[Dispatch], list[tuple[str, str]]]:
         """Fill free slots first (placement.place). With ready tasks left over, queue up to `prefetch`
         more on each worker, so its next task starts the moment a slot frees rather than a master
         round trip later; a queued task is assigned (its memory reserved) like a running one. A
@@ -268,7 +268,7 @@ class Scheduler:
         self.assigned_total += len(dispatches)
         return dispatches, [(old, t.id) for t, _, old in moved]
 
-    def _steal(self, s, idle: list[Capacity], workers: dict[str, Worker], used: dict[str, tuple[int, int, int]],  # noqa: ANN001
+    def _steal(self, s, idle: list[Capacity], workers: dict[str, Worker], used: dict[str, tuple[int, int, int]],
                holders: dict[str | None, set[str]], sizes: dict[str, int]) -> list[tuple[Task, str, str]]:
         """Prefetch's safety valve: a task queued on a worker whose slots all run (maybe one long task)
         for more than STEAL_AFTER_S moves to a worker with a free slot. Returns (task, new worker,
@@ -298,7 +298,7 @@ class Scheduler:
         return moved
 
     @staticmethod
-    def _input_ids(s, task_ids: list[str]) -> dict[str, list[str]]:  # noqa: ANN001
+    def _input_ids(s, task_ids: list[str]) -> dict[str, list[str]]:
         """Task id → the data ids of its inputs."""
         inputs: dict[str, list[str]] = {tid: [] for tid in task_ids}
         if task_ids:
@@ -308,7 +308,7 @@ class Scheduler:
         return inputs
 
     @staticmethod
-    def _vouched(s, task_ids: list[str]) -> dict[tuple[str, str], set[str]]:  # noqa: ANN001
+    def _vouched(s, task_ids: list[str]) -> dict[tuple[str, str], set[str]]:
         """(task id, data id) → the workers that may serve that input, for inputs another task produced:
         those that ran the producer (or an agreeing replica of it) and those that already fetched it for
         a task of the same job. Never the master, nor a worker that holds the same hash for someone
@@ -335,7 +335,7 @@ class Scheduler:
         return {(t, d): ran.get(p, set()) | fetched.get((j, d), set()) for t, d, p, j in rows}
 
     @staticmethod
-    def _locate(s, inputs: dict[str, list[str]], workers: dict[str, Worker],  # noqa: ANN001
+    def _locate(s, inputs: dict[str, list[str]], workers: dict[str, Worker],
                 holders: dict[str | None, set[str]], sizes: dict[str, int]) -> None:
         """Add who holds each input (the master: None; only live workers count) and its size."""
         wanted = {d for ids in inputs.values() for d in ids}
@@ -448,7 +448,7 @@ class Scheduler:
     async def _delete(self, worker_id: str, data_ids: list[str]) -> None:
         await self._tell(worker_id, "DeleteData", worker_pb2.DeleteDataRequest(data_ids=data_ids))
 
-    async def _tell(self, worker_id: str, method: str, request) -> None:  # noqa: ANN001
+    async def _tell(self, worker_id: str, method: str, request) -> None:
         """A best-effort command: a worker that cannot be reached is handled by liveness."""
         with self.db.session() as s:
             w = s.get(Worker, worker_id)

@@ -27,7 +27,7 @@ from runsurge_proto.wire import is_data_id
 log = logging.getLogger("runsurge.gc")
 
 
-def referenced(s, deleted_jobs: bool = False) -> set[str]:  # noqa: ANN001
+def referenced(s, deleted_jobs: bool = False) -> set[str]:
     """Object ids the store must keep; `deleted_jobs`: also those only deleted jobs' rows name (their
     bytes may go, but their DataObject rows stay: the deleted job's task rows, kept for its bill, point to them)."""
     ids: set[str] = set()
@@ -50,7 +50,7 @@ def referenced(s, deleted_jobs: bool = False) -> set[str]:  # noqa: ANN001
     return ids
 
 
-def _uploads(s) -> tuple[dict[int, str], list[int]]:  # noqa: ANN001
+def _uploads(s) -> tuple[dict[int, str], list[int]]:
     """Uploads of runs still in progress (row id → data id), and the row ids of the others."""
     runs = {(t, w, a) for t, w, a in s.execute(select(Task.id, Task.worker_id, Task.attempts)
                                                .where(Task.status.in_(lifecycle.ACTIVE)))}
@@ -105,7 +105,7 @@ def collect(db: Database, store: ObjectStore, grace_s: float) -> list[str]:
     return gone
 
 
-def forget_job(s, job: Job) -> tuple[set[str], dict[str, list[str]]]:  # noqa: ANN001
+def forget_job(s, job: Job) -> tuple[set[str], dict[str, list[str]]]:
     """A deleted job's stored data (call it once the job is marked deleted): the objects no other job
     uses (scripts, uploads, results, logs) lose their location rows. Returns their ids, for the caller
     to unlink from the store after the commit, and worker id → the ids that worker should drop."""

@@ -196,7 +196,7 @@ class CertAuthority:
     def ca_pem(self) -> bytes:
         return self.cert_path.read_bytes()
 
-    def sign(self, public_key, common_name: str, hosts: list[str], days: int) -> bytes:  # noqa: ANN001
+    def sign(self, public_key, common_name: str, hosts: list[str], days: int) -> bytes:
         builder = (x509.CertificateBuilder()
                    .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
                    .issuer_name(self.cert.subject).public_key(public_key)

@@ -38,7 +38,7 @@ def current_claims() -> Any:
     return _claims.get()
 
 
-def peer_of(context) -> Peer:  # noqa: ANN001
+def peer_of(context) -> Peer:
     """The client certificate gRPC verified against the CA during the TLS handshake."""
     auth = context.auth_context() or {}
     cn = auth.get("x509_common_name") or [b""]
@@ -46,7 +46,7 @@ def peer_of(context) -> Peer:  # noqa: ANN001
     return Peer(common_name=cn[0].decode(errors="replace"), cert_pem=pem[0])
 
 
-def _token(metadata) -> str:  # noqa: ANN001
+def _token(metadata) -> str:
     for key, value in metadata or ():
         if key == AUTH_KEY and isinstance(value, str) and value.startswith("Bearer "):
             return value[len("Bearer "):]
@@ -81,7 +81,7 @@ def out_of_range(msg: Message) -> str | None:
     return None
 
 
-def _lenient(deserializer):  # noqa: ANN001, ANN202
+def _lenient(deserializer):
     def parse(data: bytes) -> Any:
         try:
             msg = deserializer(data) if deserializer else data
@@ -110,7 +110,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.Rpc
     behavior = getattr(handler, kind)
     streamed_request = kind.startswith("stream")
 
-    def refusal(request, context) -> tuple[grpc.StatusCode, str] | None:  # noqa: ANN001
+    def refusal(request, context) -> tuple[grpc.StatusCode, str] | None:
         try:
             _claims.set(check(method, _token(context.invocation_metadata()), peer_of(context)))
         except PermissionError as e:
@@ -119,20 +119,20 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.Rpc
             return grpc.StatusCode.INVALID_ARGUMENT, reason
         return None
 
-    async def checked_stream(requests, context):  # noqa: ANN001, ANN202
+    async def checked_stream(requests, context):
         async for r in requests:
             if reason := _malformed(r):
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
             yield r
 
-    def checked_stream_sync(requests, context):  # noqa: ANN001, ANN202
+    def checked_stream_sync(requests, context):
         for r in requests:
             if reason := _malformed(r):
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
             yield r
 
     if inspect.isasyncgenfunction(behavior):
-        async def wrapped(request, context):  # noqa: ANN001
+        async def wrapped(request, context):
             if problem := refusal(request, context):
                 await context.abort(*problem)
             if streamed_request:
@@ -140,14 +140,14 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, check: Check) -> grpc.Rpc
             async for item in behavior(request, context):
                 yield item
     elif inspect.iscoroutinefunction(behavior):
-        async def wrapped(request, context):  # noqa: ANN001
+        async def wrapped(request, context):
             if problem := refusal(request, context):
                 await context.abort(*problem)
             if streamed_request:
                 request = checked_stream(request, context)
             return await behavior(request, context)
     else:
-        def wrapped(request, context):  # noqa: ANN001
+        def wrapped(request, context):
             if problem := refusal(request, context):
                 context.abort(*problem)
             if streamed_request:
@@ -165,7 +165,7 @@ class AuthInterceptor(grpc.ServerInterceptor):
     def __init__(self, check: Check):
         self._check = check
 
-    def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001
+    def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
         return handler and _wrap(handler, handler_call_details.method, self._check)
 
@@ -176,6 +176,6 @@ class AioAuthInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self, check: Check):
         self._check = check
 
-    async def intercept_service(self, continuation, handler_call_details):  # noqa: ANN001
+    async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
         return handler and _wrap(handler, handler_call_details.method, self._check)

@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # hostile: the attacker's worker
 
-from hostile import GC, VICTIM, assert_no_traceback  # noqa: E402
+from hostile import GC, VICTIM, assert_no_traceback
 
-from localnet import LocalNet  # noqa: E402
+from localnet import LocalNet
 
 
 @pytest.fixture

@@ -45,7 +45,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
         net._until(lambda: net.worker_online(self.port, owner), "the hostile worker online")
 
     # -- as a worker, towards the master ---------------------------------------------------------
-    def register(self, **fields) -> master_pb2.NodeRegisterResponse:  # noqa: ANN003
+    def register(self, **fields) -> master_pb2.NodeRegisterResponse:
         """NodeRegister on the enrolment port (override any request field)."""
         req = dict(fingerprint=self.fingerprint, memory_bytes=self.memory, cpus=1, slots=1, host="127.0.0.1",
                    grpc_port=self.port, sandbox="process", csr_pem=make_csr(self.key, "hostile"))
@@ -67,7 +67,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
     def md(self) -> tuple:
         return bearer(self.token)
 
-    def heartbeat(self, **fields) -> master_pb2.NodeHeartbeatResponse:  # noqa: ANN003
+    def heartbeat(self, **fields) -> master_pb2.NodeHeartbeatResponse:
         req = dict(worker_id=self.id, free_slots=1, running_task_ids=sorted(self.held))
         req.update(fields)
         return self.master.NodeHeartbeat(master_pb2.NodeHeartbeatRequest(**req), metadata=self.md, timeout=10)
@@ -79,13 +79,13 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
             except grpc.RpcError:
                 pass
 
-    def complete(self, task: worker_pb2.AssignTaskRequest, **fields) -> master_pb2.Ack:  # noqa: ANN003
+    def complete(self, task: worker_pb2.AssignTaskRequest, **fields) -> master_pb2.Ack:
         req = dict(worker_id=self.id, task_id=task.task_id, attempt=task.attempt,
                    status=master_pb2.TASK_STATUS_SUCCEEDED)
         req.update(fields)
         return self.master.TaskComplete(master_pb2.TaskCompleteRequest(**req), metadata=self.md, timeout=10)
 
-    def upload(self, task_id: str, data: bytes, data_id: str | None = None, size: int | None = None):  # noqa: ANN201
+    def upload(self, task_id: str, data: bytes, data_id: str | None = None, size: int | None = None):
         import hashlib
         header = master_pb2.UploadHeader(worker_id=self.id, task_id=task_id,
                                          data_id=data_id or hashlib.sha256(data).hexdigest(),
@@ -104,7 +104,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
         self.server.stop(grace=0)
 
     # -- WorkerService, as the master sees it ----------------------------------------------------
-    def AssignTask(self, request, context):  # noqa: ANN001, N802
+    def AssignTask(self, request, context):
         with self._changed:
             self.assigned.append(request)
             if self.accept:
@@ -112,32 +112,32 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
             self._changed.notify_all()
         return worker_pb2.AssignTaskResponse(accepted=self.accept, reason="" if self.accept else "no thanks")
 
-    def NotifyData(self, request, context):  # noqa: ANN001, N802
+    def NotifyData(self, request, context):
         self.notices.append(request)
         return worker_pb2.NotifyDataResponse()
 
-    def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
+    def GetWorkerStatus(self, request, context):
         return worker_pb2.WorkerStatus(worker_id=self.id, running_task_ids=sorted(self.held), free_slots=1)
 
-    def CancelTask(self, request, context):  # noqa: ANN001, N802
+    def CancelTask(self, request, context):
         found = request.task_id in self.held
         self.held.discard(request.task_id)
         return worker_pb2.CancelTaskResponse(found=found)
 
-    def StreamData(self, request, context):  # noqa: ANN001, N802
+    def StreamData(self, request, context):
         self.stream_requests.append(request)
         context.abort(grpc.StatusCode.NOT_FOUND, "not here")
 
-    def DeleteData(self, request, context):  # noqa: ANN001, N802
+    def DeleteData(self, request, context):
         return worker_pb2.DeleteDataResponse(deleted=0)
 
 
-def db_rows(net, query: str, *args) -> list[tuple]:  # noqa: ANN001, ANN002
+def db_rows(net, query: str, *args) -> list[tuple]:
     with sqlite3.connect(net.root / "master" / "master.db") as conn:
         return conn.execute(query, args).fetchall()
 
 
-def snapshot(net) -> dict[str, list[tuple]]:  # noqa: ANN001
+def snapshot(net) -> dict[str, list[tuple]]:
     """Everything a victim owns in the master's database: jobs, tasks, data, bills."""
     tables = ("users", "jobs", "tasks", "task_inputs", "task_outputs", "data_objects", "data_locations",
               "ledger_transactions", "ledger_entries")
@@ -149,7 +149,7 @@ def snapshot(net) -> dict[str, list[tuple]]:  # noqa: ANN001
 GC = {"RUNSURGE_GC_INTERVAL_S": "0.5", "RUNSURGE_GC_GRACE_S": "3"}
 
 
-def assert_no_traceback(net) -> None:  # noqa: ANN001
+def assert_no_traceback(net) -> None:
     log = net.log("master")
     if "Traceback" in log:
         pytest.fail("the master logged a traceback:\n" + log[max(0, log.index("Traceback") - 2000):][:6000])

@@ -31,7 +31,7 @@ class FakeServer:
         fake = self
 
         class Everything(grpc.GenericRpcHandler):
-            def service(self, details):  # noqa: ANN001
+            def service(self, details):
                 fake.calls.append((details.method, dict(details.invocation_metadata)))
                 return None  # UNIMPLEMENTED, after we have seen what the caller sent
 

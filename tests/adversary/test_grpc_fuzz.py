@@ -56,10 +56,10 @@ def scalar(f, ids, depth):
     return st.one_of(st.sampled_from(known), text) if known else text
 
 
-def fuzz(call, kind: str, name: str, md, requests: st.SearchStrategy, seen: dict[str, set]) -> None:  # noqa: ANN001
+def fuzz(call, kind: str, name: str, md, requests: st.SearchStrategy, seen: dict[str, set]) -> None:
     @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(requests, st.lists(requests, max_size=2))
-    def attack(request, more) -> None:  # noqa: ANN001
+    def attack(request, more) -> None:
         try:
             if kind == "unary_unary":
                 call(request, metadata=md, timeout=10)

@@ -60,7 +60,7 @@ def state(pid: int) -> str:
         return "gone"
 
 
-def until(ok, what: str, timeout_s: float = 60.0, every_s: float = 0.1):  # noqa: ANN001, ANN201
+def until(ok, what: str, timeout_s: float = 60.0, every_s: float = 0.1):
     deadline = time.monotonic() + timeout_s
     while True:
         value = ok()

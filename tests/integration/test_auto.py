@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "parallelizer"))
-from plan_data import make  # noqa: E402
-from plan_runner import SCRIPTS, assert_same_csv, run_sequential  # noqa: E402
-from test_parallelizer_group import AGGREGATOR, SCRIPT, archive  # noqa: E402
-from test_parallelizer_plans import SPLIT, data_name  # noqa: E402
+from plan_data import make
+from plan_runner import SCRIPTS, assert_same_csv, run_sequential
+from test_parallelizer_group import AGGREGATOR, SCRIPT, archive
+from test_parallelizer_plans import SPLIT, data_name
 
-from localnet import LocalNet  # noqa: E402
+from localnet import LocalNet
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from runsurge_master.db import Database
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "wordcount"
 
 
-def call(client, method: str, path: str):  # noqa: ANN201
+def call(client, method: str, path: str):
     return client.http.request(method, path, headers={"authorization": f"Bearer {client.access_token}"})
 
 

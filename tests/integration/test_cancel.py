@@ -22,7 +22,7 @@ def cli(net, tmp_path, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, env=env, timeout=60)
 
 
-def poll(ok, what: str, timeout_s: float = 60):  # noqa: ANN001, ANN201
+def poll(ok, what: str, timeout_s: float = 60):
     deadline = time.monotonic() + timeout_s
     while not (value := ok()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"

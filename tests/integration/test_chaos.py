@@ -189,7 +189,7 @@ def test_a_100_task_job_survives_kill_master_restart_and_network_drop(netns, tmp
             assert job["status"] == "running", f"job {job['status']} before the chaos was over: {job.get('error')}"
             return job["tasks"]
 
-        def until(what: str, ok) -> None:  # noqa: ANN001
+        def until(what: str, ok) -> None:
             while not ok():
                 assert time.monotonic() < deadline, f"timed out waiting for {what}; logs in {net.root}"
                 time.sleep(0.05)

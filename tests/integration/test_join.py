@@ -65,7 +65,7 @@ def test_the_url_and_the_fingerprint_are_enough(net, tmp_path):
 class Impostor(BaseHTTPRequestHandler):
     answer = b""
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.end_headers()

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # provisioning, provision_checks
 
-from provisioning import ROOT, PlaybookRun, ensure_ansible, make_provision, run, snapshot_sources  # noqa: E402
+from provisioning import ROOT, PlaybookRun, ensure_ansible, make_provision, run, snapshot_sources
 
 
 def pytest_configure(config: pytest.Config) -> None:

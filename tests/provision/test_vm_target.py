@@ -225,7 +225,7 @@ def test_installed_from_the_wheelhouse_only(host):
 
 def test_job_over_http_on_the_vm(vm, host):
     """The README's HTTP flow against the master in the VM (port-forwarded), run by its worker."""
-    from runsurge_client.api import Client  # noqa: PLC0415
+    from runsurge_client.api import Client
 
     email, password = f"vm-{secrets.token_hex(4)}@runsurge.local", secrets.token_urlsafe(16)
     made = vm.ssh(f"RUNSURGE_PASSWORD={shlex.quote(password)} runuser -u runsurge -- /opt/runsurge/venv/bin/"

@@ -94,7 +94,7 @@ class _Link:
 
 def _serve(messages: list[bytes]) -> tuple[grpc.Server, int]:
     class Peer:
-        def StreamData(self, request, context):  # noqa: ANN001, N802
+        def StreamData(self, request, context):
             yield from messages
 
     server = grpc.server(futures.ThreadPoolExecutor(2))
@@ -104,7 +104,7 @@ def _serve(messages: list[bytes]) -> tuple[grpc.Server, int]:
     return server, port
 
 
-def _fetch(tmp_path: Path, messages: list[bytes], data: bytes, monkeypatch) -> Cache:  # noqa: ANN001
+def _fetch(tmp_path: Path, messages: list[bytes], data: bytes, monkeypatch) -> Cache:
     server, port = _serve(messages)
     monkeypatch.setattr(grpc, "secure_channel", lambda address, _creds, options: grpc.insecure_channel(address))
     cache = Cache(tmp_path / "cache")

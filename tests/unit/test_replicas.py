@@ -328,7 +328,7 @@ def test_restart_reconciliation_keeps_running_replicas_and_requeues_lost_ones(ne
         def __init__(self, worker_id):
             self.worker_id = worker_id
 
-        async def GetWorkerStatus(self, *_, **__):  # noqa: N802
+        async def GetWorkerStatus(self, *_, **__):
             return worker_pb2.WorkerStatus(running_task_ids=running[self.worker_id])
 
     monkeypatch.setattr(net.sched, "stub", lambda worker_id, _address: Stub(worker_id))

@@ -25,7 +25,7 @@ open("result.txt", "w").write("crunched")
 """
 
 
-def _until(ok, what: str, timeout_s: float = 120):  # noqa: ANN001, ANN202
+def _until(ok, what: str, timeout_s: float = 120):
     deadline = time.monotonic() + timeout_s
     while not (value := ok()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
@@ -33,7 +33,7 @@ def _until(ok, what: str, timeout_s: float = 120):  # noqa: ANN001, ANN202
     return value
 
 
-def _status(vm) -> str:  # noqa: ANN001
+def _status(vm) -> str:
     qmp = Qmp(vm.qmp_socket, timeout=10)
     try:
         return qmp.execute("query-status")["status"]

@@ -9,7 +9,7 @@ def test_docs_render_offline_with_every_asset_from_the_master(net, web):
     page, url = web.page, net.url
     elsewhere: list[str] = []
 
-    def only_the_master(route) -> None:  # noqa: ANN001
+    def only_the_master(route) -> None:
         if route.request.url.startswith(url + "/"):
             route.continue_()
         else:

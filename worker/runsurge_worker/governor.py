@@ -62,7 +62,7 @@ class Governor:
         while not self._stop.wait(self.cfg.governor_tick_s):
             try:
                 self.tick()
-            except Exception:  # noqa: BLE001 - the governor must keep the machine the owner's
+            except Exception:  # the governor must keep the machine the owner's
                 log.exception("governor tick failed")
 
     def _host_busy(self, now: float) -> bool:

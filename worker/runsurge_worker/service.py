@@ -68,14 +68,14 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self.runner, self.cache, self.link = runner, cache, link
         self.upload_limit = upload_limit  # the upload cap (ratelimit.py), shared by every stream served
 
-    def AssignTask(self, request, context):  # noqa: ANN001, N802
+    def AssignTask(self, request, context):
         if not request.task_id or not is_data_id(request.script_data_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task id and script data id are required")
         accepted, reason = self.runner.accept(request)
         log.info("assign task=%s accepted=%s %s", request.task_id, accepted, reason)
         return worker_pb2.AssignTaskResponse(accepted=accepted, reason=reason)
 
-    def NotifyData(self, request, context):  # noqa: ANN001, N802
+    def NotifyData(self, request, context):
         loc = request.location
         if not is_data_id(loc.data_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
@@ -84,7 +84,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self.runner.notify(request.task_id, loc)
         return worker_pb2.NotifyDataResponse()
 
-    def StreamData(self, request, context):  # noqa: ANN001, N802
+    def StreamData(self, request, context):
         if not is_data_id(request.data_id):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
         caller = current_claims()["sub"]
@@ -105,15 +105,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
                 self.upload_limit.take(len(message))
             yield message
 
-    def GetWorkerStatus(self, request, context):  # noqa: ANN001, N802
+    def GetWorkerStatus(self, request, context):
         return worker_pb2.WorkerStatus(
             worker_id=self.link.worker_id, running_task_ids=self.runner.task_ids(),
             free_slots=self.runner.free_slots(), memory_used_bytes=self.runner.memory_used(),
             cached_data_ids=self.cache.ids())
 
-    def CancelTask(self, request, context):  # noqa: ANN001, N802
+    def CancelTask(self, request, context):
         return worker_pb2.CancelTaskResponse(found=self.runner.cancel(request.task_id))
 
-    def DeleteData(self, request, context):  # noqa: ANN001, N802
+    def DeleteData(self, request, context):
         deleted = sum(self.cache.delete(d) for d in request.data_ids if is_data_id(d))
         return worker_pb2.DeleteDataResponse(deleted=deleted)

@@ -305,7 +305,7 @@ class TaskRunner:
         except WheelError as e:
             raise EnvironmentUnavailableError(f"environment {req.environment_id[:12]}: {e}") from None
 
-    def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:  # noqa: ANN001
+    def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:
         req = run.req
         report.exit_code = -1 if result.exit_code is None else result.exit_code
         report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
@@ -410,7 +410,7 @@ class TaskRunner:
         # Wait for the channel (a master just restarted) instead of failing a task that already ran.
         self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600, wait_for_ready=True)
 
-    def _call(self, method: str, request) -> None:  # noqa: ANN001
+    def _call(self, method: str, request) -> None:
         """Deliver a report, riding out a master restart (up to REPORT_PATIENCE_S); after that the
         master's reconciliation re-runs the task rather than lose it."""
         deadline = time.monotonic() + REPORT_PATIENCE_S

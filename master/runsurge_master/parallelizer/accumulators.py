@@ -210,7 +210,7 @@ class LoopProof:
             _Update(op=op, depth=len(keys), line=line, key=keys[0] if keys else None, **kw))
         return True
 
-    def update(self, s: ast.stmt) -> bool:  # noqa: C901 - one branch per recognised form
+    def update(self, s: ast.stmt) -> bool:  # one branch per recognised form
         line = s.lineno
         if isinstance(s, ast.AugAssign):
             tgt = self.target(s.target)

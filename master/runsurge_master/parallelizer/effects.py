@@ -203,7 +203,7 @@ class Sharing:
             return INF
         return self.module_data  # a module global (or undefined)
 
-    def of(self, e: ast.expr | None) -> int:  # noqa: C901 - one case per node type
+    def of(self, e: ast.expr | None) -> int:  # one case per node type
         if e is None or isinstance(e, ast.Constant | ast.JoinedStr | ast.Compare | ast.UnaryOp | ast.Lambda):
             return INF
         if isinstance(e, ast.Name):

@@ -42,7 +42,7 @@ class GuestAgent:
             self._chan = conn.client.get_transport().open_session(timeout=30)
             self._chan.exec_command(agent_command(mount))
             self._chan.sendall(json.dumps(setup).encode() + b"\n")
-        except Exception as exc:  # noqa: BLE001 - paramiko raises many kinds
+        except Exception as exc:  # paramiko raises many kinds
             raise GuestLostError(f"cannot start the guest agent: {exc!r}") from exc
         self._buf = b""
         ready = self._reply(start_timeout)

@@ -32,7 +32,7 @@ def sandbox_error(message: str) -> RunResult:
     return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {message}", infrastructure_error=True)
 
 
-def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,  # noqa: ANN001
+def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
                 vm_cpus: int, pause: RunPause | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets

@@ -173,7 +173,7 @@ class QemuSandbox(SandboxBackend):
                                  f"at most {self.max_task_memory_bytes >> 20} MiB")
         try:
             vm = self.pool.acquire()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("no VM for task %s", task_dir.name)
             return sandbox_error(str(exc))
         with self._lock:

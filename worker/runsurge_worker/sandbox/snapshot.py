@@ -103,7 +103,7 @@ def _check_restore(spec: QemuSpec, key_path: Path, snap: Path, host_key: str) ->
         vm.conn.run("true", hide=True, in_stream=False, timeout=RESTORE_CHECK_S)
     except VmError:
         raise
-    except Exception as e:  # noqa: BLE001 - SSH or the command failed in the restored guest
+    except Exception as e:  # SSH or the command failed in the restored guest
         raise VmError(f"the restored guest did not run a command: {e}") from e
     finally:
         vm.destroy()

@@ -71,7 +71,7 @@ class VmPool(Generic[V]):
             vm = None
             try:
                 vm = self._make()
-            except Exception:  # noqa: BLE001 - keep the filler alive; run() reports its own
+            except Exception:  # keep the filler alive; run() reports its own
                 self.failures += 1
                 log.exception("could not prepare a pool VM; retrying in %.0fs", backoff)
             with self._cond:
