@@ -6,9 +6,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
+
+from contributor import until
 
 from localnet import PASSWORD
 from runsurge_master.db import Database
@@ -20,14 +21,6 @@ def cli(net, tmp_path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "RUNSURGE_CLIENT_CONFIG": str(tmp_path / "client.json"), "RUNSURGE_PASSWORD": PASSWORD}
     return subprocess.run([sys.executable, "-m", "runsurge_client", "--master", net.url, *args],
                           capture_output=True, text=True, env=env, timeout=60)
-
-
-def poll(ok, what: str, timeout_s: float = 60):
-    deadline = time.monotonic() + timeout_s
-    while not (value := ok()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
 def alive(pid: int) -> bool:
@@ -82,7 +75,7 @@ def test_cancel_stops_running_tasks_and_bills_only_what_ran_then_delete_removes_
         texts = {n: (marks / n).read_text() if (marks / n).exists() else "" for n in ("long1", "long2", "long3")}
         return {n: int(t) for n, t in texts.items() if t}
 
-    poll(lambda: len(started()) == 2, "two long tasks started (one per worker)")
+    until(lambda: len(started()) == 2, "two long tasks started (one per worker)")
     running = started()
     pids = list(running.values())
     assert len(pids) == 2 and all(alive(p) for p in pids)
@@ -97,17 +90,17 @@ def test_cancel_stops_running_tasks_and_bills_only_what_ran_then_delete_removes_
     assert job["status"] == "cancelled"
     assert {t["name"]: t["status"] for t in job["tasks"]} == dict.fromkeys(("long1", "long2", "long3", "after"),
                                                                           "cancelled")
-    poll(lambda: not any(alive(p) for p in pids), "the stopped tasks' processes to end")
+    until(lambda: not any(alive(p) for p in pids), "the stopped tasks' processes to end")
 
     # The stopped runs are billed for the time they ran; the queued and the waiting task for nothing.
     def bill() -> dict:
         return client._json("GET", f"/api/jobs/{job_id}/bill")
 
-    poll(lambda: len(bill()["lines"]) == 2, "both stopped runs billed")
+    until(lambda: len(bill()["lines"]) == 2, "both stopped runs billed")
     lines = bill()["lines"]
     assert sorted(line["task"] for line in lines) == sorted(running)
     assert all(line["outcome"] == "cancelled" and line["wall_s"] > 0 and line["amount"] > 0 for line in lines)
-    poll(lambda: all(w["running_tasks"] == 0 for w in client.workers()), "workers idle")
+    until(lambda: all(w["running_tasks"] == 0 for w in client.workers()), "workers idle")
     assert started() == running and not (marks / "after").exists()  # the others never ran
     assert len(bill()["lines"]) == 2  # nothing billed later
 

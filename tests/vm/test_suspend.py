@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import new_task
+from contributor import until
 
 from runsurge_worker.sandbox.base import Limits
 from runsurge_worker.sandbox.qmp import Qmp
@@ -23,14 +24,6 @@ while time.process_time() < 3:
     n += 1
 open("result.txt", "w").write("crunched")
 """
-
-
-def _until(ok, what: str, timeout_s: float = 120):
-    deadline = time.monotonic() + timeout_s
-    while not (value := ok()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
 
 
 def _status(vm) -> str:
@@ -47,8 +40,8 @@ def test_a_suspended_vm_task_resumes_and_its_wall_time_leaves_the_pause_out(back
     runner = threading.Thread(target=lambda: out.setdefault("result", backend.run(
         task_dir, "main.py", Limits(memory_bytes=256 << 20, timeout_s=120), threading.Event())))
     runner.start()
-    _until(lambda: backend.pauses.running_count(), "the task's run")
-    [vm] = _until(lambda: list(backend._running), "the task's VM")
+    until(lambda: backend.pauses.running_count(), "the task's run", 120, 0.05)
+    [vm] = until(lambda: list(backend._running), "the task's VM", 120, 0.05)
     started = time.monotonic()
     backend.suspend()
     try:
