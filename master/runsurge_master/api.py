@@ -33,7 +33,7 @@ from runsurge_master import (
 from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
-from runsurge_master.config import MasterConfig
+from runsurge_master.config import MasterConfig, is_wildcard
 from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
@@ -236,7 +236,7 @@ def create_app(sv: Services) -> FastAPI:
     def join() -> JoinInfo:
         """For `runsurge-worker --master-url URL --ca-fingerprint sha256:...`: the rest of the addresses."""
         host = sv.cfg.grpc_host
-        return JoinInfo(grpc_host=None if host in ("", "0.0.0.0", "::") else host, grpc_port=sv.cfg.grpc_port,
+        return JoinInfo(grpc_host=None if is_wildcard(host) else host, grpc_port=sv.cfg.grpc_port,
                         enroll_port=sv.cfg.enroll_port, ca_pem=sv.tls.ca_pem.decode(),
                         ca_fingerprint=fingerprint(sv.tls.ca_pem))
 

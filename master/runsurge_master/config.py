@@ -9,6 +9,11 @@ from pathlib import Path
 from runsurge_proto.settings import load_settings
 
 
+def is_wildcard(host: str) -> bool:
+    """A listen address meaning "every interface": not one a client can dial."""
+    return host in ("", "0.0.0.0", "::")
+
+
 def default_home() -> Path:
     if os.geteuid() == 0 and Path("/var/lib/runsurge").is_dir():
         return Path("/var/lib/runsurge")

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from runsurge_master import accounts, store_gc
 from runsurge_master.api import Services, create_app
 from runsurge_master.auth import TokenService, hash_password, load_or_create_key
-from runsurge_master.config import MasterConfig, load_config
+from runsurge_master.config import MasterConfig, is_wildcard, load_config
 from runsurge_master.db import Database
 from runsurge_master.grpc_service import MasterServicer, make_check
 from runsurge_master.logs import setup_logging
@@ -78,7 +78,7 @@ async def serve(cfg: MasterConfig) -> None:
     web = asyncio.create_task(http.serve())
     log.info("master ready http=%s:%d grpc=%s enroll=%d db=%s", cfg.http_host, cfg.http_port, grpc_addr,
              cfg.enroll_port, cfg.db_url.split("@")[-1])
-    shown = "<this machine's address>" if cfg.http_host in ("", "0.0.0.0", "::") else cfg.http_host
+    shown = "<this machine's address>" if is_wildcard(cfg.http_host) else cfg.http_host
     log.info("workers join with: runsurge-worker --master-url http://%s:%d --ca-fingerprint %s",
              shown, cfg.http_port, fingerprint(sv.tls.ca_pem))
     await asyncio.wait([asyncio.create_task(stop.wait()), web], return_when=asyncio.FIRST_COMPLETED)

@@ -11,7 +11,6 @@ import os
 import urllib.error
 import urllib.request
 from dataclasses import fields
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from runsurge_pki.ca import fingerprint, parse_fingerprint
@@ -61,4 +60,4 @@ def join(cfg: WorkerConfig) -> None:
     tmp = ca_file.with_suffix(".tmp")
     tmp.write_bytes(ca_pem)
     os.replace(tmp, ca_file)  # never a half-written CA file
-    cfg.ca_file = Path(ca_file)
+    cfg.ca_file = ca_file
