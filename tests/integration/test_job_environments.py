@@ -33,7 +33,8 @@ def envnet(request, tmp_path):
     root = Path(tempfile.mkdtemp(prefix="rs-envnet-"))
     root.chmod(0o755)
     n = LocalNet(root / "net", sandbox="bwrap", slots=1, heartbeat_s=0.5,
-                 extra_env={"RUNSURGE_WHEELHOUSE_DIR": str(house), "RUNSURGE_MAX_ATTEMPTS": "2"})
+                 extra_env={"RUNSURGE_WHEELHOUSE_DIR": str(house), "RUNSURGE_PACKAGE_INDEX_URL": "",
+                             "RUNSURGE_MAX_ATTEMPTS": "2"})
     try:
         n.start(workers=getattr(request, "param", 1))
         yield n

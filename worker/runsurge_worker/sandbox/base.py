@@ -56,6 +56,7 @@ class SandboxBackend(ABC):
 
     name: str = "abstract"
     supports_environments: bool = False  # run() takes env=: a read-only tree put first on sys.path
+    environment_images: bool = False  # it needs each tree's ext4 image too (environments.image_of)
     _pauses: PauseBoard | None = None
     _pauses_lock = threading.Lock()
 

@@ -33,7 +33,7 @@ def sandbox_error(message: str) -> RunResult:
 
 
 def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
-                vm_cpus: int, pause: RunPause | None = None) -> RunResult:
+                vm_cpus: int, pause: RunPause | None = None, env: dict | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets
     its own name back once the VM is gone. Shared by every VM backend."""
@@ -41,7 +41,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
     os.rmdir(slot)
     os.rename(task_dir, slot)
     try:
-        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env)
     except GuestLostError as exc:
         log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
         return sandbox_error(str(exc))
@@ -89,17 +89,20 @@ def _probe(agent: GuestAgent, du: bool) -> _Probe:
 
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
-                 cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None) -> RunResult:
+                 cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None,
+                 env: dict | None = None) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
     the caller destroys it afterwards whatever happened. Raises GuestLostError. `pause`: the run's
     suspension switch (pause.py); its time suspended counts for neither the wall time nor the timeout,
-    and no call goes to the agent while the VM is stopped."""
+    and no call goes to the agent while the VM is stopped. `env`: the job's packages, a disc the
+    guest mounts before the script starts (guestagent's go)."""
     pause = pause or RunPause(lambda: None, lambda: None)
     started = time.monotonic()
     quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
     with pause.awake(cancel):
         go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
-                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
+                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
+                        env=env)
     # The interpreter started before the task: its start-up CPU is not the task's.
     base_cg_s = go["cpu_us"] / 1e6
     base_stat_s = parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0
