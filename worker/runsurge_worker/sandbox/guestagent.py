@@ -138,17 +138,19 @@ MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
 ENV_MEDIUM_WAIT_S = 5.0
 
 
-def mount_environment(dev: str, target: str) -> None:
+def mount_environment(dev: str, target: str) -> int:
     """Mount the environment's disc read-only (a syscall, not /bin/mount: an exec costs ~0.1 s
     under TCG). The drive may report its new medium only after a moment: retry until it does."""
     os.makedirs(target, exist_ok=True)
     libc = ctypes.CDLL(None, use_errno=True)
-    deadline = time.monotonic() + ENV_MEDIUM_WAIT_S
+    deadline, tries = time.monotonic() + ENV_MEDIUM_WAIT_S, 1
     while libc.mount(dev.encode(), target.encode(), b"ext4", MS_RDONLY | MS_NOSUID | MS_NODEV, None):
         err = ctypes.get_errno()
         if err not in (errno.ENOMEDIUM, errno.EAGAIN, errno.EBUSY) or time.monotonic() > deadline:
             raise OSError(err, f"mount {dev} at {target}: {os.strerror(err)}")
         time.sleep(0.005)
+        tries += 1
+    return tries
 
 
 def _since_boot() -> float:
@@ -215,9 +217,10 @@ class Agent:
                     "max" if msg["quota"] is None else str(msg["quota"]))
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # clones restore a stale clock
         env = msg.get("env")
-        if env:
-            mount_environment(env["dev"], env["dir"])
-        reply = {"pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
+        t0 = time.monotonic()
+        tries = mount_environment(env["dev"], env["dir"]) if env else 0
+        mount_s = time.monotonic() - t0
+        reply = {"env_mount": [tries, mount_s], "pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
                  "stat": _read(f"/proc/{self.proc.pid}/stat")}
         self.started = time.monotonic()
         # NUL-separated names, then EOF: the launcher needs no parser, names need no escaping.
