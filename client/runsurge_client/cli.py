@@ -272,19 +272,31 @@ def _wait(client: Client, job_id: str, as_json: bool = False) -> int:
 
 
 def _logs(client: Client, ident: str, stream: str, follow: bool) -> int:
-    """A task's log, or each task's of a job, headed by its name. A log arrives once its task ends
-    (workers upload it then), so --follow waits for each task and prints its log as it finishes."""
+    """A task's log, or each task's of a job, headed by its name. --follow prints a running task's
+    output as it appears (the master reads it from the worker) until the task ends."""
     try:
-        text, status = client.task_log(ident, stream)
+        text, offset, running, _ = client.task_log(ident, stream)
     except ApiError as e:
         if e.status != 404:
             raise
         return _job_logs(client, ident, stream, follow)
-    while follow and status in OPEN:
-        time.sleep(0.5)
-        text, status = client.task_log(ident, stream)
-    sys.stdout.write(text)
-    return 0
+    told = False
+    while True:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        if not text and not (follow and running):
+            return 0
+        if not text:
+            time.sleep(0.5)
+        try:
+            text, offset, running, _ = client.task_log(ident, stream, offset)
+        except ApiError as e:
+            if not follow or e.status != 503:
+                raise
+            if not told:  # the worker is away for now: say so once, and keep following
+                print(f"runsurge: {e}", file=sys.stderr)
+                told = True
+            text = ""
 
 
 def _job_logs(client: Client, job_id: str, stream: str, follow: bool) -> int:

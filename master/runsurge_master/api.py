@@ -30,6 +30,7 @@ from runsurge_master import (
     submission,
     waiting,
 )
+from runsurge_master import task_logs as task_logs_module
 from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
@@ -477,19 +478,23 @@ def create_app(sv: Services) -> FastAPI:
                 holders[data_id].append(worker_id or "master")
         return [LocationOut(data_id=d, holders=sorted(h)) for d, h in sorted(holders.items())]
 
-    @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse)
-    def task_logs(task_id: str, user: UserId, stream: str = "stdout") -> PlainTextResponse:
+    @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse, responses={
+        200: {"description": "the log from `offset` (text); X-Log-Offset: where the next read starts, "
+                             "X-Task-Running: 1 while more may come, X-Task-Status: the task's status"},
+        400: {"description": "stream is neither stdout nor stderr"},
+        503: {"description": "the task runs on a worker the master cannot reach now (Retry-After)"}})
+    def task_logs(task_id: str, user: UserId,
+                  stream: Annotated[str, Query(description="stdout or stderr", examples=["stdout"])] = "stdout",
+                  offset: Annotated[int, Query(ge=0, le=1 << 62, description="the first byte wanted "
+                                               "(the X-Log-Offset of the previous read)")] = 0) -> PlainTextResponse:
+        """A task's output so far: while it runs, read from the worker running it; once it ended, the
+        log the master keeps. Follow a running task by reading again from X-Log-Offset."""
         if stream not in ("stdout", "stderr"):
             raise HTTPException(400, "stream must be stdout or stderr")
-        with sv.db.session() as s:
-            t = s.get(Task, task_id)
-            if t is None or t.job.owner_id != user or t.job.status == "deleted":
-                raise HTTPException(404, "no such task")
-            data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
-            state = {"X-Task-Status": t.status}  # a log arrives when its task ends: followers poll until then
-        if data_id is None or not sv.store.has(data_id):
-            return PlainTextResponse("", headers=state)
-        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"), headers=state)
+        chunk = task_logs_module.read(sv, task_id, user, stream, offset)
+        return PlainTextResponse(chunk.text, headers={
+            "X-Task-Status": chunk.status, "X-Log-Offset": str(chunk.next_offset),
+            "X-Task-Running": "1" if chunk.running else "0"})
 
     # -- workers -------------------------------------------------------------------------------
     @app.get("/api/workers")
