@@ -28,6 +28,7 @@ from runsurge_master import (
     replicas,
     store_gc,
     submission,
+    usage,
     waiting,
 )
 from runsurge_master import task_logs as task_logs_module
@@ -39,7 +40,7 @@ from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
-from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker
+from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
 from runsurge_master.quorum import FAILED
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
@@ -189,6 +190,37 @@ class WorkerOut(BaseModel):
     bench_reason: str | None = None
     fault_streak: int = 0  # faults since its last successful task
     suspended: str | None = None  # why it takes no new work now (its owner's machine busy, schedule, stopping)
+
+
+class UsagePointOut(BaseModel):
+    t_s: float = Field(description="seconds since the run started", examples=[12.5])
+    cpu_s: float = Field(description="CPU seconds the run had used by then", examples=[11.9])
+    cpu_cores: float = Field(description="CPU cores in use since the previous point", examples=[0.98])
+    rss_bytes: int = Field(description="resident memory then, in bytes", examples=[73400320])
+
+
+class UsageRunOut(BaseModel):
+    attempt: int = Field(description="the task's run number", examples=[1])
+    worker_id: str = Field(description="the worker that ran it", examples=["5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c"])
+    started_at: datetime = Field(description="when the run started (UTC)")
+    points: list[UsagePointOut] = Field(description="CPU and memory over the run, at most 200 points")
+
+
+class TaskUsageOut(BaseModel):
+    task_id: str = Field(description="the task", examples=["9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f"])
+    runs: list[UsageRunOut] = Field(description="each run that reported its usage (a quorum task has several)")
+
+
+class WorkerUsagePointOut(BaseModel):
+    at: datetime = Field(description="a moment (UTC)")
+    cpu_cores: float = Field(description="CPU cores its tasks used then", examples=[1.5])
+    rss_bytes: int = Field(description="resident memory of its tasks then, in bytes", examples=[268435456])
+
+
+class WorkerUsageOut(BaseModel):
+    worker_id: str = Field(description="the worker", examples=["5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c"])
+    points: list[WorkerUsagePointOut] = Field(description="its tasks' load over their runs of the last 24 hours "
+                                              "(empty: none reported usage)")
 
 
 class LocationOut(BaseModel):
@@ -496,7 +528,31 @@ def create_app(sv: Services) -> FastAPI:
             "X-Task-Status": chunk.status, "X-Log-Offset": str(chunk.next_offset),
             "X-Task-Running": "1" if chunk.running else "0"})
 
+    @app.get("/api/tasks/{task_id}/usage")
+    def task_usage(task_id: str, user: UserId) -> TaskUsageOut:
+        """CPU and memory over each run of a task, from its worker's metering samples (after the run)."""
+        with sv.db.session() as s:
+            t = s.get(Task, task_id)
+            if t is None or t.job.owner_id != user or t.job.status == "deleted":
+                raise HTTPException(404, "no such task")
+            return TaskUsageOut(task_id=t.id, runs=[UsageRunOut(
+                attempt=r.attempt, worker_id=r.worker_id, started_at=r.started_at,
+                points=[UsagePointOut(t_s=t_s, cpu_s=cpu, cpu_cores=cores, rss_bytes=rss)
+                        for t_s, cpu, cores, rss in usage.points(r.samples)])
+                for r in usage.of_task(s, t.id)])
+
     # -- workers -------------------------------------------------------------------------------
+    @app.get("/api/workers/{worker_id}/usage", responses={404: {"description": "no such worker of yours"}})
+    def worker_usage(worker_id: str, user: UserId) -> WorkerUsageOut:
+        """CPU and memory of one of your workers over its tasks' runs of the last 24 hours."""
+        with sv.db.session() as s:
+            w = s.get(Worker, worker_id)
+            if w is None or w.owner_id != user:
+                raise HTTPException(404, "no such worker of yours")
+            return WorkerUsageOut(worker_id=w.id, points=[
+                WorkerUsagePointOut(at=at, cpu_cores=cpu, rss_bytes=rss)
+                for at, cpu, rss in usage.of_worker(s, w.id, utcnow())])
+
     @app.get("/api/workers")
     def my_workers(user: UserId) -> list[WorkerOut]:
         with sv.db.session() as s:

@@ -23,7 +23,8 @@ for i in range(3):
     print(f"line {{i}}", flush=True)
     print(f"err {{i}}", file=sys.stderr, flush=True)
     while not os.path.exists({gates!r} + f"/go{{i}}"):
-        time.sleep(0.05)
+        sum(range(50_000))  # some CPU to meter
+        time.sleep(0.01)
 print("done é", flush=True)
 """
 
@@ -138,6 +139,18 @@ def test_a_running_tasks_log_is_read_live_from_an_offset_and_followed(net, tmp_p
     assert r.text == "line 0\nline 1\nline 2\ndone é\n" and r.headers["x-task-running"] == "0"
     r = read_log(net, client.access_token, task["id"], offset=first_end)
     assert r.text == "line 1\nline 2\ndone é\n"
+
+    # Its CPU and memory over the run, from the worker's metering samples; the worker's load likewise.
+    (run,) = client._json("GET", f"/api/tasks/{task['id']}/usage")["runs"]
+    points = run["points"]
+    assert run["worker_id"] == job["tasks"][0]["worker_id"] and len(points) >= 3
+    assert [p["t_s"] for p in points] == sorted({p["t_s"] for p in points})
+    assert max(p["rss_bytes"] for p in points) > 1 << 20 and points[-1]["cpu_s"] > 0
+    load = client._json("GET", f"/api/workers/{run['worker_id']}/usage")["points"]
+    assert load and max(p["rss_bytes"] for p in load) > 1 << 20
+    for path in (f"/api/tasks/{task['id']}/usage", f"/api/workers/{run['worker_id']}/usage"):
+        r = httpx.get(net.url + path, headers={"authorization": f"Bearer {other.access_token}"}, timeout=30)
+        assert r.status_code == 404, path
 
 
 def test_a_link_in_the_logs_place_is_not_followed_and_an_unreachable_worker_is_a_clear_503(net, tmp_path):

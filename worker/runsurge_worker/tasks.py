@@ -335,6 +335,7 @@ class TaskRunner:
         report.exit_code = -1 if result.exit_code is None else result.exit_code
         report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
         report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
+        report.usage.extend(master_pb2.UsageSample(t_s=t, cpu_s=cpu, rss_bytes=rss) for t, cpu, rss in result.usage)
         report.stdout_data_id = self._upload_log(req.task_id, task_dir / STDOUT_NAME)
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)
         if result.failure == "cancelled":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pause import PauseBoard
@@ -48,6 +48,8 @@ class RunResult:
     # True when the failure is the host's fault (VM would not start...), so the master may retry
     # the task elsewhere instead of failing the job.
     infrastructure_error: bool = False
+    # (seconds since the run began, CPU seconds so far, rss bytes): the meter's series (monitor.py)
+    usage: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 class SandboxBackend(ABC):

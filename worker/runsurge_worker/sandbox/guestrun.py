@@ -155,4 +155,5 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     peak = max(meter.rss_peak, probe.cgroup_peak, final.get("peak", 0))
     return RunResult(
         exit_code=exit_code, wall_s=wall, cpu_s=cpu,
-        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure)
+        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure,
+        usage=[(t, max(c - base_stat_s, 0.0), rss) for t, c, rss in meter.series])
