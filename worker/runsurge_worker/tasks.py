@@ -128,7 +128,7 @@ class TaskRunner:
             running = run is not None and not run.reporting
         if run is None:
             return None
-        path = self.sandbox.task_root / task_id / LOG_NAMES[stream]
+        path = self.sandbox.live_dir(self.sandbox.task_root / task_id) / LOG_NAMES[stream]
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:  # not written yet, or not a plain file

@@ -17,6 +17,9 @@ from pathlib import Path
 from .pause import PauseBoard
 
 SAMPLE_INTERVAL_S = 0.5
+# task folder → where it is while its task runs (a VM backend renames it to its VM's slot folder:
+# guestrun.run_in_slot); live log reads look there
+MOVED: dict[Path, Path] = {}
 STDOUT_NAME = "log.out"
 STDERR_NAME = "error.err"
 
@@ -74,6 +77,10 @@ class SandboxBackend(ABC):
 
     def resume(self) -> None:
         self.pauses.resume()
+
+    def live_dir(self, task_dir: Path) -> Path:
+        """Where the task folder `task_dir` is now (elsewhere while a VM backend runs its task)."""
+        return MOVED.get(task_dir, task_dir)
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""
