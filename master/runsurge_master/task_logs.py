@@ -52,7 +52,8 @@ def read(sv, task_id: str, user: str, stream: str, offset: int) -> LogChunk:
         raise _unreachable(worker_id) from None
     except (ConnectionError, concurrent.futures.TimeoutError):
         raise _unreachable(worker_id) from None
-    data = bytes(resp.data[:_whole_utf8(resp.data)])  # a character cut in two comes whole next time
+    data = bytes(resp.data[:LIVE_READ_MAX])  # a worker sending more than asked is cut to it
+    data = data[:_whole_utf8(data)]  # a character cut in two comes whole next time
     return LogChunk(data.decode("utf-8", "replace"), offset + len(data), True, status)
 
 
