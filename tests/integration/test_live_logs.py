@@ -117,8 +117,10 @@ def test_a_running_tasks_log_is_read_live_from_an_offset_and_followed(net, tmp_p
     # `runsurge logs --follow` prints the running task's output as it appears, then exits when it ends.
     assert cli(net, tmp_path, "login", "demo@runsurge.local").wait(timeout=60) == 0
     follower = cli(net, tmp_path, "logs", task["id"], "--follow")
+    job_follower = cli(net, tmp_path, "logs", job_id[:8], "--follow")  # the whole job's: its task's, live
     try:
         assert read_until(follower.stdout, "line 0\n") == "line 0\n"
+        assert read_until(job_follower.stdout, "line 0\n") == "==> main (stdout, running) <==\nline 0\n"
         (gates / "go0").touch()
         r = until(lambda: (r := read_log(net, client.access_token, task["id"], offset=first_end)).text and r,
                   "the second line, live")
@@ -128,8 +130,11 @@ def test_a_running_tasks_log_is_read_live_from_an_offset_and_followed(net, tmp_p
         (gates / "go1").touch()
         (gates / "go2").touch()
         out, errs = follower.communicate(timeout=60)
+        job_out, job_errs = job_follower.communicate(timeout=60)
     finally:
         follower.kill()
+        job_follower.kill()
+    assert job_follower.returncode == 0 and job_out.decode() == "line 1\nline 2\ndone é\n", job_errs
     assert follower.returncode == 0, errs
     assert out.decode() == "line 2\ndone é\n" and b"Traceback" not in errs
 
