@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..monitor import Meter, parse_stat_cpu_s
 from .agent import GuestAgent, GuestLostError
-from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
+from .base import MOVED, SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
 from .commands import MAX_TASK_PIDS
 from .pause import RunPause
 
@@ -40,6 +40,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
     slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
     os.rmdir(slot)
     os.rename(task_dir, slot)
+    MOVED[task_dir] = slot  # the task's live log is read there (tasks.TaskRunner.read_log)
     try:
         return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env)
     except GuestLostError as exc:
@@ -47,6 +48,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
         return sandbox_error(str(exc))
     finally:
         vm.destroy()
+        MOVED.pop(task_dir, None)
         os.rename(slot, task_dir)
 
 
@@ -158,4 +160,5 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     peak = max(meter.rss_peak, probe.cgroup_peak, final.get("peak", 0))
     return RunResult(
         exit_code=exit_code, wall_s=wall, cpu_s=cpu,
-        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure)
+        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure,
+        usage=[(t, max(c - base_stat_s, 0.0), rss) for t, c, rss in meter.series])
