@@ -45,11 +45,8 @@ class EnvironmentCache:
         self._building: dict[str, threading.Lock] = {}
         self._in_use: dict[str, int] = {}
         self.builds = 0  # environments built by this process (the rest were reused)
-        for tmp in root.glob(".tmp-*"):  # a build interrupted by a crash
-            if tmp.is_dir():
-                _remove(tmp)
-            else:
-                tmp.unlink()
+        for tmp in root.glob(".tmp-*"):  # a build (tree or image) interrupted by a crash
+            _remove(tmp)
 
     def held(self) -> list[str]:
         """Environment ids ready here (reported in the heartbeat)."""
@@ -197,6 +194,9 @@ def _read_only(tree: Path) -> None:
 
 
 def _remove(tree: Path) -> None:
+    if not tree.is_dir():
+        tree.unlink(missing_ok=True)
+        return
     for dirpath, _, _ in os.walk(tree):
         os.chmod(dirpath, 0o755)  # read-only folders cannot be emptied by a non-root worker
     shutil.rmtree(tree, ignore_errors=True)

@@ -84,7 +84,6 @@ class QemuSpec:
         return argv
 
 
-
 def overlay_cmd(backing: Path, overlay: Path) -> list[str]:
     """A copy-on-write disk over `backing`: every VM starts from pristine, shared state."""
     return ["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", str(backing),
