@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.ca_file.is_file():
         sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: pass --ca-fingerprint (the master "
                  "prints it at start), or copy the master's pki/ca.pem there, or set RUNSURGE_CA_FILE")
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")
     if not cfg.email or not cfg.password:
         sys.exit("runsurge-worker: set the contributor account (RUNSURGE_EMAIL and RUNSURGE_PASSWORD or "

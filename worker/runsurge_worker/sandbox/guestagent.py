@@ -16,7 +16,11 @@ Protocol: one JSON object per line on stdin, one reply per line on stdout.
   {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time", "env"}
               -> {"pid", "cpu_us", "stat", "env_mount_s"}  (cgroup CPU and /proc/PID/stat at the start)
               env: null, or {"dev", "dir"}: the job's packages, an ext4 disc the worker inserted,
-              mounted read-only at dir and put on the task's sys.path
+              mounted read-only at dir (unless "mount" did it already) and put on the task's
+              sys.path; null unmounts a disc mounted ahead
+  {"op": "mount", "dev", "dir"} -> {"env_mount_s"}  (while the VM waits in the pool: the disc of the
+              environment the worker expects next, so that task's start has no mount to wait for)
+  {"op": "unmount"} -> {"unmounted": bool}  (before the worker changes the disc)
   {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "peak", "du"}
   {"op": "kill"}  -> {"killed": true, "cpu_us", "peak"}  (every task process, then a sync of the share)
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
@@ -135,6 +139,7 @@ def wait_for_mount(pid: int | None) -> None:
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+MNT_DETACH = 2
 ENV_MEDIUM_WAIT_S = 5.0
 
 
@@ -149,6 +154,14 @@ def mount_environment(dev: str, target: str) -> None:
         if err not in (errno.ENOMEDIUM, errno.EAGAIN, errno.EBUSY) or time.monotonic() > deadline:
             raise OSError(err, f"mount {dev} at {target}: {os.strerror(err)}")
         time.sleep(0.005)
+
+
+def unmount_environment(target: str) -> None:
+    """Detach the disc's mount: nothing of the task has it open yet, and the disc is read-only."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(target.encode(), MNT_DETACH):
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 def _since_boot() -> float:
@@ -187,6 +200,7 @@ class Agent:
             raise
         self.started: float | None = None
         self.exit: list | None = None
+        self.env_dir: str | None = None  # where an environment's disc is mounted, if one is
         threading.Thread(target=self._wait, daemon=True).start()
         # Run the go path once with neutral values: under TCG a clone translates code on its
         # first run, so the task's own start should not be that first run.
@@ -216,16 +230,35 @@ class Agent:
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # clones restore a stale clock
         env = msg.get("env")
         t0 = time.monotonic()
-        if env:
-            mount_environment(env["dev"], env["dir"])
+        premounted = bool(env) and self.env_dir == env["dir"]
+        if env and not premounted:
+            self.mount(env)
+        elif not env:
+            self.unmount()
         reply = {"pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
-                 "stat": _read(f"/proc/{self.proc.pid}/stat"), "env_mount_s": time.monotonic() - t0}
+                 "stat": _read(f"/proc/{self.proc.pid}/stat"), "env_mount_s": time.monotonic() - t0,
+                 "env_premounted": premounted}
         self.started = time.monotonic()
         # NUL-separated names, then EOF: the launcher needs no parser, names need no escaping.
         names = [msg["script"], msg["stdout"], msg["stderr"], env["dir"] if env else ""]
         os.write(self.go_w, "\0".join(names).encode())
         os.close(self.go_w)
         return reply
+
+    def mount(self, msg: dict) -> dict:
+        t0 = time.monotonic()
+        if self.env_dir is not None:
+            raise RuntimeError(f"an environment is mounted at {self.env_dir} already")
+        mount_environment(msg["dev"], msg["dir"])
+        self.env_dir = msg["dir"]
+        return {"env_mount_s": time.monotonic() - t0}
+
+    def unmount(self, msg: dict | None = None) -> dict:
+        if self.env_dir is None:
+            return {"unmounted": False}
+        unmount_environment(self.env_dir)
+        self.env_dir = None
+        return {"unmounted": True}
 
     def probe(self, msg: dict | None = None) -> dict:
         pid = self.proc.pid
@@ -262,7 +295,8 @@ def main() -> None:
         return
     out.write(json.dumps({"ready": agent.proc.pid, "phases": phases}) + "\n")
     out.flush()
-    ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill}
+    ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill, "mount": agent.mount,
+           "unmount": agent.unmount}
     for line in sys.stdin:
         try:
             msg = json.loads(line)

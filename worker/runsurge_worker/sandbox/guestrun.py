@@ -105,7 +105,9 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
                         memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
                         env=env)
-    if env:
+    if env and go.get("env_premounted"):
+        log.info("environment was mounted in the guest ahead of the task")
+    elif env:
         log.info("environment mounted in the guest in %.0f ms", go["env_mount_s"] * 1000)
     # The interpreter started before the task: its start-up CPU is not the task's.
     base_cg_s = go["cpu_us"] / 1e6

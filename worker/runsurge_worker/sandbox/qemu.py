@@ -103,6 +103,7 @@ class QemuSandbox(SandboxBackend):
         self._base_disk: Path | None = None
         self._lock = threading.Lock()
         self._running: set[Vm] = set()
+        self._next_image: Path | None = None  # the environment disc pool VMs get ready mounted
 
     @property
     def task_root(self) -> Path:
@@ -157,6 +158,7 @@ class QemuSandbox(SandboxBackend):
             # One SSH command readies the clone and leaves the task's interpreter warm and waiting.
             vm.agent = GuestAgent(vm.conn, self._clone_setup(vm),
                                   guest_mount_cmd(vm.slot.name, self.smb.user, self.smb.password))
+            self._premount(vm)
             vm.prepared_s = time.monotonic() - vm.started
             return vm
         except BaseException:
@@ -182,6 +184,8 @@ class QemuSandbox(SandboxBackend):
         if limits.memory_bytes > self.max_task_memory_bytes:
             return sandbox_error(f"task needs {limits.memory_bytes >> 20} MiB, this worker's VMs give "
                                  f"at most {self.max_task_memory_bytes >> 20} MiB")
+        image = image_of(env) if env is not None else None
+        self._next_image = image  # the pool readies its next VMs with this disc mounted
         try:
             vm = self.pool.acquire()
         except Exception as exc:
@@ -190,20 +194,47 @@ class QemuSandbox(SandboxBackend):
         with self._lock:
             self._running.add(vm)
         try:
-            guest_env = None
-            if env is not None:  # the disc goes in now; the guest mounts it just before the script
-                try:
-                    _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image_of(env)),
-                         format="raw", **{"read-only-mode": "read-only"})
-                except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
-                    vm.destroy()
-                    return sandbox_error(f"cannot attach the environment: {exc}")
-                guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR}
+            try:
+                self._insert(vm, image)
+            except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
+                vm.destroy()
+                return sandbox_error(f"cannot attach the environment: {exc}")
+            guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR} if image is not None else None
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
                 return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause, guest_env)
         finally:
             with self._lock:
                 self._running.discard(vm)
+
+    def _insert(self, vm: Vm, image: Path | None) -> None:
+        """Put `image` (an environment's disc, or none) in the VM's CD drive. A disc the pool
+        mounted ahead is unmounted first when it is not the one wanted; the guest mounts a new one
+        at the task's go. The drive never holds a disc the task was not given."""
+        if vm.env_image == image:
+            return
+        if vm.env_image is not None:
+            vm.agent.call("unmount")
+            _qmp(vm, "eject", id=ENV_DEVICE, force=True)
+            vm.env_image = None
+        if image is not None:
+            _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image), format="raw",
+                 **{"read-only-mode": "read-only"})
+            vm.env_image = image
+
+    def _premount(self, vm: Vm) -> None:
+        """Ready a pool VM with the disc of the environment the last task used, mounted: a run of
+        tasks sharing an environment (a job's usual shape) then starts with nothing to mount."""
+        image = self._next_image
+        if image is None or not image.exists():  # bare tasks last, or the image was evicted
+            return
+        try:
+            self._insert(vm, image)
+            mounted = vm.agent.call("mount", dev=GUEST_ENV_DEV, dir=GUEST_ENV_DIR)
+        except Exception:
+            self._next_image = None  # the pool's next VMs come without: no retry loop on a bad disc
+            raise
+        log.info("pool VM %s readied with environment %s (mounted in %.0f ms)", vm.id, image.stem[:12],
+                 mounted["env_mount_s"] * 1000)
 
     def close(self) -> None:
         if self.pool is not None:

@@ -48,6 +48,7 @@ class Vm:
         self.agent: GuestAgent | None = None
         # The host folder its share mount points at, while it is still the VM's (empty) folder.
         self.slot: Path | None = None
+        self.env_image: Path | None = None  # the environment disc in its CD drive, mounted in the guest
         self.started = 0.0  # time.monotonic() at launch
         self.ready_s = 0.0  # start -> SSH ready
         self.prepared_s = 0.0  # start -> ready for a task (set by the backend)
