@@ -29,8 +29,10 @@ open("out.txt", "w").write(" | ".join([numpy.VALUE, tinypkg.VALUE, wrote, child,
 
 
 @pytest.fixture(scope="module")
-def vmnet(image_dir):
-    root = Path(tempfile.mkdtemp(prefix="rs-vmenv-"))  # short: QEMU's socket paths must fit 108 bytes
+def vmnet(image_dir, tmp_path_factory):
+    # A long home on purpose: the VMs' sockets must still fit a unix socket's 108 bytes (vm.socket_path).
+    root = Path(tempfile.mkdtemp(prefix="rs-vmenv-" + "x" * 60, dir=tmp_path_factory.mktemp("long-home")))
+    assert len(str(root / "net" / "worker0" / "sandbox" / "vms" / ("0" * 12) / "qmp.sock")) > 108
     src, house = root / "src", root / "house"
     make_wheel(src, house, "tinypkg", "1.0")
     make_wheel(src, house, "tinypkg", "2.0")

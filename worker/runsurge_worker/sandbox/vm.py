@@ -16,11 +16,23 @@ from . import ssh
 from .agent import GuestAgent
 from .commands import QemuSpec, overlay_cmd
 from .ports import DIE_WITH_PARENT, free_port
+from .shortpath import fits, private_dir, remove_private_dir
 
 log = logging.getLogger(__name__)
 
 # Dies with the worker; and no_new_privs, since QEMU's own seccomp must allow it to spawn.
 QEMU_PREFIX = DIE_WITH_PARENT[:1] + ["--no-new-privs"] + DIE_WITH_PARENT[1:]
+
+
+def socket_path(vm_dir: Path, name: str) -> Path:
+    """A VM's unix socket: in its folder, or in a private short one when that path is too long."""
+    path = vm_dir / name
+    if fits(path):
+        return path
+    try:
+        return private_dir(vm_dir) / name
+    except PermissionError as exc:
+        raise VmError(str(exc)) from None
 
 
 class VmError(RuntimeError):
@@ -39,7 +51,7 @@ class Vm:
         self.dir = vms_dir / self.id
         self.dir.mkdir(parents=True)
         self.disk = self.dir / "disk.qcow2"
-        self.qmp_socket = self.dir / "qmp.sock"
+        self.qmp_socket = socket_path(self.dir, "qmp.sock")
         self.console_log = self.dir / "console.log"
         self.ssh_port = 0
         self.proc: subprocess.Popen | None = None
@@ -118,6 +130,8 @@ class Vm:
                 self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.qmp_socket.parent != self.dir:  # a short folder of its own (socket_path)
+            remove_private_dir(self.dir)
         if self.slot is not None:
             try:
                 self.slot.rmdir()  # only ever empty: a task's folder is never the VM's slot
