@@ -244,6 +244,9 @@ class WorkerOut(BaseModel):
     suspended: str | None = Field(None,
                                   description="why it takes no new work now (its owner's machine busy, schedule, "
                                               "stopping)", examples=["the machine is busy"])
+    environments: list[str] = Field([], description='ids of the job environments it holds built (placement '
+                                                    'prefers it for tasks that use them)',
+                                    examples=[["4be1" + "0" * 56 + "77a0"]])
 
 
 class UsagePointOut(BaseModel):
@@ -625,7 +628,8 @@ def create_app(sv: Services) -> FastAPI:
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
                               last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
                               benched_until=w.benched_until, bench_reason=w.bench_reason,
-                              fault_streak=w.fault_streak or 0, suspended=w.suspended)
+                              fault_streak=w.fault_streak or 0, suspended=w.suspended,
+                              environments=sorted(sv.scheduler.live.environments(w.id)))
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))
