@@ -80,7 +80,7 @@ def _print_job(job: dict) -> None:
         for r in t.get("replicas") or ():
             verdict = f"  {r['verdict']}" if r["verdict"] else ""
             print(f"      replica {r['attempt']}  {r['status']:<9} worker {r['worker_id'][:8]}{verdict}")
-        if t.get("waiting"):
+        if t.get("waiting") and not (phase and t["waiting"].endswith(t["phase"])):  # not the phase again
             print(f"      {t['waiting']}")
 
 
