@@ -70,6 +70,7 @@ class EnvironmentCache:
                 manifest = tree / MANIFEST
                 if manifest.exists() and json.loads(manifest.read_text())["wheels"] == ids:
                     if self.images and not image_of(tree).exists():  # kept by a sandbox without VMs
+                        building()
                         self._image(tree)
                     os.utime(manifest)  # recently used
                     log.info("environment reused env=%s", env_id[:12])
