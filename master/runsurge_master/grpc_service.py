@@ -137,6 +137,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 self.scheduler.wake()
                 log.info("worker online worker=%s", w.id)
             w.last_heartbeat = utcnow()
+            self.scheduler.live.heard(w.id, request)
             w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
             suspended = request.suspended[:200] or None
             if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move

@@ -8,6 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TaskPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_PHASE_UNSPECIFIED: _ClassVar[TaskPhase]
+    TASK_PHASE_FETCHING_INPUTS: _ClassVar[TaskPhase]
+    TASK_PHASE_BUILDING_ENVIRONMENT: _ClassVar[TaskPhase]
+    TASK_PHASE_WAITING_FOR_SLOT: _ClassVar[TaskPhase]
+    TASK_PHASE_RUNNING: _ClassVar[TaskPhase]
+
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_STATUS_UNSPECIFIED: _ClassVar[TaskStatus]
@@ -16,6 +24,11 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_WORKER_ERROR: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
     TASK_STATUS_RELEASED: _ClassVar[TaskStatus]
+TASK_PHASE_UNSPECIFIED: TaskPhase
+TASK_PHASE_FETCHING_INPUTS: TaskPhase
+TASK_PHASE_BUILDING_ENVIRONMENT: TaskPhase
+TASK_PHASE_WAITING_FOR_SLOT: TaskPhase
+TASK_PHASE_RUNNING: TaskPhase
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_SUCCEEDED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
@@ -62,7 +75,7 @@ class NodeRegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., certificate_pem: _Optional[bytes] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids")
+    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids", "environment_ids", "task_phases")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +83,8 @@ class NodeHeartbeatRequest(_message.Message):
     RUNNING_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     SUSPENDED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_PHASES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running_tasks: int
     memory_used_bytes: int
@@ -77,7 +92,17 @@ class NodeHeartbeatRequest(_message.Message):
     running_task_ids: _containers.RepeatedScalarFieldContainer[str]
     suspended: str
     dropped_data_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    environment_ids: _containers.RepeatedScalarFieldContainer[str]
+    task_phases: _containers.RepeatedCompositeFieldContainer[TaskPhaseReport]
+    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ..., environment_ids: _Optional[_Iterable[str]] = ..., task_phases: _Optional[_Iterable[_Union[TaskPhaseReport, _Mapping]]] = ...) -> None: ...
+
+class TaskPhaseReport(_message.Message):
+    __slots__ = ("task_id", "phase")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    phase: TaskPhase
+    def __init__(self, task_id: _Optional[str] = ..., phase: _Optional[_Union[TaskPhase, str]] = ...) -> None: ...
 
 class NodeHeartbeatResponse(_message.Message):
     __slots__ = ("worker_token", "reregister", "cancel_task_ids")

@@ -103,7 +103,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
             return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=runner.running_count(),
                                                    memory_used_bytes=runner.memory_used(),
                                                    free_slots=runner.free_slots(), running_task_ids=runner.task_ids(),
-                                                   suspended=governor.reason, dropped_data_ids=runner.dropped())
+                                                   suspended=governor.reason, dropped_data_ids=runner.dropped(),
+                                                   environment_ids=runner.environments_held(),
+                                                   task_phases=runner.phases())
 
         log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)

@@ -31,6 +31,7 @@ from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunRe
 
 log = logging.getLogger("runsurge.worker.tasks")
 S = master_pb2.TaskStatus
+P = master_pb2.TaskPhase
 LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
 LOG_READ_MAX = 1 << 20  # most bytes of a running task's log one ReadTaskLog returns
 LOG_NAMES = {"stdout": STDOUT_NAME, "stderr": STDERR_NAME}
@@ -62,6 +63,7 @@ class Running:
     in_slot: bool = False  # started: holds one of the worker's slots
     reporting: bool = False  # ended: holds no memory or folder, only its TaskComplete is undelivered
     released: str = ""  # given back to the master, and why (the worker stops, or was suspended too long)
+    phase: int = P.TASK_PHASE_FETCHING_INPUTS  # what it does now (heartbeats tell the master)
 
 
 class TaskRunner:
@@ -175,6 +177,21 @@ class TaskRunner:
                      else "waiting" if tid in self._waiting else "preparing",
                      "memory_bytes": r.req.limits.memory_bytes} for tid, r in self._running.items()]
 
+    def environments_held(self) -> list[str]:
+        """Environments built here that this worker's sandbox can use (placement prefers it for them)."""
+        return self.envs.held() if self.envs is not None and self.sandbox.supports_environments else []
+
+    def phases(self) -> list[master_pb2.TaskPhaseReport]:
+        """What each task held (not yet ended) is doing, for the heartbeat."""
+        with self._lock:
+            return [master_pb2.TaskPhaseReport(task_id=tid, phase=r.phase)
+                    for tid, r in self._running.items() if not r.reporting]
+
+    def _phase(self, run: Running, phase: int, tell: bool = False) -> None:
+        run.phase = phase
+        if tell:  # a slow phase: the master hears of it now, not a heartbeat interval later
+            self.link.kick()
+
     def dropped(self) -> list[str]:
         with self._lock:
             return list(self._dropped)
@@ -251,12 +268,14 @@ class TaskRunner:
             self._prepare(run, task_dir)
             self._trim()
             with self._environment(run) as env:
+                self._phase(run, P.TASK_PHASE_WAITING_FOR_SLOT)
                 if run.cancel.is_set() or not self._take_slot(run):
                     report.status = S.TASK_STATUS_CANCELLED
                     if run.released:
                         report.status, report.error = S.TASK_STATUS_RELEASED, run.released
                 else:
                     try:
+                        self._phase(run, P.TASK_PHASE_RUNNING)
                         start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
                                                                           task_id=req.task_id), time.monotonic())
                         self._starts.put(start)
@@ -325,7 +344,8 @@ class TaskRunner:
                                                                     sha256=w.data_id, on_master=True))
         try:
             with self.envs.use(req.environment_id, [(w.name, w.data_id) for w in req.environment_wheels],
-                               self.cache.path) as tree:
+                               self.cache.path,
+                               building=lambda: self._phase(run, P.TASK_PHASE_BUILDING_ENVIRONMENT, tell=True)) as tree:
                 yield tree
         except WheelError as e:
             raise EnvironmentUnavailableError(f"environment {req.environment_id[:12]}: {e}") from None
