@@ -14,6 +14,7 @@ def beat(envs, phases):
 
 def test_each_heartbeat_replaces_what_the_last_said_and_bad_entries_are_dropped():
     live = LiveState()
+    live.sent("w", ENV)
     live.heard("w", beat([ENV, "not-an-id", "../" + ENV], [("t1", master_pb2.TASK_PHASE_BUILDING_ENVIRONMENT),
                                                           ("t2", 99), ("t3", master_pb2.TASK_PHASE_UNSPECIFIED)]))
     assert live.environments("w") == {ENV}
@@ -25,3 +26,15 @@ def test_each_heartbeat_replaces_what_the_last_said_and_bad_entries_are_dropped(
     live.forget("w")
     assert live.phase("w", "t1") is None and live.environments("w") == frozenset()
     assert live.phase(None, "t1") is None
+
+
+def test_a_worker_claiming_an_environment_it_was_never_sent_is_not_believed():
+    """Environment ids of public requirement sets can be computed by anyone: a worker naming them
+    all must not draw every job that uses them."""
+    live = LiveState()
+    other = "cd" * 32
+    live.sent("w", ENV)
+    live.heard("w", beat([ENV, other], []))
+    assert live.environments("w") == {ENV}
+    live.heard("x", beat([ENV], []))  # never sent to x
+    assert live.environments("x") == frozenset()
