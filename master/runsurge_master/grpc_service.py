@@ -16,6 +16,7 @@ from runsurge_master import benching, billing, lifecycle, metering, quorum, repl
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
+from runsurge_master.group_commit import GroupCommit, RefusedError
 from runsurge_master.jobspec import SpecError, check_file_name
 from runsurge_master.models import (
     DataLocation,
@@ -69,6 +70,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                  scheduler: Scheduler, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
         self.tls = tls
+        self.commits = GroupCommit(db)  # task reports: one transaction per burst, acknowledged once written
 
     async def _as_worker(self, worker_id: str, context) -> Claims:
         claims: Claims = current_claims()
@@ -163,29 +165,36 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
     # -- task reports --------------------------------------------------------------------------
     async def TaskStarted(self, request, context):
         await self._as_worker(request.worker_id, context)
-        with self.db.session() as s:  # one UPDATE, no ORM load: this is on every task's path
-            if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
-                                                Task.status == "assigned").values(status="running",
-                                                                                  started_at=utcnow())).rowcount:
-                replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
+        await self.commits.run(lambda s: self._started(s, request))
         return master_pb2.Ack()
+
+    @staticmethod
+    def _started(s, request) -> None:  # one UPDATE, no ORM load: this is on every task's path
+        if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
+                                            Task.status == "assigned").values(status="running",
+                                                                              started_at=utcnow())).rowcount:
+            replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
 
     async def TaskComplete(self, request, context):
         await self._as_worker(request.worker_id, context)
-        with self.db.session() as s:
-            t = s.get(Task, request.task_id)
-            replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
-            attempt = replica.attempt if replica else t.attempts if t else 0
-            stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
-            if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
-                                                      or t.status not in lifecycle.ACTIVE))
-                    or (request.attempt and request.attempt != attempt)):
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                    "this task is not (or no longer) assigned to you")
-            cancels = self._complete(s, t, request, replica, stopped)
+        try:
+            cancels = await self.commits.run(lambda s: self._completed(s, request))
+        except RefusedError as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         self.scheduler.cancel_remote(cancels)
         self.scheduler.wake()
         return master_pb2.Ack()
+
+    def _completed(self, s, request) -> list[tuple[str, str]]:
+        t = s.get(Task, request.task_id)
+        replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
+        attempt = replica.attempt if replica else t.attempts if t else 0
+        stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
+        if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
+                                                  or t.status not in lifecycle.ACTIVE))
+                or (request.attempt and request.attempt != attempt)):
+            raise RefusedError("this task is not (or no longer) assigned to you")
+        return self._complete(s, t, request, replica, stopped)
 
     def _complete(self, s, t: Task, r, replica: TaskReplica | None,
                   stopped: bool = False) -> list[tuple[str, str]]:
