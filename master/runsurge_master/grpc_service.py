@@ -125,42 +125,48 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     async def NodeHeartbeat(self, request, context):
         claims = await self._as_worker(request.worker_id, context)
-        resp = master_pb2.NodeHeartbeatResponse()
-        with self.db.session() as s:
-            w = s.get(Worker, request.worker_id)
-            if w is None or (not w.online and w.last_heartbeat > w.registered_at):
-                resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
-                return resp
-            if not self.tls.has_identity(peer_of(context).cert_pem):
-                resp.reregister = True  # a certificate from before identities: enrol again for one
-                return resp
-            if not w.online:
-                w.online = True
-                self.scheduler.wake()
-                log.info("worker online worker=%s", w.id)
-            w.last_heartbeat = utcnow()
-            self.scheduler.live.heard(w.id, request)
-            w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
-            suspended = request.suspended[:200] or None
-            if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move
-                log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
-                w.suspended = suspended
-                self.scheduler.wake()
-            dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
-            if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
-                s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
-            s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
-                            memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
-            if request.running_task_ids:
-                mine = set(s.scalars(select(Task.id).where(
-                    Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
-                    Task.status.in_(lifecycle.ACTIVE))))
-                if len(mine) < len(request.running_task_ids):  # the others may be quorum replicas
-                    mine |= {r.task_id for r in replicas.active_on(s, w.id)}
-                resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
-        if claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
+        has_identity = self.tls.has_identity(peer_of(context).cert_pem)
+        resp, wake = await self.commits.run(lambda s: self._heartbeat(s, request, has_identity))
+        if wake:
+            self.scheduler.wake()
+        if not resp.reregister and claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
             resp.worker_token = self._worker_token(request.worker_id, claims.owner or "")
         return resp
+
+    def _heartbeat(self, s, request, has_identity: bool) -> tuple[master_pb2.NodeHeartbeatResponse, bool]:
+        """The beat written (in a group commit: heartbeats of many workers share one transaction);
+        the reply, and whether the scheduler has something new to place."""
+        resp, wake = master_pb2.NodeHeartbeatResponse(), False
+        w = s.get(Worker, request.worker_id)
+        if w is None or (not w.online and w.last_heartbeat > w.registered_at):
+            resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
+            return resp, wake
+        if not has_identity:
+            resp.reregister = True  # a certificate from before identities: enrol again for one
+            return resp, wake
+        if not w.online:
+            w.online, wake = True, True
+            log.info("worker online worker=%s", w.id)
+        w.last_heartbeat = utcnow()
+        self.scheduler.live.heard(w.id, request)
+        w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
+        suspended = request.suspended[:200] or None
+        if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move
+            log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
+            w.suspended, wake = suspended, True
+        dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
+        if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
+            s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
+        s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
+                        memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
+        if request.running_task_ids:
+            mine = set(s.scalars(select(Task.id).where(
+                Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
+                Task.status.in_(lifecycle.ACTIVE))))
+            if len(mine) < len(request.running_task_ids):  # the others may be quorum replicas
+                mine |= {r.task_id for r in replicas.active_on(s, w.id)}
+            resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
+        return resp, wake
 
     # -- task reports --------------------------------------------------------------------------
     async def TaskStarted(self, request, context):
