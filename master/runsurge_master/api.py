@@ -123,6 +123,7 @@ class TaskOut(BaseModel):
     depends_on: list[str]
     started_at: datetime | None = None  # when its (last) run started on its worker; the job page's timeline
     finished_at: datetime | None = None
+    restore_s: float | None = None  # a run resumed from a checkpoint: its VM's restore time (not in wall_s)
     redundancy: int = 1
     replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
     # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
@@ -567,7 +568,8 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            started_at=t.started_at, finished_at=t.finished_at, redundancy=t.redundancy, waiting=reasons.get(t.id),
+            started_at=t.started_at, finished_at=t.finished_at, restore_s=t.restore_s, redundancy=t.redundancy,
+            waiting=reasons.get(t.id),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out

@@ -9,6 +9,13 @@ and the agent's channel left open. A task is then just: swap its folder in under
 one message on that channel (the interpreter runs the script), poll over the same channel. Each VM
 runs one task and is destroyed with its overlay.
 
+Checkpoints (the worker stops with tasks running): the guest agent detaches from its SSH channel,
+QEMU migrates the running VM to `checkpoints/TASK/memory.mig`, its overlay is kept beside it, and
+the task folder keeps its slot's name, which the saved guest's share mount points at. When the worker
+starts again, `restore` brings the VM back on that overlay (its smbd has the same account and
+password, so the guest's SMB client reconnects by itself), reaches the agent through a relay, and
+the run goes on to its end, its metering adding up across segments.
+
 Memory: every VM has the same size (`vm_memory_mb`), because a migration stream restores only
 into a VM of the same size, and one snapshot keeps the worker to one cold boot. A VM's RAM costs
 the host only when touched, so a large idle VM is cheap. The task's own limit is enforced inside
@@ -27,6 +34,7 @@ import shutil
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 from . import ssh
@@ -37,7 +45,7 @@ from .guestrun import run_in_slot, sandbox_error
 from .qmp import Qmp
 from .samba import SambaServer
 from .snapshot import Snapshot, load_or_create
-from .vm import Vm
+from .vm import Vm, VmError
 from .vmpool import VmPool
 
 log = logging.getLogger(__name__)
@@ -71,8 +79,12 @@ def kvm_usable() -> bool:
     return has_hw_virt(cpuinfo) and os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
+CHECKPOINT_BANDWIDTH = 16 << 30  # QEMU's default migration bandwidth (128 MiB/s) would make a save of GiBs slow
+
+
 class QemuSandbox(SandboxBackend):
     name = "qemu"
+    supports_checkpoints = True
 
     def __init__(self, work_dir: Path, image_dir: Path, pool_size: int = 2,
                  vm_memory_mb: int = 2048, vm_cpus: int | None = None, cold: bool = False,
@@ -92,6 +104,7 @@ class QemuSandbox(SandboxBackend):
         self._base_disk: Path | None = None
         self._lock = threading.Lock()
         self._running: set[Vm] = set()
+        self._checkpoint = threading.Event()  # set: running tasks are saved, not ended (checkpoint_all)
 
     @property
     def task_root(self) -> Path:
@@ -110,8 +123,10 @@ class QemuSandbox(SandboxBackend):
             log.warning("no hardware virtualization (vmx/svm): guests run under TCG emulation, "
                         "several times slower than KVM")
         self.task_root.mkdir(parents=True, exist_ok=True)
+        kept = {json.loads((c / "meta.json").read_text())["slot"] for c in self.checkpoints()}
         for stale in self.task_root.glob(SLOT_PREFIX + "*"):  # from a worker that crashed
-            _remove_tree(stale)
+            if stale.name not in kept:  # a checkpointed task's folder waits for its VM
+                _remove_tree(stale)
         self._key = ssh.ensure_keypair(self.work_dir / "ssh")
         self.smb = SambaServer(self.work_dir / "samba", self.task_root)
         self.smb.start()
@@ -180,10 +195,112 @@ class QemuSandbox(SandboxBackend):
             self._running.add(vm)
         try:
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
-                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause)
+                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause,
+                                   self._checkpoint, self._saver(task_dir.name, script, limits))
         finally:
             with self._lock:
                 self._running.discard(vm)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.work_dir / "checkpoints"
+
+    def checkpoint_all(self) -> None:
+        self._checkpoint.set()
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints (meta.json is written last); half-written ones are dropped."""
+        found = []
+        for c in sorted(self.checkpoint_root.glob("*")) if self.checkpoint_root.is_dir() else ():
+            if c.name.startswith(".") or not (c / "meta.json").is_file():
+                _remove_tree(c)
+            else:
+                found.append(c)
+        return found
+
+    def _saver(self, task_id: str, script: str, limits: Limits):
+        def save(vm: Vm, slot: Path, state: dict) -> RunResult:
+            return self._save(vm, slot, state, task_id, script, limits)
+        return save
+
+    def _save(self, vm: Vm, slot: Path, state: dict, task_id: str, script: str, limits: Limits) -> RunResult:
+        """Migrate the running VM to a file, keep its overlay: the run's checkpoint (the agent has
+        detached). Written in a temporary folder renamed into place, meta.json last."""
+        t0 = time.monotonic()
+        final = self.checkpoint_root / task_id
+        tmp = self.checkpoint_root / f".tmp-{task_id}"
+        _remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        if vm.conn is not None:  # the guest's sshd ends the session now, not after the restore
+            vm.conn.close()
+            vm.conn = None
+        qmp = Qmp(vm.qmp_socket, timeout=60)
+        try:
+            qmp.execute("migrate-set-parameters", **{"max-bandwidth": CHECKPOINT_BANDWIDTH})
+            qmp.execute("migrate", uri=f"exec:cat > {tmp / 'memory.mig'}")
+            while (status := qmp.execute("query-migrate").get("status")) not in ("completed", "failed", "cancelled"):
+                time.sleep(0.02)
+            if status != "completed":
+                raise RuntimeError(f"saving the VM failed: {status}")
+            qmp.execute("quit")  # a clean exit writes out the overlay's metadata
+        finally:
+            qmp.close()
+        vm.proc.wait(60)
+        os.rename(vm.disk, tmp / "disk.qcow2")
+        meta = {"task_id": task_id, "slot": slot.name, "script": script, "limits": asdict(limits),
+                "snapshot": str(self.snapshot.dir), "state": state, "saved_s": time.monotonic() - t0}
+        (tmp / "meta.json").write_text(json.dumps(meta) + "\n")
+        _remove_tree(final)
+        os.rename(tmp, final)
+        log.info("checkpointed task %s in %.2fs (%d MiB of VM state)", task_id, meta["saved_s"],
+                 (final / "memory.mig").stat().st_size >> 20)
+        r = state.get("result", {})
+        return RunResult(None, state["active_s"], 0.0, 0, 0, failure="checkpointed", checkpoint=final,
+                         restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
+
+    def restore(self, checkpoint: Path, cancel: threading.Event) -> RunResult:
+        """Bring the saved VM back and let its task run to the end (or be saved again). The
+        checkpoint is used up: the share's folder moves on from the state it saved."""
+        meta = json.loads((checkpoint / "meta.json").read_text())
+        task_dir, slot = self.task_root / meta["task_id"], self.task_root / meta["slot"]
+        limits = Limits(**meta["limits"])
+        state = meta["state"]
+        done = state.setdefault("result", {"restore_s": 0.0, "resumes": 0})
+        t0 = time.monotonic()
+        try:
+            if meta["snapshot"] != str(self.snapshot.dir) or not slot.is_dir():
+                raise VmError("the checkpoint was saved from another guest snapshot, or its folder is gone")
+            vm = Vm(self.spec, self.work_dir / "vms", None, disk=checkpoint / "disk.qcow2")
+            try:
+                vm.launch(self._key, self.snapshot.host_key, incoming=checkpoint / "memory.mig")
+                vm.agent = GuestAgent.reattach(vm.conn)
+            except BaseException:
+                vm.destroy()
+                raise
+        except Exception as exc:
+            log.exception("task %s: its checkpoint could not be restored", meta["task_id"])
+            _remove_tree(checkpoint)
+            if slot.is_dir():
+                os.rename(slot, task_dir)
+            return sandbox_error(f"the checkpoint could not be restored: {exc}")
+        _remove_tree(checkpoint)
+        done["restore_s"] += time.monotonic() - t0
+        done["resumes"] += 1
+        log.info("restored task %s in %.2fs", meta["task_id"], time.monotonic() - t0)
+        with self._lock:
+            self._running.add(vm)
+        try:
+            with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
+                result = run_in_slot(vm, task_dir, meta["script"], limits, cancel, self.vm_cpus, pause,
+                                     self._checkpoint, self._saver(meta["task_id"], meta["script"], limits),
+                                     state=state, slot=slot)
+        finally:
+            with self._lock:
+                self._running.discard(vm)
+        if result.checkpoint is None:
+            result.restore_s, result.resumes = done["restore_s"], done["resumes"]
+        return result
 
     def close(self) -> None:
         if self.pool is not None:

@@ -33,7 +33,8 @@ class VmExitedError(VmError):
 
 
 class Vm:
-    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path):
+    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path | None, disk: Path | None = None):
+        """A new overlay of `backing`, or `disk`, an overlay saved with a checkpoint (moved here)."""
         self.id = uuid.uuid4().hex[:12]
         self.spec = spec
         self.dir = vms_dir / self.id
@@ -51,7 +52,10 @@ class Vm:
         self.started = 0.0  # time.monotonic() at launch
         self.ready_s = 0.0  # start -> SSH ready
         self.prepared_s = 0.0  # start -> ready for a task (set by the backend)
-        subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
+        if disk is not None:
+            os.rename(disk, self.disk)
+        else:
+            subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
 
     def launch(self, key_path: Path, host_key: str | None, incoming: Path | None = None,
                ssh_timeout: float = 600.0) -> None:
