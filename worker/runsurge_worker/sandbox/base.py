@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pause import PauseBoard
 
 SAMPLE_INTERVAL_S = 0.5
+# task folder → where it is while its task runs (a VM backend renames it to its VM's slot folder:
+# guestrun.run_in_slot); live log reads look there
+MOVED: dict[Path, Path] = {}
 STDOUT_NAME = "log.out"
 STDERR_NAME = "error.err"
 
@@ -52,6 +55,8 @@ class RunResult:
     checkpoint: Path | None = None
     restore_s: float = 0.0  # a resumed run: seconds its VM took to come back, summed (not in wall_s)
     resumes: int = 0  # how many times it came back from a checkpoint
+    # (seconds since the run began, CPU seconds so far, rss bytes): the meter's series (monitor.py)
+    usage: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 class SandboxBackend(ABC):
@@ -60,6 +65,7 @@ class SandboxBackend(ABC):
 
     name: str = "abstract"
     supports_environments: bool = False  # run() takes env=: a read-only tree put first on sys.path
+    environment_images: bool = False  # it needs each tree's ext4 image too (environments.image_of)
     _pauses: PauseBoard | None = None
     _pauses_lock = threading.Lock()
 
@@ -87,9 +93,14 @@ class SandboxBackend(ABC):
         """Saved runs left by the worker's last stop, each to be resumed with `restore`."""
         return []
 
-    def restore(self, checkpoint: Path, cancel: threading.Event) -> RunResult:
-        """Resume a saved run and let it go on to its end, like run() (or be saved again)."""
+    def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
+        """Resume a saved run and let it go on to its end, like run() (or be saved again); `env`: the
+        job's environment it was started with."""
         raise NotImplementedError(f"the {self.name} sandbox cannot resume checkpoints")
+
+    def live_dir(self, task_dir: Path) -> Path:
+        """Where the task folder `task_dir` is now (elsewhere while a VM backend runs its task)."""
+        return MOVED.get(task_dir, task_dir)
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""

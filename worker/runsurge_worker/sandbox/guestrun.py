@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..monitor import Meter, parse_stat_cpu_s
 from .agent import GuestAgent, GuestLostError
-from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
+from .base import MOVED, SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
 from .commands import MAX_TASK_PIDS
 from .pause import RunPause
 
@@ -42,8 +42,9 @@ def sandbox_error(message: str) -> RunResult:
 
 
 def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
-                vm_cpus: int, pause: RunPause | None = None, checkpoint: threading.Event | None = None,
-                save=None, state: dict | None = None, slot: Path | None = None) -> RunResult:
+                vm_cpus: int, pause: RunPause | None = None, env: dict | None = None,
+                checkpoint: threading.Event | None = None, save=None, state: dict | None = None,
+                slot: Path | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets
     its own name back once the VM is gone. Shared by every VM backend.
@@ -54,9 +55,10 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
         slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
         os.rmdir(slot)
         os.rename(task_dir, slot)
+    MOVED[task_dir] = slot  # the task's live log is read there (tasks.TaskRunner.read_log)
     saved = None
     try:
-        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, checkpoint, state)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env, checkpoint, state)
     except CheckpointRequested as req:
         try:
             saved = save(vm, slot, req.state)
@@ -69,6 +71,7 @@ def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threadi
         return sandbox_error(str(exc))
     finally:
         vm.destroy()
+        MOVED.pop(task_dir, None)
         if saved is None:
             os.rename(slot, task_dir)
 
@@ -113,13 +116,15 @@ def _probe(agent: GuestAgent, du: bool) -> _Probe:
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
                  cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None,
-                 checkpoint: threading.Event | None = None, state: dict | None = None) -> RunResult:
+                 env: dict | None = None, checkpoint: threading.Event | None = None,
+                 state: dict | None = None) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
     the caller destroys it afterwards whatever happened. Raises GuestLostError. `pause`: the run's
     suspension switch (pause.py); its time suspended counts for neither the wall time nor the timeout,
-    and no call goes to the agent while the VM is stopped. `checkpoint` set while the task runs: the
-    agent detaches and CheckpointRequested is raised. `state`: a resumed run's metering so far (the
-    task already started in this guest, before its checkpoint)."""
+    and no call goes to the agent while the VM is stopped. `env`: the job's packages, a disc the
+    guest mounts before the script starts (guestagent's go). `checkpoint` set while the task runs:
+    the agent detaches and CheckpointRequested is raised. `state`: a resumed run's metering so far
+    (the task already started in this guest, before its checkpoint)."""
     pause = pause or RunPause(lambda: None, lambda: None)
     started = time.monotonic()
     meter = Meter()
@@ -127,12 +132,17 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
         with pause.awake(cancel):
             go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
-                            memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
+                            memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
+                            env=env)
+        if env:
+            log.info("environment mounted in the guest in %.0f ms", go["env_mount_s"] * 1000)
         # The interpreter started before the task: its start-up CPU is not the task's.
         state = {"base_cg_s": go["cpu_us"] / 1e6,
                  "base_stat_s": parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0, "active_s": 0.0}
-    else:  # the segments before: their active time and memory samples go on adding up
+    else:  # the segments before: their active time, memory samples and usage series go on adding up
         meter.samples, meter.rss_total, meter.rss_peak = state["samples"], state["rss_total"], state["rss_peak"]
+        meter.series, meter._stride = [tuple(p) for p in state["series"]], state["stride"]
+        meter._began = time.monotonic() - state["active_s"]
     base_cg_s, base_stat_s, before_s = state["base_cg_s"], state["base_stat_s"], state["active_s"]
 
     def active_s() -> float:
@@ -154,7 +164,8 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
             with pause.awake(cancel):
                 agent.call("detach", timeout=60)
             raise CheckpointRequested({**state, "active_s": active_s(), "samples": meter.samples,
-                                       "rss_total": meter.rss_total, "rss_peak": meter.rss_peak})
+                                       "rss_total": meter.rss_total, "rss_peak": meter.rss_peak,
+                                       "series": meter.series, "stride": meter._stride})
         if active_s() > limits.timeout_s:
             failure = f"timeout after {limits.timeout_s:g}s"
             break
@@ -193,4 +204,5 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     peak = max(meter.rss_peak, probe.cgroup_peak, final.get("peak", 0))
     return RunResult(
         exit_code=exit_code, wall_s=wall, cpu_s=cpu,
-        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure)
+        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure,
+        usage=[(t, max(c - base_stat_s, 0.0), rss) for t, c, rss in meter.series])

@@ -9,13 +9,6 @@ and the agent's channel left open. A task is then just: swap its folder in under
 one message on that channel (the interpreter runs the script), poll over the same channel. Each VM
 runs one task and is destroyed with its overlay.
 
-Checkpoints (the worker stops with tasks running): the guest agent detaches from its SSH channel,
-QEMU migrates the running VM to `checkpoints/TASK/memory.mig`, its overlay is kept beside it, and
-the task folder keeps its slot's name, which the saved guest's share mount points at. When the worker
-starts again, `restore` brings the VM back on that overlay (its smbd has the same account and
-password, so the guest's SMB client reconnects by itself), reaches the agent through a relay, and
-the run goes on to its end, its metering adding up across segments.
-
 Memory: every VM has the same size (`vm_memory_mb`), because a migration stream restores only
 into a VM of the same size, and one snapshot keeps the worker to one cold boot. A VM's RAM costs
 the host only when touched, so a large idle VM is cheap. The task's own limit is enforced inside
@@ -37,10 +30,19 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+from ..environments import image_of
 from . import ssh
 from .agent import GuestAgent
 from .base import Limits, RunResult, SandboxBackend
-from .commands import GUEST_CMDLINE, QemuSpec, guest_mount_cmd, has_hw_virt
+from .commands import (
+    ENV_DEVICE,
+    GUEST_CMDLINE,
+    GUEST_ENV_DEV,
+    GUEST_ENV_DIR,
+    QemuSpec,
+    guest_mount_cmd,
+    has_hw_virt,
+)
 from .guestrun import run_in_slot, sandbox_error
 from .qmp import Qmp
 from .samba import SambaServer
@@ -85,6 +87,8 @@ CHECKPOINT_BANDWIDTH = 16 << 30  # QEMU's default migration bandwidth (128 MiB/s
 class QemuSandbox(SandboxBackend):
     name = "qemu"
     supports_checkpoints = True
+    supports_environments = True
+    environment_images = True  # a VM gets a job's packages as an ext4 disc (environments.py)
 
     def __init__(self, work_dir: Path, image_dir: Path, pool_size: int = 2,
                  vm_memory_mb: int = 2048, vm_cpus: int | None = None, cold: bool = False,
@@ -179,7 +183,7 @@ class QemuSandbox(SandboxBackend):
         }
 
     def run(self, task_dir: Path, script: str, limits: Limits,
-            cancel: threading.Event) -> RunResult:
+            cancel: threading.Event, env: Path | None = None) -> RunResult:
         task_dir = Path(task_dir)
         if task_dir.parent.resolve() != self.task_root.resolve():
             raise ValueError(f"{task_dir} is not a folder of {self.task_root}")
@@ -194,9 +198,18 @@ class QemuSandbox(SandboxBackend):
         with self._lock:
             self._running.add(vm)
         try:
+            guest_env = None
+            if env is not None:  # the disc goes in now; the guest mounts it just before the script
+                try:
+                    _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image_of(env)),
+                         format="raw", **{"read-only-mode": "read-only"})
+                except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
+                    vm.destroy()
+                    return sandbox_error(f"cannot attach the environment: {exc}")
+                guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR}
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
-                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause,
-                                   self._checkpoint, self._saver(task_dir.name, script, limits))
+                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause, guest_env,
+                                   self._checkpoint, self._saver(task_dir.name, script, limits, env))
         finally:
             with self._lock:
                 self._running.discard(vm)
@@ -219,12 +232,13 @@ class QemuSandbox(SandboxBackend):
                 found.append(c)
         return found
 
-    def _saver(self, task_id: str, script: str, limits: Limits):
+    def _saver(self, task_id: str, script: str, limits: Limits, env: Path | None):
         def save(vm: Vm, slot: Path, state: dict) -> RunResult:
-            return self._save(vm, slot, state, task_id, script, limits)
+            return self._save(vm, slot, state, task_id, script, limits, env)
         return save
 
-    def _save(self, vm: Vm, slot: Path, state: dict, task_id: str, script: str, limits: Limits) -> RunResult:
+    def _save(self, vm: Vm, slot: Path, state: dict, task_id: str, script: str, limits: Limits,
+              env: Path | None) -> RunResult:
         """Migrate the running VM to a file, keep its overlay: the run's checkpoint (the agent has
         detached). Written in a temporary folder renamed into place, meta.json last."""
         t0 = time.monotonic()
@@ -259,7 +273,7 @@ class QemuSandbox(SandboxBackend):
         return RunResult(None, state["active_s"], 0.0, 0, 0, failure="checkpointed", checkpoint=final,
                          restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
 
-    def restore(self, checkpoint: Path, cancel: threading.Event) -> RunResult:
+    def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
         """Bring the saved VM back and let its task run to the end (or be saved again). The
         checkpoint is used up: the share's folder moves on from the state it saved."""
         meta = json.loads((checkpoint / "meta.json").read_text())
@@ -271,9 +285,13 @@ class QemuSandbox(SandboxBackend):
         try:
             if meta["snapshot"] != str(self.snapshot.dir) or not slot.is_dir():
                 raise VmError("the checkpoint was saved from another guest snapshot, or its folder is gone")
+            # The guest has the job's environment mounted: the same disc goes in before its state.
+            disc = None if env is None else image_of(env)
+            if disc is not None and not disc.is_file():
+                raise VmError(f"its environment image {disc} is gone")
             vm = Vm(self.spec, self.work_dir / "vms", None, disk=checkpoint / "disk.qcow2")
             try:
-                vm.launch(self._key, self.snapshot.host_key, incoming=checkpoint / "memory.mig")
+                vm.launch(self._key, self.snapshot.host_key, incoming=checkpoint / "memory.mig", env_image=disc)
                 vm.agent = GuestAgent.reattach(vm.conn)
             except BaseException:
                 vm.destroy()
@@ -292,8 +310,9 @@ class QemuSandbox(SandboxBackend):
             self._running.add(vm)
         try:
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
-                result = run_in_slot(vm, task_dir, meta["script"], limits, cancel, self.vm_cpus, pause,
-                                     self._checkpoint, self._saver(meta["task_id"], meta["script"], limits),
+                result = run_in_slot(vm, task_dir, meta["script"], limits, cancel, self.vm_cpus, pause, None,
+                                     self._checkpoint,
+                                     self._saver(meta["task_id"], meta["script"], limits, env),
                                      state=state, slot=slot)
         finally:
             with self._lock:
@@ -315,11 +334,11 @@ class QemuSandbox(SandboxBackend):
             self.smb = None
 
 
-def _qmp(vm: Vm, command: str) -> None:
+def _qmp(vm: Vm, command: str, **arguments) -> None:
     """One QMP command to the VM (`stop` freezes its vCPUs and its clock, `cont` lets them go on)."""
     qmp = Qmp(vm.qmp_socket, timeout=10)
     try:
-        qmp.execute(command)
+        qmp.execute(command, **arguments)
     finally:
         qmp.close()
 

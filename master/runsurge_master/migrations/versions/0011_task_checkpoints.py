@@ -2,7 +2,7 @@
 checkpoint_grace_s), and the restore time of a resumed run
 
 Revision ID: 0011
-Revises: 0009 (0010 once merged after it)
+Revises: 0010
 Create Date: 2026-12-07 08:00:00
 """
 
@@ -10,8 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0011'
-# On this branch alone it follows 0009; merged after another branch's 0010, set this to '0010'.
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
