@@ -82,6 +82,14 @@ def _cg_peak() -> int:
     return int(text) if text.isdigit() else 0
 
 
+def _freeze(frozen: bool) -> None:
+    """Freeze (or thaw) every process of the task cgroup, and wait until the kernel says it is so."""
+    _write(f"{CG}/cgroup.freeze", "1" if frozen else "0")
+    deadline = time.monotonic() + 10
+    while _cg_value("cgroup.events", "frozen") != int(frozen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _du(top: str) -> int:
     """Bytes in the task folder as the guest sees it (its cifs cache may hold unsent data)."""
     total, stack = 0, [top]
@@ -247,6 +255,9 @@ class Agent:
         # The SSH session that started the agent ends with the worker: outlive it. (Its hang-up
         # is the only signal it could send; writes to its closed pipe raise, and are not made.)
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # The task stands still from now until the worker is back (attach): what it computes while
+        # the VM is saved, and later while the restored VM waits for SSH, would count for no one.
+        _freeze(True)
         os.sync()  # what the task wrote so far is on the host's disk before the VM is saved
         if self.listener is None:
             if os.path.exists(AGENT_SOCKET):
@@ -259,6 +270,7 @@ class Agent:
 
     def attach(self, msg: dict) -> dict:
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # it stood still while the VM was saved
+        _freeze(False)
         return {"attached": self.proc.pid}
 
     def kill(self, msg: dict | None = None) -> dict:

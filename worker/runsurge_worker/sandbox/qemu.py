@@ -292,6 +292,7 @@ class QemuSandbox(SandboxBackend):
             vm = Vm(self.spec, self.work_dir / "vms", None, disk=checkpoint / "disk.qcow2")
             try:
                 vm.launch(self._key, self.snapshot.host_key, incoming=checkpoint / "memory.mig", env_image=disc)
+                ssh_s = time.monotonic() - t0
                 vm.agent = GuestAgent.reattach(vm.conn)
             except BaseException:
                 vm.destroy()
@@ -305,7 +306,7 @@ class QemuSandbox(SandboxBackend):
         _remove_tree(checkpoint)
         done["restore_s"] += time.monotonic() - t0
         done["resumes"] += 1
-        log.info("restored task %s in %.2fs", meta["task_id"], time.monotonic() - t0)
+        log.info("restored task %s in %.2fs (%.2fs to SSH)", meta["task_id"], time.monotonic() - t0, ssh_s)
         with self._lock:
             self._running.add(vm)
         try:
