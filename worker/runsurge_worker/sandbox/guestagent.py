@@ -90,6 +90,23 @@ def _freeze(frozen: bool) -> None:
         time.sleep(0.01)
 
 
+def _share_back(timeout: float = 60.0) -> None:
+    """After a restore the share's SMB connection is new: until the cifs client has reconnected,
+    calls on it fail (EAGAIN was seen). Touch it here, not in the task: a file is opened and read
+    until that works twice in a row."""
+    deadline, ok = time.monotonic() + timeout, 0
+    while ok < 2 and time.monotonic() < deadline:
+        try:
+            names = [n for n in os.listdir(MOUNT) if os.path.isfile(os.path.join(MOUNT, n))]
+            if names:
+                with open(os.path.join(MOUNT, names[0]), "rb") as f:
+                    f.read(1)
+            ok += 1
+        except OSError:
+            ok = 0
+            time.sleep(0.1)
+
+
 def _du(top: str) -> int:
     """Bytes in the task folder as the guest sees it (its cifs cache may hold unsent data)."""
     total, stack = 0, [top]
@@ -270,6 +287,7 @@ class Agent:
 
     def attach(self, msg: dict) -> dict:
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # it stood still while the VM was saved
+        _share_back()
         _freeze(False)
         return {"attached": self.proc.pid}
 
