@@ -31,6 +31,14 @@ for i in range({STEPS}):
         f.write(f"{{token}} {{i}}\\n")
     print(token, i, flush=True)
 open("out.txt", "w").write(h.hexdigest())
+# The attacker's try: reach the detached guest agent (root's, on a socket since the checkpoint).
+import socket
+try:
+    socket.socket(socket.AF_UNIX).connect("/run/runsurge/agent.sock")
+    reach = "connected"
+except OSError as e:
+    reach = type(e).__name__
+open("agent.txt", "w").write(reach)
 """
 
 
@@ -97,6 +105,7 @@ def test_a_vm_task_checkpointed_by_sigterm_resumes_after_the_restart_and_counts_
     assert task["attempts"] == 1 and task["worker_id"] == base["worker_id"], task
     got = results(client, job_id, tmp_path / "resumed")
     assert got["out.txt"] == expected["out.txt"]
+    assert got["agent.txt"] == "PermissionError"  # the agent's socket is root's only
     # One run, never restarted from scratch: every step once, all under the token drawn at its start.
     assert got["progress.txt"].splitlines() == [f"{token} {i}" for i in range(STEPS)]
     # Its compute counted once. Wall time: both segments (more than what ran after the worker came
