@@ -122,8 +122,9 @@ class ReplicaOut(BaseModel):
 class TaskOut(BaseModel):
     id: str = Field(description="the task's id", examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
     name: str = Field(description='its name in the job (spec or plan)', examples=['chunk_0'])
-    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | done | failed | '
-                                    'cancelled',
+    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | checkpointed (its '
+                                    'worker stopped and saved it, and resumes it when it starts again) | done | '
+                                    'failed | cancelled',
                         examples=['running'])
     worker_id: str | None = Field(description='the worker running it or that ran it',
                                   examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
