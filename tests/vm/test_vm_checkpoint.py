@@ -1,7 +1,8 @@
 """A VM task survives a worker restart (issue 17): SIGTERM mid-run saves its VM, the worker exits
 cleanly, the master keeps the task for it, and the restarted worker (same home) restores the VM and
 the task runs on from where it was: the same output as an uninterrupted run, one attempt, one bill,
-its wall and CPU time counted once. Real master, real qemu worker, TCG."""
+its wall and CPU time counted once. The job has an environment (a package on the VM's CD drive): the
+restored VM has its disc back. Real master, real qemu worker, TCG."""
 
 import shutil
 import signal
@@ -11,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from wheels import make_wheel
 
 from jobs import wait_task
 from localnet import LocalNet
@@ -39,14 +41,19 @@ try:
 except OSError as e:
     reach = type(e).__name__
 open("agent.txt", "w").write(reach)
+import tinypkg  # read from the environment's disc only now, after the restore
+open("pkg.txt", "w").write(tinypkg.VALUE)
 """
+REQUIREMENTS = "tinypkg==1.0\n"
 
 
 @pytest.fixture(scope="module")
 def vmnet(image_dir):
     root = Path(tempfile.mkdtemp(prefix="rs-ckpt-"))  # short: QEMU's socket paths must fit 108 bytes
+    make_wheel(root / "src", root / "house", "tinypkg", "1.0")
     n = LocalNet(root / "net", sandbox="qemu", slots=1, heartbeat_s=0.5,
                  extra_env={"RUNSURGE_IMAGE_DIR": str(image_dir), "RUNSURGE_POOL_SIZE": "1",
+                            "RUNSURGE_WHEELHOUSE_DIR": str(root / "house"), "RUNSURGE_PACKAGE_INDEX_URL": "",
                             "RUNSURGE_MAX_ATTEMPTS": "1"})
     with n:
         n.start(workers=1)
@@ -67,12 +74,13 @@ def test_a_vm_task_checkpointed_by_sigterm_resumes_after_the_restart_and_counts_
     (tmp_path / "chain.py").write_text(SCRIPT)
     client = vmnet.client()
     # The same task uninterrupted: the figures to compare with, measured on this machine now.
-    plain = client.wait(client.submit([tmp_path / "chain.py"], mode="single")["id"], timeout_s=600)
+    plain = client.wait(client.submit([tmp_path / "chain.py"], mode="single", requirements=REQUIREMENTS)["id"],
+                        timeout_s=600)
     assert plain["status"] == "done", plain
     (base,) = plain["tasks"]
     expected = results(client, plain["id"], tmp_path / "plain")
 
-    job_id = client.submit([tmp_path / "chain.py"], mode="single")["id"]
+    job_id = client.submit([tmp_path / "chain.py"], mode="single", requirements=REQUIREMENTS)["id"]
     task_id = wait_task(client, job_id, None, "running", timeout_s=300)["main"]["id"]
     deadline = time.monotonic() + 300
     while True:  # until it is a good way into its run (its live log, read through the master)
@@ -106,6 +114,7 @@ def test_a_vm_task_checkpointed_by_sigterm_resumes_after_the_restart_and_counts_
     got = results(client, job_id, tmp_path / "resumed")
     assert got["out.txt"] == expected["out.txt"]
     assert got["agent.txt"] == "PermissionError"  # the agent's socket is root's only
+    assert got["pkg.txt"] == expected["pkg.txt"] == "tinypkg 1.0"
     # One run, never restarted from scratch: every step once, all under the token drawn at its start.
     assert got["progress.txt"].splitlines() == [f"{token} {i}" for i in range(STEPS)]
     # Its compute counted once. Wall time: both segments (more than what ran after the worker came
