@@ -130,8 +130,9 @@ class EnvironmentOut(BaseModel):
 class TaskOut(BaseModel):
     id: str = Field(description="the task's id", examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
     name: str = Field(description='its name in the job (spec or plan)', examples=['chunk_0'])
-    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | done | failed | '
-                                    'cancelled',
+    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | checkpointed (its '
+                                    'worker stopped and saved it, and resumes it when it starts again) | done | '
+                                    'failed | cancelled',
                         examples=['running'])
     worker_id: str | None = Field(description='the worker running it or that ran it',
                                   examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
@@ -152,6 +153,8 @@ class TaskOut(BaseModel):
     started_at: datetime | None = Field(None, description='when its (last) run started on its worker (UTC)',
                                         examples=['2026-12-07T08:15:00'])
     finished_at: datetime | None = Field(None, description='when it ended (UTC)', examples=['2026-12-07T08:15:00'])
+    restore_s: float | None = Field(None, description='a run resumed from a checkpoint: seconds its VM took to '
+                                                      'come back (not in wall_s)', examples=[1.5])
     redundancy: int = Field(1,
                             description='workers of different contributors that must agree on its outputs (1: no '
                                         'quorum)',
@@ -701,8 +704,8 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            started_at=t.started_at, finished_at=t.finished_at, redundancy=t.redundancy, waiting=reasons.get(t.id),
-            phase=phases.get(t.id), environment=_environment_out(envs[t.id]),
+            started_at=t.started_at, finished_at=t.finished_at, restore_s=t.restore_s, redundancy=t.redundancy,
+            waiting=reasons.get(t.id), phase=phases.get(t.id), environment=_environment_out(envs[t.id]),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out

@@ -93,9 +93,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 w = Worker(owner_id=claims.sub, fingerprint=request.fingerprint)
                 s.add(w)
                 log.info("worker joined fingerprint=%s", request.fingerprint[:12])
-            else:  # a restart: whatever it was running is gone
+            else:  # a restart: whatever it was running is gone, but for the checkpoints it resumes
                 cancels = self.scheduler.worker_lost(s, w, "worker restarted")
                 self.scheduler.cancel_remote(cancels)
+                lifecycle.resume_checkpoints(s, w.id, set(request.checkpointed_task_ids))
             w.host, w.grpc_port = request.host, request.grpc_port
             w.memory_bytes, w.cpus, w.slots = request.memory_bytes, request.cpus, request.slots
             # Schedulable from its first heartbeat over mutual TLS (its server starts once it has
@@ -219,12 +220,20 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                         w.trust, "; ".join(problems))
         if stopped and m.wall_s <= 0:  # cancelled before it started: it never ran, nothing to record or bill
             return []
+        if r.status == S.TASK_STATUS_CHECKPOINTED and not stopped:  # one run, reported (and billed) when it ends
+            if replica is not None:  # a quorum replica is not kept waiting: the round goes on without it
+                return replicas.report(s, t, replica, "released", "its worker stopped", self.cfg.max_attempts,
+                                       r.worker_id)
+            lifecycle.checkpoint_task(s, t)
+            return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
             run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
         run.exit_code = r.exit_code
         run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
         run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
+        if replica is None and r.resumes:  # its segments are summed in wall_s and cpu_s; the restores apart
+            t.restore_s = max(0.0, r.restore_s)
         usage.record(s, t.id, replica.attempt if replica else t.attempts, r.worker_id, run.started_at,
                      usage.clean(r.usage, m.wall_s, m.cpu_s, m.mem_peak_bytes))
         uploaded = self._uploads(s, t.id, r.worker_id, replica.attempt if replica else t.attempts)

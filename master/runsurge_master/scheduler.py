@@ -174,6 +174,8 @@ class Scheduler:
             for w in s.scalars(select(Worker).where(Worker.online, Worker.last_heartbeat < cutoff)):
                 log.warning("worker offline worker=%s (no heartbeat since %s)", w.id, w.last_heartbeat)
                 cancels += self.worker_lost(s, w, "worker stopped sending heartbeats")
+            if lifecycle.expire_checkpoints(s, self.cfg.checkpoint_grace_s):
+                self.wake()
             s.execute(delete(Heartbeat).where(Heartbeat.at < utcnow() - timedelta(minutes=10)))
         return cancels
 

@@ -24,6 +24,7 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_WORKER_ERROR: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
     TASK_STATUS_RELEASED: _ClassVar[TaskStatus]
+    TASK_STATUS_CHECKPOINTED: _ClassVar[TaskStatus]
 TASK_PHASE_UNSPECIFIED: TaskPhase
 TASK_PHASE_FETCHING_INPUTS: TaskPhase
 TASK_PHASE_BUILDING_ENVIRONMENT: TaskPhase
@@ -35,9 +36,10 @@ TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_WORKER_ERROR: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_RELEASED: TaskStatus
+TASK_STATUS_CHECKPOINTED: TaskStatus
 
 class NodeRegisterRequest(_message.Message):
-    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem")
+    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem", "checkpointed_task_ids")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +49,7 @@ class NodeRegisterRequest(_message.Message):
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     CACHED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
     CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     memory_bytes: int
     cpus: int
@@ -56,7 +59,8 @@ class NodeRegisterRequest(_message.Message):
     sandbox: str
     cached_data_ids: _containers.RepeatedScalarFieldContainer[str]
     csr_pem: bytes
-    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
+    checkpointed_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ..., csr_pem: _Optional[bytes] = ..., checkpointed_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeRegisterResponse(_message.Message):
     __slots__ = ("worker_id", "worker_token", "master_public_key_pem", "heartbeat_interval_s", "certificate_pem", "ca_pem")
@@ -135,7 +139,7 @@ class OutputData(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class TaskCompleteRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id", "usage")
+    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id", "restore_s", "resumes", "usage")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +155,8 @@ class TaskCompleteRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BAD_PEER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     BAD_DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_S_FIELD_NUMBER: _ClassVar[int]
+    RESUMES_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
@@ -167,8 +173,10 @@ class TaskCompleteRequest(_message.Message):
     attempt: int
     bad_peer_worker_id: str
     bad_data_id: str
+    restore_s: float
+    resumes: int
     usage: _containers.RepeatedCompositeFieldContainer[UsageSample]
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., restore_s: _Optional[float] = ..., resumes: _Optional[int] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
 
 class UsageSample(_message.Message):
     __slots__ = ("t_s", "cpu_s", "rss_bytes")

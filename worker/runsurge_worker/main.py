@@ -72,9 +72,11 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     governor = Governor(cfg, runner, sandbox, link.kick, caps=caps)
     port = pick_port(cfg.listen, cfg.port)
     fp = fingerprint(cfg.home)
+    resuming = runner.resume_checkpoints()  # what the last stop saved: the master keeps those ours
 
     def register() -> None:
-        link.register(fp, port, cache.ids())
+        link.register(fp, port, cache.ids(), resuming)
+        resuming.clear()  # a later registration (the master declared us offline) lets them go
 
     try:
         backoff = 2.0
@@ -111,16 +113,19 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         governor.worker_id = link.worker_id
         governor.start()
+        runner.start_resumed()
         link.heartbeat_loop(status, register, runner.cancel, stop,
                             delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
-        # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, give every task back
-        # to the master (it runs them again at once, nobody's fault) and wait a bounded time for the reports.
+        # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, save each running VM
+        # task to resume it at the next start (the master keeps it ours for its grace window), give
+        # every other task back (it runs again at once, nobody's fault), and wait a bounded time for
+        # the reports.
         governor.stopping()
         link.beat_once(status())
-        released = runner.release("the worker was stopped by its owner")
-        if released and not runner.wait_empty(cfg.stop_grace_s):
+        saved, released = runner.checkpoint("the worker was stopped by its owner")
+        if (saved or released) and not runner.wait_empty(cfg.stop_grace_s):
             log.warning("stopping with tasks still ending after %.0f s", cfg.stop_grace_s)
-        log.info("stopped: %d task(s) released to the master", released)
+        log.info("stopped: %d task(s) checkpointed, %d task(s) released to the master", saved, released)
     finally:
         for task_id in runner.task_ids():
             runner.cancel(task_id)

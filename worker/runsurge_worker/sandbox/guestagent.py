@@ -23,6 +23,11 @@ Protocol: one JSON object per line on stdin, one reply per line on stdout.
   {"op": "unmount"} -> {"unmounted": bool}  (before the worker changes the disc)
   {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "peak", "du"}
   {"op": "kill"}  -> {"killed": true, "cpu_us", "peak"}  (every task process, then a sync of the share)
+  {"op": "detach"} -> {"detached": true}  the worker is about to save the VM (a checkpoint): the task's
+              writes are synced to the share and the agent stops reading its SSH channel (whose TCP
+              connection does not survive the restore) and serves connections on AGENT_SOCKET instead,
+              one at a time, each through a relay an SSH command starts (agent.RELAY_SOURCE)
+  {"op": "attach", "time"} -> {"attached": PID}  first line on such a connection: the clock is set again
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
 only ever holds its own end of the go pipe.
 """
@@ -34,6 +39,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +52,7 @@ STATE = "/run/runsurge"  # root's (0700)
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 CIFS_PROC = "/proc/fs/cifs"
 MOUNT_ERR = f"{STATE}/mount.err"  # the mount's stderr (agent.agent_command)
+AGENT_SOCKET = f"{STATE}/agent.sock"  # where a detached agent is reached again (root only: STATE is 0700)
 USER_ENV = ["HOME=/home/runsurge", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
 # The task's identity: the unprivileged user, no new privileges, no capabilities at all.
 SETPRIV = ["setpriv", "--reuid=runsurge", "--regid=runsurge", "--init-groups", "--no-new-privs",
@@ -77,6 +84,31 @@ def _cg_peak() -> int:
     """The most memory the whole task (every process of its cgroup) held at once."""
     text = _read(f"{CG}/memory.peak").strip()
     return int(text) if text.isdigit() else 0
+
+
+def _freeze(frozen: bool) -> None:
+    """Freeze (or thaw) every process of the task cgroup, and wait until the kernel says it is so."""
+    _write(f"{CG}/cgroup.freeze", "1" if frozen else "0")
+    deadline = time.monotonic() + 10
+    while _cg_value("cgroup.events", "frozen") != int(frozen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _share_back(timeout: float = 60.0) -> None:
+    """After a restore the share's SMB connection is new: until the cifs client has reconnected,
+    calls on it fail (EAGAIN was seen). Touch it here, not in the task: a file is opened and read
+    until that works twice in a row."""
+    deadline, ok = time.monotonic() + timeout, 0
+    while ok < 2 and time.monotonic() < deadline:
+        try:
+            names = [n for n in os.listdir(MOUNT) if os.path.isfile(os.path.join(MOUNT, n))]
+            if names:
+                with open(os.path.join(MOUNT, names[0]), "rb") as f:
+                    f.read(1)
+            ok += 1
+        except OSError:
+            ok = 0
+            time.sleep(0.1)
 
 
 def _du(top: str) -> int:
@@ -201,6 +233,7 @@ class Agent:
         self.started: float | None = None
         self.exit: list | None = None
         self.env_dir: str | None = None  # where an environment's disc is mounted, if one is
+        self.listener: socket.socket | None = None  # once detached (a checkpoint)
         threading.Thread(target=self._wait, daemon=True).start()
         # Run the go path once with neutral values: under TCG a clone translates code on its
         # first run, so the task's own start should not be that first run.
@@ -268,6 +301,29 @@ class Agent:
                 # walking the share costs SMB round trips the task's own start would wait behind
                 "du": _du(MOUNT) if (msg or {}).get("du", True) else 0}
 
+    def detach(self, msg: dict | None = None) -> dict:
+        # The SSH session that started the agent ends with the worker: outlive it. (Its hang-up
+        # is the only signal it could send; writes to its closed pipe raise, and are not made.)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # The task stands still from now until the worker is back (attach): what it computes while
+        # the VM is saved, and later while the restored VM waits for SSH, would count for no one.
+        _freeze(True)
+        os.sync()  # what the task wrote so far is on the host's disk before the VM is saved
+        if self.listener is None:
+            if os.path.exists(AGENT_SOCKET):
+                os.unlink(AGENT_SOCKET)
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(AGENT_SOCKET)
+            os.chmod(AGENT_SOCKET, 0o600)
+            self.listener.listen(1)
+        return {"detached": True}
+
+    def attach(self, msg: dict) -> dict:
+        time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # it stood still while the VM was saved
+        _share_back()
+        _freeze(False)
+        return {"attached": self.proc.pid}
+
     def kill(self, msg: dict | None = None) -> dict:
         # Every process of the task, children that outlived the script (setsid) included, before its
         # outputs are read: none may still be writing them.
@@ -295,16 +351,34 @@ def main() -> None:
         return
     out.write(json.dumps({"ready": agent.proc.pid, "phases": phases}) + "\n")
     out.flush()
+    if not serve(agent, sys.stdin, out):
+        return  # the worker closed the channel: its VM is destroyed
+    while True:  # detached: the worker comes back through the relay, after each restore
+        conn, _ = agent.listener.accept()
+        with conn, conn.makefile("r") as inp, conn.makefile("w") as reply_out:
+            try:
+                serve(agent, inp, reply_out)
+            except OSError:  # the relay went away mid-reply: wait for the next one
+                pass
+
+
+def serve(agent: Agent, inp, out) -> bool:
+    """Answer requests from `inp` until it ends (False) or the agent detaches (True)."""
     ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill, "mount": agent.mount,
-           "unmount": agent.unmount}
-    for line in sys.stdin:
+           "unmount": agent.unmount, "detach": agent.detach, "attach": agent.attach}
+    for line in inp:
+        op = None
         try:
             msg = json.loads(line)
-            reply = ops[msg["op"]](msg)
+            op = msg["op"]
+            reply = ops[op](msg)
         except Exception as exc:  # noqa: BLE001
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+        if op == "detach" and "error" not in reply:
+            return True
+    return False
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ class SambaServer:
         self.port = port or free_port()
         # The Samba account must be a Unix account: the worker's own user.
         self.user = getpass.getuser()
-        self.password = secrets.token_hex(16)
+        self.password = _kept_password(state_dir / "private" / "password")
         self.conf_path = state_dir / "smb.conf"
         self.forwarder_path = state_dir / "smb-forward.sh"
         self.dfree_path = state_dir / "smb-dfree.sh"
@@ -145,3 +145,18 @@ class SambaServer:
                 continue
         if self._socket_base != self.state_dir:
             remove_private_dir(self.state_dir)
+
+
+def _kept_password(path: Path) -> str:
+    """The share's password, the same after a restart: a checkpointed guest's SMB client logs in
+    again with the one it mounted with. Readable by the worker's user only."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password

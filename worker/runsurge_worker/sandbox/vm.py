@@ -45,7 +45,8 @@ class VmExitedError(VmError):
 
 
 class Vm:
-    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path):
+    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path | None, disk: Path | None = None):
+        """A new overlay of `backing`, or `disk`, an overlay saved with a checkpoint (moved here)."""
         self.id = uuid.uuid4().hex[:12]
         self.spec = spec
         self.dir = vms_dir / self.id
@@ -64,18 +65,22 @@ class Vm:
         self.started = 0.0  # time.monotonic() at launch
         self.ready_s = 0.0  # start -> SSH ready
         self.prepared_s = 0.0  # start -> ready for a task (set by the backend)
-        subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
+        if disk is not None:
+            os.rename(disk, self.disk)
+        else:
+            subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
 
     def launch(self, key_path: Path, host_key: str | None, incoming: Path | None = None,
-               ssh_timeout: float = 600.0) -> None:
-        """Start QEMU (restoring `incoming` when given) and open SSH; raises VmError."""
+               ssh_timeout: float = 600.0, env_image: Path | None = None) -> None:
+        """Start QEMU (restoring `incoming` when given, with `env_image` in its CD drive) and open
+        SSH; raises VmError."""
         started = time.monotonic()
         for _attempt in range(3):  # the free port may be taken before QEMU binds it
             self.ssh_port = free_port()
             fd = os.open(incoming, os.O_RDONLY) if incoming else None
             try:
                 argv = self.spec.argv(self.disk, self.ssh_port, self.qmp_socket,
-                                      self.console_log, incoming_fd=fd)
+                                      self.console_log, incoming_fd=fd, env_image=env_image)
                 self.proc = subprocess.Popen(
                     QEMU_PREFIX + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=open(self.dir / "qemu.err", "wb"), pass_fds=(fd,) if fd else (),
