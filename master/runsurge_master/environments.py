@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from runsurge_master.config import MasterConfig
 from runsurge_master.jobspec import SpecError
 from runsurge_master.lifecycle import ensure_data
-from runsurge_master.models import Environment, EnvironmentResolution
+from runsurge_master.models import Environment, EnvironmentResolution, Task
 from runsurge_master.store import ObjectStore
 
 MAX_REQUIREMENTS = 200
@@ -87,6 +87,11 @@ def lock_text(wheels: list[Wheel]) -> str:
 
 def environment_id(wheels: list[Wheel]) -> str:
     return hashlib.sha256(lock_text(wheels).encode()).hexdigest()
+
+
+def of_task(task: Task) -> Environment | None:
+    """The environment a task runs with (its own, or its job's: chosen when the job was created)."""
+    return task.environment
 
 
 def wheels_of(env: Environment) -> list[Wheel]:

@@ -194,7 +194,11 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last became ready (metrics)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Its packages: the job-wide environment, or its own (a spec task's `requirements`); None: none.
+    # Read through environments.of_task.
+    environment_id: Mapped[str | None] = mapped_column(ForeignKey("environments.id"), nullable=True)
     job: Mapped[Job] = relationship(back_populates="tasks")
+    environment: Mapped[Environment | None] = relationship()
     inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    foreign_keys="TaskInput.task_id")
     outputs: Mapped[list[TaskOutput]] = relationship(back_populates="task", cascade="all, delete-orphan")

@@ -16,7 +16,7 @@ import grpc
 from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import benching, lifecycle, replicas
+from runsurge_master import benching, environments, lifecycle, replicas
 from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -371,8 +371,8 @@ class Scheduler:
             limits=worker_pb2.TaskLimits(memory_bytes=t.memory_bytes, cpus=t.cpus, timeout_s=t.timeout_s,
                                          output_bytes=self.cfg.max_output_bytes,
                                          output_files=self.cfg.max_output_files))
-        env = t.job.environment
-        if env is not None:  # the job's packages: wheels from the master's store (where they were resolved)
+        env = environments.of_task(t)
+        if env is not None:  # the task's packages: wheels from the master's store (where they were resolved)
             req.environment_id = env.id
             req.environment_wheels.extend(worker_pb2.TaskInput(name=w["filename"], data_id=w["data_id"],
                                                                size=w["size"]) for w in env.wheels)
