@@ -151,7 +151,8 @@ class TaskOut(BaseModel):
                             examples=[1])
     replicas: list[ReplicaOut] | None = Field(None, description="a quorum task's runs (redundancy > 1)")
     environment_id: str | None = Field(None, description="its packages' environment (the job's, or its own "
-                                                         "requirements'); null: none")
+                                                         "requirements'); null: none",
+                                       examples=["4be1" + "0" * 56 + "77a0"])
     # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
     # all suitable workers busy (with counts), waiting for inputs or for other contributors (quorum).
     waiting: str | None = Field(None,
