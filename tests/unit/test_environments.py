@@ -176,3 +176,26 @@ def test_a_real_package_with_compiled_wheels_resolves_from_the_index(tmp_path):
         (wheel,) = env.wheels
     assert wheel["filename"].startswith("markupsafe-") and "cp311-cp311-manylinux" in wheel["filename"]
     assert sv.store.has(wheel["data_id"])
+
+
+def test_a_tasks_own_requirements_that_fail_name_the_task_and_undo_the_others(api):
+    """Task a's own set resolves (its wheel is stored), task b's cannot: the refusal names b, and a's
+    wheel and environment are gone too."""
+    client, sv = api
+    h = login(client)
+    before = counts(sv)
+    spec = ('requirements = ["otherpkg"]\n'
+            '[[tasks]]\nname = "a"\nscript = "job.py"\nrequirements = ["tinypkg==1.0"]\n'
+            '[[tasks]]\nname = "b"\nscript = "job.py"\nrequirements = ["tinypkg==3.0"]\n')
+    r = submit(client, h, spec=spec)
+    assert r.status_code == 400 and r.json()["detail"].startswith("task 'b': cannot resolve the requirements: ")
+    assert counts(sv) == before
+    with sv.db.session() as s:
+        assert s.query(Environment).count() == 0
+    assert not [p for p in sv.store.root.rglob("*") if p.is_file() and p.read_bytes()[:2] == b"PK"]
+    # Each task's own set, none of them the job-wide one: that is not resolved at all; two sets that
+    # lock to the same wheels share one environment.
+    r = submit(client, h, spec=spec.replace("tinypkg==3.0", "tinypkg<=1.0"))
+    assert r.status_code == 201, r.text
+    envs = {t["name"]: t["environment_id"] for t in r.json()["tasks"]}
+    assert envs["a"] == envs["b"] and r.json()["environment_id"] is None
