@@ -37,6 +37,14 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 # a script that fills the disk fills this, inside its own throw-away overlay.
 HEADROOM_MB = 768
 MANIFEST = "manifest.json"
+# The guest's importable top-level Python modules, one a line (the master refuses a job whose script
+# imports anything else that its requirements do not provide: master/runsurge_master/imports.py).
+MODULES = "python-modules.txt"
+MODULES_SCRIPT = (  # run by the guest's own python3; find_spec only consults finders, no module runs
+    "import importlib.util, pkgutil, sys\n"
+    "names = {m.name for m in pkgutil.iter_modules()} | set(sys.builtin_module_names)\n"
+    "names |= {n for n in sys.stdlib_module_names if importlib.util.find_spec(n) is not None}\n"
+    "print('\\n'.join(sorted(n for n in names if n.isidentifier())))\n")
 # The VDI's boot partition (FAT16, syslinux) and the kernel command line its boot loader passes.
 BOOT_TOOLS = ["syslinux", "syslinux-common", "mtools", "dosfstools"]
 BOOT_PART_MB = 48
@@ -101,10 +109,13 @@ def _configure(tree: Path) -> None:
         listing = subprocess.run(
             ["chroot", str(tree), "dpkg-query", "-W", "-f", "${Package}=${Version}\n"],
             check=True, capture_output=True, text=True).stdout
+        modules = subprocess.run(["chroot", str(tree), "/usr/bin/python3", "-I", "-c", MODULES_SCRIPT],
+                                 check=True, capture_output=True, text=True, cwd="/").stdout
     finally:
         _run(["umount", str(tree / "proc")])
     (tree / "setup.sh").unlink()
     (tree / "etc/runsurge/packages.lock").write_text(listing)
+    (tree / "etc/runsurge" / MODULES).write_text(modules)
 
 
 def _boot_partition(tree: Path) -> None:
@@ -212,6 +223,7 @@ def build(out: Path | None = None, force: bool = False) -> Path:
             _bootstrap(tree)
             _configure(tree)
             kernel = _boot_files(tree, tmp)
+            shutil.copy2(tree / "etc/runsurge" / MODULES, tmp / MODULES)
             size_mb = _make_disks(tree, tmp)
             shutil.rmtree(tree)
             manifest = {
@@ -221,7 +233,7 @@ def build(out: Path | None = None, force: bool = False) -> Path:
                 "disk_mb": size_mb,
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_s": round(time.monotonic() - started, 1),
-                "files": ["disk.qcow2", "disk.vdi", "vmlinuz", "initrd.img"],
+                "files": ["disk.qcow2", "disk.vdi", "vmlinuz", "initrd.img", MODULES],
                 # disk.vdi: MBR, FAT boot partition (syslinux), this root file system as partition 2
                 "vdi_boot": {"loader": "syslinux", "cmdline": VDI_CMDLINE},
             }

@@ -24,6 +24,7 @@ from runsurge_master import (
     benching,
     environments,
     http_security,
+    imports,
     lifecycle,
     replicas,
     store_gc,
@@ -170,7 +171,8 @@ class TaskOut(BaseModel):
                               description='what it does on its worker now (assigned or running): fetching inputs | '
                                           'building environment | waiting for a free slot | running',
                               examples=['building environment'])
-    environment: EnvironmentOut | None = Field(None, description='its packages, if its job asked for any')
+    environment: EnvironmentOut | None = Field(None, description="its packages (the job's, or a spec task's own "
+                                                                 "`requirements`), if any")
 
 
 class JobOut(BaseModel):
@@ -426,14 +428,14 @@ def create_app(sv: Services) -> FastAPI:
             with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
                                          aggregator=aggregator, chunks=chunks, redundancy=redundancy,
                                          memory=memory, requirements=requirements)) as job:
-                env_id = _environment(job.spec.requirements)
+                env_id, task_envs = _environments(job)
                 stored = _store(job.sources)
                 try:
                     with sv.db.session() as s:
                         for data_id, size in stored.values():
                             lifecycle.ensure_data(s, data_id, size, None)
-                        row = lifecycle.create_job(s, user, job.spec, {n: d for n, (d, _) in stored.items()})
-                        row.environment_id = env_id
+                        row = lifecycle.create_job(s, user, job.spec, {n: d for n, (d, _) in stored.items()},
+                                                   task_envs, env_id)
                         s.flush()
                         out = _job_out(s, row, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
                 except BaseException:
@@ -467,12 +469,35 @@ def create_app(sv: Services) -> FastAPI:
         except SpecError as e:
             raise HTTPException(400, str(e)) from None
 
-    def _environment(requirements: list[str]) -> str | None:
-        """The job's environment id (resolved now, or found in the cache); SpecError if it cannot be."""
-        if not requirements:
-            return None
-        with sv.db.session() as s:
-            return environments.resolve(s, sv.cfg, sv.store, requirements).id
+    def _environments(job: submission.Prepared) -> tuple[str | None, dict[str, str | None]]:
+        """(the job-wide environment id, task name → its environment id): each distinct requirement set
+        resolved now or found in the cache, then every script's imports checked against its wheels.
+        SpecError (naming the task whose own set fails) if either fails; then nothing is kept."""
+        spec, sets = job.spec, {}
+        for t in spec.tasks:
+            sets.setdefault(tuple(spec.requirements_of(t)), []).append(t)
+        wheels: set[str] = set()
+        try:
+            with sv.db.session() as s:
+                envs = {}
+                for reqs, tasks in sets.items():
+                    try:
+                        envs[reqs] = environments.resolve(s, sv.cfg, sv.store, list(reqs)) if reqs else None
+                    except SpecError as e:
+                        if reqs == tuple(spec.requirements):
+                            raise
+                        raise SpecError(f"task {tasks[0].name!r}: {e}") from None
+                    wheels |= {w["data_id"] for w in (envs[reqs].wheels if envs[reqs] else ())}
+                submission.check_imports(job, lambda reqs: _modules(envs[tuple(reqs)]))
+                env_ids = {reqs: env.id if env else None for reqs, env in envs.items()}
+        except SpecError:
+            _discard_unreferenced(wheels)  # wheels this submission stored (the rows were rolled back)
+            raise
+        return (env_ids.get(tuple(spec.requirements)),
+                {t.name: env_ids[tuple(spec.requirements_of(t))] for t in spec.tasks})
+
+    def _modules(env) -> set[str]:  # an Environment (or None): what its wheels put on sys.path
+        return {m for w in (env.wheels if env else ()) for m in imports.wheel_modules(sv.store.path(w["data_id"]))}
 
     def _store(sources: dict[str, submission.Source]) -> dict[str, tuple[str, int]]:
         stored: dict[str, tuple[str, int]] = {}

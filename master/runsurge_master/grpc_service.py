@@ -12,7 +12,7 @@ from datetime import timedelta
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import benching, billing, lifecycle, metering, quorum, replicas, usage
+from runsurge_master import benching, billing, environments, lifecycle, metering, quorum, replicas, usage
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -443,6 +443,6 @@ def _check_registration(r) -> str | None:
 
 
 def _env_wheel(t: Task, data_id: str) -> bool:
-    """A wheel of the task's job's environment (which the master serves like an input)."""
-    env = t.job.environment
+    """A wheel of the task's environment (which the master serves like an input)."""
+    env = environments.of_task(t)
     return env is not None and any(w["data_id"] == data_id for w in env.wheels)

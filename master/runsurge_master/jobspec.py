@@ -13,8 +13,13 @@
     name = "merge"
     script = "merge.py"
     inputs = { "a.json" = "task:count_a/counts.json", "b.json" = "task:count_b/counts.json" }
+    requirements = ["pyyaml"]                # optional: THIS task's packages, instead of the job-wide list
 
 A task without `outputs` returns every new file it writes (then nothing may consume it).
+A task's own `requirements` replace the job-wide list (and a submission's requirements file) for
+that task; `requirements = []` gives it no packages. Each distinct set is its own environment.
+A script that imports a module found neither in the guest image, nor among the task's own files,
+nor in its requirements' wheels is refused at submission (imports.py).
 Outputs that no task consumes are the job's results. `redundancy = 2` asks for a quorum (quorum.py):
 each task runs on workers of 2 different contributors and their outputs must agree.
 """
@@ -91,6 +96,7 @@ class TaskSpec:
     cpus: int = 1
     timeout_s: float = 0.0
     memory_stated: bool = False  # the spec gave `memory` (else: the default, which RunSurge may raise)
+    requirements: list[str] | None = None  # its own packages (canonical lines), replacing the job-wide list
 
 
 @dataclass
@@ -99,6 +105,10 @@ class JobSpec:
     tasks: list[TaskSpec]
     redundancy: int | None = None  # None: not stated (1)
     requirements: list[str] = field(default_factory=list)  # canonical requirement lines, job-wide
+
+    def requirements_of(self, task: TaskSpec) -> list[str]:
+        """The packages a task runs with: its own list if it has one, else the job-wide list."""
+        return self.requirements if task.requirements is None else task.requirements
 
     def uploads_used(self) -> set[str]:
         used = {t.script for t in self.tasks}
@@ -112,7 +122,7 @@ class JobSpec:
         return {s.task for s in task.inputs.values() if s.task}
 
 
-_TASK_KEYS = {"name", "script", "inputs", "outputs", "memory", "cpus", "timeout"}
+_TASK_KEYS = {"name", "script", "inputs", "outputs", "memory", "cpus", "timeout", "requirements"}
 
 
 def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeout_s: float,
@@ -136,12 +146,8 @@ def parse_spec(text: str, uploads: set[str], defaults_memory: int, default_timeo
         raise SpecError(f"job spec: {len(raw_tasks)} tasks, the limit is {max_tasks}")
     tasks = [_parse_task(i, raw, defaults_memory, default_timeout_s) for i, raw in enumerate(raw_tasks)]
     redundancy = check_redundancy(doc["redundancy"], "job spec: redundancy") if "redundancy" in doc else None
-    requirements = doc.get("requirements", [])
-    if not isinstance(requirements, list):
-        raise SpecError("job spec: requirements must be a list like [\"pandas==2.2.3\"]")
-    from runsurge_master.environments import parse_requirements  # environments imports SpecError from here
     spec = JobSpec(name=name, tasks=tasks, redundancy=redundancy,
-                   requirements=parse_requirements(requirements, "job spec: requirements"))
+                   requirements=_requirements(doc.get("requirements", []), "job spec: requirements"))
     _validate(spec, uploads)
     return spec
 
@@ -191,8 +197,16 @@ def _parse_task(i: int, raw: object, default_memory: int, default_timeout_s: flo
     timeout = raw.get("timeout", default_timeout_s)
     if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout <= 7 * 86400:
         raise SpecError(f"{where}: timeout must be seconds between 0 and 604800")
-    return TaskSpec(name=name, script=script, inputs=inputs, outputs=outputs,
-                    memory_bytes=memory, cpus=cpus, timeout_s=float(timeout), memory_stated="memory" in raw)
+    requirements = _requirements(raw["requirements"], f"{where}: requirements") if "requirements" in raw else None
+    return TaskSpec(name=name, script=script, inputs=inputs, outputs=outputs, memory_bytes=memory, cpus=cpus,
+                    timeout_s=float(timeout), memory_stated="memory" in raw, requirements=requirements)
+
+
+def _requirements(value: object, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise SpecError(f"{where} must be a list like [\"pandas==2.2.3\"]")
+    from runsurge_master.environments import parse_requirements  # environments imports SpecError from here
+    return parse_requirements(value, where)
 
 
 def _validate(spec: JobSpec, uploads: set[str]) -> None:

@@ -37,9 +37,12 @@ ACTIVE = ("assigned", "running")
 OPEN = ("pending", "ready", "assigned", "running", "checkpointed")
 
 
-def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]) -> Job:
-    """Rows for a validated spec. `uploads` maps uploaded file name → data id (already stored)."""
-    job = Job(owner_id=owner_id, name=spec.name, status="running")
+def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str],
+               environments: dict[str, str | None] | None = None, environment_id: str | None = None) -> Job:
+    """Rows for a validated spec. `uploads` maps uploaded file name → data id (already stored);
+    `environments` task name → its environment id (resolved), `environment_id` the job-wide one."""
+    environments = environments or {}
+    job = Job(owner_id=owner_id, name=spec.name, status="running", environment_id=environment_id)
     s.add(job)
     s.flush()
     consumed = spec.consumed()
@@ -49,7 +52,7 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
                     script_data_id=uploads[t.script], memory_bytes=t.memory_bytes,
                     memory_estimated=not t.memory_stated, cpus=t.cpus,
                     timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None, redundancy=spec.redundancy or 1,
-                    status="pending" if spec.producers_of(t) else "ready")
+                    status="pending" if spec.producers_of(t) else "ready", environment_id=environments.get(t.name))
         s.add(task)
         tasks[t.name] = task
     s.flush()

@@ -198,7 +198,11 @@ class Task(Base):
     checkpointed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     # A resumed run: seconds its VM took to come back (kept out of wall_s), summed over its resumes.
     restore_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Its packages: the job-wide environment, or its own (a spec task's `requirements`); None: none.
+    # Read through environments.of_task.
+    environment_id: Mapped[str | None] = mapped_column(ForeignKey("environments.id"), nullable=True)
     job: Mapped[Job] = relationship(back_populates="tasks")
+    environment: Mapped[Environment | None] = relationship()
     inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    foreign_keys="TaskInput.task_id")
     outputs: Mapped[list[TaskOutput]] = relationship(back_populates="task", cascade="all, delete-orphan")

@@ -379,7 +379,7 @@ class Scheduler:
                                          output_bytes=self.cfg.max_output_bytes,
                                          output_files=self.cfg.max_output_files))
         env = environments.of_task(t)
-        if env is not None:  # the job's packages: wheels from the master's store (where they were resolved)
+        if env is not None:  # the task's packages: wheels from the master's store (where they were resolved)
             req.environment_id = env.id
             self.live.sent(w.id, env.id)
             req.environment_wheels.extend(worker_pb2.TaskInput(name=w["filename"], data_id=w["data_id"],

@@ -11,6 +11,7 @@ as a stream (uploads, or files the parallelizer generated on disk).
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import shutil
@@ -26,6 +27,7 @@ from fastapi import UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from runsurge_master import imports
 from runsurge_master.config import MasterConfig
 from runsurge_master.environments import parse_requirements
 from runsurge_master.jobspec import (
@@ -61,6 +63,9 @@ class Prepared:
     sources: dict[str, Source]  # every file the spec names
     explanation: list[str] = field(default_factory=list)
     planned: list[PlannedTask] = field(default_factory=list)
+    # What the scripts import that neither the guest image nor the task's files have, by task name
+    # (None: the one script every task of a single/auto/group job runs): their requirements must.
+    unfound: dict[str | None, list[imports.Missing]] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,7 +147,56 @@ def prepare(cfg: MasterConfig, req: Request, worker_memory: list[int],
         _redundancy(spec, req.redundancy, explanation)
         _requirements(spec, req.requirements, explanation)
         _check(spec, sources, req.names, mode, worker_memory, explanation)
-        yield Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned)
+        unfound = _unfound(cfg, req, spec, uploads, mode)
+        job = Prepared(mode=mode, spec=spec, sources=sources, explanation=explanation, planned=planned,
+                       unfound=unfound)
+        check_imports(job, lambda requirements: set() if not requirements else None)  # before any resolving
+        yield job
+
+
+def _unfound(cfg: MasterConfig, req: Request, spec: JobSpec, uploads: dict[str, Source],
+             mode: str) -> dict[str | None, list[imports.Missing]]:
+    """The user's own scripts (a spec's tasks', or the one script and the aggregator), against the guest
+    image and the files each runs beside: a task's inputs in a spec, every upload otherwise."""
+    python = tuple(int(x) for x in cfg.env_python_version.split(".")[:2])
+    trees: dict[str, ast.Module | None] = {}
+
+    def tree(name: str) -> ast.Module | None:  # a file that is not Python is not followed
+        if name not in trees:
+            try:
+                trees[name] = ast.parse(_read_text(uploads[name], name)) if name in uploads else None
+            except (SpecError, SyntaxError, ValueError, RecursionError, MemoryError):
+                trees[name] = None
+        return trees[name]
+
+    if mode == "spec":
+        out = {}
+        for t in spec.tasks:
+            files = {local: (lambda src=src: tree(src.upload) if src.upload else None)  # a produced file: unread
+                     for local, src in t.inputs.items()}
+            out[t.name] = imports.missing_modules(t.script, tree(t.script), files, set(), python)
+        return out
+    scripts = dict.fromkeys([_script(req), *([req.aggregator] if mode == "group" and req.aggregator else [])])
+    found: list[imports.Missing] = []
+    for script in scripts:
+        files = {n: (lambda n=n: tree(n)) for n in uploads if n != script}
+        found += imports.missing_modules(script, tree(script), files, set(), python)
+    return {None: found}
+
+
+def check_imports(job: Prepared, provided: Callable[[list[str]], set[str] | None]) -> None:
+    """SpecError for the first module a task imports that its requirements do not provide either.
+    `provided(requirements)`: the modules of that set's wheels; None when not known yet (unresolved)."""
+    for task, missing in job.unfound.items():
+        spec_task = next((t for t in job.spec.tasks if t.name == task), None)
+        requirements = job.spec.requirements_of(spec_task) if spec_task else job.spec.requirements
+        modules = provided(requirements) if missing else set()
+        if modules is None:
+            continue
+        for m in missing:
+            if m.module not in modules:
+                raise imports.refusal(m, task, requirements, own_list=spec_task is not None and
+                                      spec_task.requirements is not None)
 
 
 def _memory(spec: JobSpec, asked: str | None, mode: str, explanation: list[str]) -> None:
@@ -176,12 +230,18 @@ def _redundancy(spec: JobSpec, asked: int | None, explanation: list[str]) -> Non
 
 def _requirements(spec: JobSpec, text: str | None, explanation: list[str]) -> None:
     """The submission's requirements file joins the spec's own `requirements` (every task, any mode:
-    an automatic job's chunk and combine tasks share one environment)."""
+    an automatic job's chunk and combine tasks share one environment), except a spec's task with its own
+    `requirements`: that list replaces the job-wide one for it."""
     if text is not None:
         spec.requirements = sorted(set(spec.requirements) | set(parse_requirements(text.splitlines(),
                                                                                      "requirements")))
+    own = [t for t in spec.tasks if t.requirements is not None]
     if spec.requirements:
-        explanation.append(f"packages: {', '.join(spec.requirements)} (resolved to wheels for every task)")
+        explanation.append(f"packages: {', '.join(spec.requirements)} (resolved to wheels for every task"
+                           f"{' without its own requirements' if own else ''})")
+    for t in own:
+        explanation.append(f"task {t.name}: packages {', '.join(t.requirements) or '(none)'} "
+                           "(its own requirements, instead of the job-wide list)")
 
 
 def _script(req: Request) -> str:

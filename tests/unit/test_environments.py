@@ -47,11 +47,11 @@ def api(tmp_path, wheelhouse):
         yield client, sv
 
 
-def submit(client, h, requirements=None, spec=None):
+def submit(client, h, requirements=None, spec=None, script=SCRIPT):
     data = {"mode": "single"} if spec is None else {"spec": spec}
     if requirements is not None:
         data["requirements"] = requirements
-    return client.post("/api/jobs", headers=h, data=data, files=files(**{"job.py": SCRIPT}))
+    return client.post("/api/jobs", headers=h, data=data, files=files(**{"job.py": script}))
 
 
 def test_requirement_lines_are_checked_and_canonical():
@@ -146,7 +146,7 @@ def test_a_master_without_package_sources_says_so(tmp_path):
         h = login(client)
         r = submit(client, h, "tinypkg")
         assert r.status_code == 400 and "no package source" in r.json()["detail"]
-        assert submit(client, h).status_code == 201  # a job without requirements needs no source
+        assert submit(client, h, script=b"open('out.txt', 'w').write('x')\n").status_code == 201  # needs no source
 
 
 def test_a_guest_of_a_newer_glibc_takes_wheels_built_for_older_ones():
@@ -169,10 +169,33 @@ def test_a_real_package_with_compiled_wheels_resolves_from_the_index(tmp_path):
         pytest.skip(f"skipped: the package index {INDEX} is not reachable here ({e})")
     sv = build(load_config(home=tmp_path / "m", package_index_url=INDEX))
     with TestClient(create_app(sv)) as client:
-        r = submit(client, login(client), "markupsafe")
+        r = submit(client, login(client), "markupsafe", script=b"import markupsafe\n")
         assert r.status_code == 201, r.text
     with sv.db.session() as s:
         (env,) = s.query(Environment).all()
         (wheel,) = env.wheels
     assert wheel["filename"].startswith("markupsafe-") and "cp311-cp311-manylinux" in wheel["filename"]
     assert sv.store.has(wheel["data_id"])
+
+
+def test_a_tasks_own_requirements_that_fail_name_the_task_and_undo_the_others(api):
+    """Task a's own set resolves (its wheel is stored), task b's cannot: the refusal names b, and a's
+    wheel and environment are gone too."""
+    client, sv = api
+    h = login(client)
+    before = counts(sv)
+    spec = ('requirements = ["otherpkg"]\n'
+            '[[tasks]]\nname = "a"\nscript = "job.py"\nrequirements = ["tinypkg==1.0"]\n'
+            '[[tasks]]\nname = "b"\nscript = "job.py"\nrequirements = ["tinypkg==3.0"]\n')
+    r = submit(client, h, spec=spec)
+    assert r.status_code == 400 and r.json()["detail"].startswith("task 'b': cannot resolve the requirements: ")
+    assert counts(sv) == before
+    with sv.db.session() as s:
+        assert s.query(Environment).count() == 0
+    assert not [p for p in sv.store.root.rglob("*") if p.is_file() and p.read_bytes()[:2] == b"PK"]
+    # Each task's own set, none of them the job-wide one: that is not resolved at all; two sets that
+    # lock to the same wheels share one environment.
+    r = submit(client, h, spec=spec.replace("tinypkg==3.0", "tinypkg<=1.0"))
+    assert r.status_code == 201, r.text
+    envs = {t["name"]: (t["environment"] or {}).get("id") for t in r.json()["tasks"]}
+    assert envs["a"] and envs["a"] == envs["b"] and r.json()["environment_id"] is None

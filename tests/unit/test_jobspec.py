@@ -89,3 +89,16 @@ def test_single_script_spec_round_trips():
     spec = parse(single_script_spec("job.py", ["a.csv", "b.csv"]), {"job.py", "a.csv", "b.csv"})
     (task,) = spec.tasks
     assert task.script == "job.py" and set(task.inputs) == {"a.csv", "b.csv"} and task.outputs is None
+
+
+def test_a_tasks_own_requirements_replace_the_job_wide_list():
+    spec = parse('requirements = ["Pandas"]\n'
+                 '[[tasks]]\nname = "a"\nscript = "a.py"\n'
+                 '[[tasks]]\nname = "b"\nscript = "a.py"\nrequirements = ["PyYAML==6.0"]\n'
+                 '[[tasks]]\nname = "c"\nscript = "a.py"\nrequirements = []\n', {"a.py"})
+    assert [spec.requirements_of(t) for t in spec.tasks] == [["pandas"], ["pyyaml==6.0"], []]
+    for bad, message in (('"pyyaml"', "task 'b': requirements must be a list"),
+                         ('["-e ."]', "task 'b': requirements line 1: '-e .': pip options are not accepted")):
+        with pytest.raises(SpecError) as e:
+            parse(f'[[tasks]]\nname = "b"\nscript = "a.py"\nrequirements = {bad}\n', {"a.py"})
+        assert str(e.value).startswith(message), e.value
