@@ -8,6 +8,10 @@ reads "SCRIPT\\0STDOUT\\0STDERR" up to EOF, enters the task folder, sends stdout
 log files and runs SCRIPT as `python3 SCRIPT` would: `__main__`, `sys.argv`, `sys.path[0]`,
 `__file__`, tracebacks without this file's frames, exit status 1 on an uncaught exception. It
 imports nothing a plain `python3 script.py` would not have.
+
+The host sandboxes (warmpool.py: `process`, `bwrap`) pre-start the same file: they say "h" (no
+share to warm up on) and add the task folder, its limits and its environment to the go message:
+"SCRIPT\\0STDOUT\\0STDERR\\0FOLDER\\0AS,FSIZE\\0KEY=VALUE..." (limits in bytes, or empty for none).
 """
 
 import os
@@ -56,6 +60,7 @@ def _run(script: str, path: str, source: bytes | OSError) -> None:
                      __loader__=_sys.modules["_frozen_importlib_external"].SourceFileLoader(
                          "__main__", path))
     _sys.argv[:] = [script]
+    _sys.orig_argv[1:] = [script]
     _sys.path[0] = _os.path.dirname(path)
     _sys.path_importer_cache.pop("", None)
     try:
@@ -70,11 +75,35 @@ def _run(script: str, path: str, source: bytes | OSError) -> None:
         _sys.exit(1)
 
 
+def _set_limits(text: str) -> None:
+    """The task's rlimits, set by the interpreter on itself before the task's code (as a
+    preexec_fn would): a worker without CAP_SYS_RESOURCE cannot set them on a per-task uid."""
+    if not text:
+        return
+    import resource
+
+    for which, value in zip((resource.RLIMIT_AS, resource.RLIMIT_FSIZE), text.split(","), strict=True):
+        resource.setrlimit(which, (int(value), int(value)))
+    del sys.modules["resource"]  # a plain interpreter has not imported it
+
+
+def _set_environment(entries: list[str]) -> None:
+    """The task's environment, as if the interpreter had started with it (site's per-user paths
+    are worked out again from the new HOME when asked)."""
+    os.environ.clear()
+    os.environ.update(entry.split("=", 1) for entry in entries)
+    site = sys.modules.get("site")
+    if site is not None:
+        site.USER_BASE = site.USER_SITE = None
+
+
 def _main() -> None:
     go_fd, ready_fd = int(sys.argv[1]), int(sys.argv[2])
-    if os.read(go_fd, 1) != b"m":  # the agent mounts the share meanwhile
+    mode = os.read(go_fd, 1)  # the agent mounts the share meanwhile
+    if mode == b"m":
+        _warm_up()
+    elif mode != b"h":
         sys.exit(0)
-    _warm_up()
     os.write(ready_fd, b"r")
     os.close(ready_fd)
     chunks = []
@@ -83,8 +112,11 @@ def _main() -> None:
     os.close(go_fd)
     if not chunks:  # the agent went away: there is no task
         sys.exit(0)
-    script, stdout, stderr = b"".join(chunks).decode().split("\0")
-    os.chdir(MOUNT)
+    script, stdout, stderr, *host = b"".join(chunks).decode().split("\0")
+    os.chdir(host[0] if host else MOUNT)
+    if host:
+        _set_limits(host[1])
+        _set_environment(host[2:])
     path = os.path.abspath(script)
     _run(script, path, _open_task_files(stdout, stderr, path))
 
