@@ -62,9 +62,9 @@ def bwrap_argv(task_dir: Path, command: list[str], seccomp_fd: int | None, env: 
 
 
 def task_environ(cpus: int, env: Path | None) -> dict[str, str]:
-    """The whole environment of the task's interpreter inside the sandbox."""
+    """The whole environment of the task's interpreter inside the sandbox (PWD: bwrap's --chdir sets it)."""
     environ = {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_DIR, "LANG": "C.UTF-8",
-               "OPENBLAS_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus)}
+               "OPENBLAS_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus), "PWD": SANDBOX_DIR}
     if env is not None:
         environ["PYTHONPATH"] = ENV_DIR
     return environ

@@ -54,7 +54,9 @@ def _run(script: str, path: str, source: bytes | OSError) -> None:
                           f"{source.strerror}\n")
         _sys.exit(2)
     namespace = _sys.modules["__main__"].__dict__
+    fresh = {"__annotations__": {}} if "__annotations__" in namespace else {}  # as the interpreter made it
     namespace.clear()
+    namespace.update(fresh)
     namespace.update(__name__="__main__", __doc__=None, __package__=None, __spec__=None,
                      __file__=path, __cached__=None, __builtins__=_sys.modules["builtins"],
                      __loader__=_sys.modules["_frozen_importlib_external"].SourceFileLoader(
@@ -90,8 +92,13 @@ def _set_limits(text: str) -> None:
 def _set_environment(entries: list[str]) -> None:
     """The task's environment, as if the interpreter had started with it (site's per-user paths
     are worked out again from the new HOME when asked)."""
+    # The interpreter started with the task's locale settings: what it added to them at its start
+    # (PEP 538's LC_CTYPE coercion) a cold start would have added too.
+    coerced = os.environ.get("LC_CTYPE")
     os.environ.clear()
     os.environ.update(entry.split("=", 1) for entry in entries)
+    if coerced is not None:
+        os.environ.setdefault("LC_CTYPE", coerced)
     site = sys.modules.get("site")
     if site is not None:
         site.USER_BASE = site.USER_SITE = None

@@ -118,7 +118,10 @@ class WarmPool:
             os.close(go_r)
             os.close(ready_w)
         warm.go_w, warm.ready_r = go_w, ready_r
-        os.write(go_w, b"h")  # no share to warm up on: say "r" and wait for the task
+        try:
+            os.write(go_w, b"h")  # no share to warm up on: say "r" and wait for the task
+        except BrokenPipeError:
+            pass  # it is gone already: wait_ready says so
         return warm
 
     def fill(self, key: Hashable) -> None:
