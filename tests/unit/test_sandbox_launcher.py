@@ -21,11 +21,11 @@ import pytest
 
 from runsurge_worker.sandbox import agent
 from runsurge_worker.sandbox.base import Limits
-from runsurge_worker.sandbox.bwrap import BwrapSandbox, bwrap_argv
+from runsurge_worker.sandbox.bwrap import ENV_DIR, BwrapSandbox, bwrap_argv
 from runsurge_worker.sandbox.process import PYTHON, ProcessSandbox
 
 
-def _run_guest(folder, script: str) -> tuple[int, str, str]:
+def _run_guest(folder, script: str, env: str = "") -> tuple[int, str, str]:
     code = agent.LAUNCHER_SOURCE.replace('MOUNT = "/mnt/runsurge"', f"MOUNT = {str(folder)!r}")
     go_r, go_w = os.pipe()
     ready_r, ready_w = os.pipe()
@@ -38,7 +38,7 @@ def _run_guest(folder, script: str) -> tuple[int, str, str]:
         os.write(go_w, b"m")  # the share is mounted
         assert os.read(ready_r, 1) == b"r"  # warm and waiting
         assert not any(p.name.startswith(".rs-warm") for p in folder.iterdir())
-        os.write(go_w, f"{script}\0log.out\0error.err".encode())
+        os.write(go_w, f"{script}\0log.out\0error.err\0{env}".encode())
     finally:
         os.close(go_w)
         os.close(ready_r)
@@ -76,7 +76,7 @@ class Runner:
             (task_dir / script).write_text(source)
         self.folder = self.seen(task_dir)
         if self.backend is None:
-            return _run_guest(task_dir, script)
+            return _run_guest(task_dir, script, "" if env is None else str(env))
         result = self.backend.run(task_dir, script, Limits(memory_bytes=512 << 20, timeout_s=60),
                                   threading.Event(), env=env)
         assert result.failure is None, result
@@ -108,8 +108,21 @@ def warm(run):
     return run
 
 
+def test_a_job_environment_goes_where_pythonpath_would_put_it(run):
+    env = run.base / "env"  # readable by a bwrap task's own uid
+    (env / "tinypkg").mkdir(mode=0o755, parents=True)
+    env.chmod(0o755)
+    (env / "tinypkg" / "__init__.py").write_text("VALUE = 1\n")
+    src = ("import os, subprocess, sys, tinypkg\n"
+           "child = subprocess.run([sys.executable, '-c', 'import tinypkg'], capture_output=True).returncode\n"
+           "print(sys.path[1] == os.environ['PYTHONPATH'] == os.path.dirname(os.path.dirname(tinypkg.__file__)),"
+           " child)\n")
+    status, out, err = run("main.py", src, env=env)
+    assert (status, out, err) == (0, "True 0\n", "")
+
+
 def test_runs_the_script_as_python_would(run):
-    status, out, err = run( "main.py", (
+    status, out, err = run("main.py", (
         "import os, sys\n"
         "print(__name__, __file__ == os.path.join(os.getcwd(), 'main.py'), sys.argv, "
         "sys.path[0] == os.getcwd(), __doc__, __spec__)\n"
@@ -171,6 +184,8 @@ def _cold(runner, task_dir: Path, env: Path | None = None) -> dict:
         argv = [PYTHON, "main.py"]
     else:
         argv, environ = bwrap_argv(task_dir, ["python3", "main.py"], None, env), None
+        if env is not None:
+            argv[-2:-2] = ["--setenv", "PYTHONPATH", ENV_DIR]
         uid = task_dir.stat().st_uid  # the task's own uid, when the worker is root
         if uid != os.geteuid():
             argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *argv]

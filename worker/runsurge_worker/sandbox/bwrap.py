@@ -52,22 +52,20 @@ def bwrap_argv(task_dir: Path, command: list[str], seccomp_fd: int | None, env: 
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
              "--bind", str(task_dir), SANDBOX_DIR, "--chdir", SANDBOX_DIR,
              "--hostname", "runsurge", "--clearenv"]
-    for key, value in task_environ(1, env).items():
+    for key, value in task_environ(1).items():
         argv += ["--setenv", key, value]
-    if env is not None:  # the job's packages: read-only, first on sys.path after the script's folder
+    if env is not None:  # the job's packages, read-only (the launcher puts them on sys.path)
         argv += ["--ro-bind", str(env), ENV_DIR]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
     return argv + command
 
 
-def task_environ(cpus: int, env: Path | None) -> dict[str, str]:
-    """The whole environment of the task's interpreter inside the sandbox (PWD: bwrap's --chdir sets it)."""
-    environ = {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_DIR, "LANG": "C.UTF-8",
-               "OPENBLAS_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus), "PWD": SANDBOX_DIR}
-    if env is not None:
-        environ["PYTHONPATH"] = ENV_DIR
-    return environ
+def task_environ(cpus: int) -> dict[str, str]:
+    """The whole environment of the task's interpreter inside the sandbox (PWD: bwrap's --chdir
+    sets it; PYTHONPATH, for a job's environment, the launcher)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_DIR, "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus), "PWD": SANDBOX_DIR}
 
 
 def _minor() -> str:
@@ -197,7 +195,8 @@ class BwrapSandbox(SandboxBackend):
             self._move_in(task_dir, warm)
             before_s = warm.cpu_s()
             # The task's own rlimits: its interpreter sets them on itself; its children inherit them.
-            warm.go(script, STDOUT_NAME, STDERR_NAME, SANDBOX_DIR, task_environ(limits.cpus, env),
+            warm.go(script, STDOUT_NAME, STDERR_NAME, None if env is None else ENV_DIR, SANDBOX_DIR,
+                    task_environ(limits.cpus),
                     (limits.memory_bytes + ADDRESS_SPACE_SLACK, limits.output_bytes))
         except OSError as exc:
             warm.discard()
@@ -233,7 +232,7 @@ class BwrapSandbox(SandboxBackend):
     def _watch(self, warm: Warm, task_dir: Path, limits: Limits, cancel: threading.Event,
                pause: RunPause, before_s: float) -> RunResult:
         proc, target = warm.proc, warm.pid
-        meter = Meter()
+        meter = Meter(cpu_before=before_s)
         failure = None
         killed = False
         next_sample = 0.0
@@ -267,8 +266,8 @@ class BwrapSandbox(SandboxBackend):
             failure = memory_failure(limits.memory_bytes)
         return RunResult(
             exit_code=None if failure else (code if code >= 0 else 128 - code),
-            wall_s=wall, cpu_s=max(0.0, max(meter.cpu_s, usage.ru_utime + usage.ru_stime) - before_s),
-            mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure)
+            wall_s=wall, cpu_s=max(meter.cpu_s, usage.ru_utime + usage.ru_stime - before_s, 0.0),
+            mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure, usage=meter.series)
 
 
 def _ends_with_memory_error(stderr: Path) -> bool:

@@ -53,31 +53,30 @@ class ProcessSandbox(SandboxBackend):
     def close(self) -> None:
         self.pool.close()
 
-    def _environ(self, env: str | None, home: Path) -> dict[str, str]:
-        environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
-        if env is not None:  # the job's packages, ahead of the system's (after the script's folder)
-            environ["PYTHONPATH"] = env
-        return environ
+    @staticmethod
+    def _environ(home: Path) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
 
-    def _spawn(self, env: str | None, go_r: int, ready_w: int) -> Warm:
-        """An interpreter for a task of environment `env`, started (in its own session) before the task."""
+    def _spawn(self, key: None, go_r: int, ready_w: int) -> Warm:
+        """An interpreter for any task, started (in its own session) before the task."""
         proc = subprocess.Popen(launcher_argv(PYTHON, go_r, ready_w), cwd=self.task_root,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, pass_fds=(go_r, ready_w),
-                                start_new_session=True, env=self._environ(env, self.task_root))
-        return Warm(proc, -1, -1, env)
+                                start_new_session=True, env=self._environ(self.task_root))
+        return Warm(proc, -1, -1, key)
 
     def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
             env: Path | None = None) -> RunResult:
-        key = None if env is None else str(env)
         try:
-            warm = self.pool.take(key)
+            warm = self.pool.take(None)
         except (OSError, RuntimeError) as exc:
             return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
                              infrastructure_error=True)
         proc, before_s = warm.proc, warm.cpu_s()
-        warm.go(script, STDOUT_NAME, STDERR_NAME, str(task_dir), self._environ(key, task_dir))
-        meter, failure = Meter(), None
+        # the job's packages (env) go after the script's folder, ahead of the system's
+        warm.go(script, STDOUT_NAME, STDERR_NAME, None if env is None else str(env), str(task_dir),
+                self._environ(task_dir))
+        meter, failure = Meter(cpu_before=before_s), None
         pidfd = os.pidfd_open(proc.pid)
         with self.pauses.run(stop_tree(proc.pid), cont_tree(proc.pid)) as pause:
             try:
@@ -106,7 +105,8 @@ class ProcessSandbox(SandboxBackend):
         rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
         return RunResult(exit_code=None if failure else proc.returncode, wall_s=wall,
                          cpu_s=max(0.0, usage.ru_utime + usage.ru_stime - before_s),
-                         mem_avg_bytes=meter.avg or rss_peak, mem_peak_bytes=rss_peak, failure=failure)
+                         mem_avg_bytes=meter.avg or rss_peak, mem_peak_bytes=rss_peak, failure=failure,
+                         usage=meter.series)
 
     @staticmethod
     def _sample(pid: int, meter: Meter) -> None:

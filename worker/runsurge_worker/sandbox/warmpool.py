@@ -8,9 +8,10 @@ task touched. (A fork server of an initialised interpreter would cost ~0.6 ms of
 instead, but its children share the server's hash seed and memory image, and under bwrap they
 could not get a namespace, uid and folder of their own.)
 
-Entries are keyed by what must be fixed at the interpreter's start: the job's environment (on
-PYTHONPATH, and bound into the bwrap sandbox). A key nobody has asked for lately gives its place to
-the one asked for: the tasks of one job share one environment.
+Entries are keyed by what must be fixed at the interpreter's start: under bwrap, the job's
+environment tree bound into the sandbox (the `process` sandbox has one key, None: the launcher puts
+any tree on sys.path at the task's start). A key nobody has asked for lately gives its place to the
+one asked for: the tasks of one job share one environment.
 """
 
 from __future__ import annotations
@@ -67,12 +68,14 @@ class Warm:
         except (OSError, ValueError, IndexError):
             return 0.0
 
-    def go(self, script: str, stdout: str, stderr: str, folder: str, environ: dict[str, str],
-           rlimits: tuple[int, int] | None = None) -> None:
-        """Let the interpreter run `script` in `folder`; `rlimits` (address space, file size) it
-        sets on itself first."""
+    def go(self, script: str, stdout: str, stderr: str, env: str | None, folder: str,
+           environ: dict[str, str], rlimits: tuple[int, int] | None = None) -> None:
+        """Let the interpreter run `script` in `folder` with the environment tree `env` (as the
+        interpreter sees its path) where PYTHONPATH would put it; `rlimits` (address space, file
+        size) it sets on itself first."""
         limits = ",".join(map(str, rlimits)) if rlimits else ""
-        fields = [script, stdout, stderr, folder, limits, *(f"{k}={v}" for k, v in environ.items())]
+        fields = [script, stdout, stderr, env or "", folder, limits,
+                  *(f"{k}={v}" for k, v in environ.items())]
         try:
             os.write(self.go_w, "\0".join(fields).encode())
         finally:
