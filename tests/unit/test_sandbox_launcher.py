@@ -15,13 +15,16 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from runsurge_worker.hostload import HostLoad
 from runsurge_worker.sandbox import agent
 from runsurge_worker.sandbox.base import Limits
 from runsurge_worker.sandbox.bwrap import ENV_DIR, BwrapSandbox, bwrap_argv
+from runsurge_worker.sandbox.pause import process_tree
 from runsurge_worker.sandbox.process import PYTHON, ProcessSandbox
 
 
@@ -221,6 +224,51 @@ def test_a_task_sees_nothing_of_the_task_before(warm):
             "print(hasattr(json, 'LEFT_BEHIND'), hasattr(sys, 'LEFT_BEHIND'), threading.active_count())\n"))
         assert status == 0, err
         assert out == "False False 1\n"
+
+
+def _waiting_interpreters() -> set[int]:
+    """This process's pre-started launchers (`python3 -c LAUNCHER GO READY`), by pid."""
+    out = set()
+    for pid in process_tree(os.getpid())[1:]:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if len(argv) > 2 and argv[1] == b"-c" and argv[2] == agent.LAUNCHER_SOURCE.encode():
+            out.add(pid)
+    return out
+
+
+def _until(ok, what: str, timeout_s: float = 60.0):
+    deadline = time.monotonic() + timeout_s
+    while not (value := ok()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+    return value
+
+
+def _gone(pid: int) -> bool:
+    try:  # a zombie is dead (its parent, gone too, leaves it to init to reap)
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+def test_waiting_interpreters_are_not_the_owner_s_load_and_none_outlives_the_backend(warm):
+    size = warm.backend.pool.size
+    waiting = _until(lambda: len(w := _waiting_interpreters()) >= size and w, "the pool's interpreters")
+    # The suspend-when-busy figure leaves the worker's own tree out: its idle interpreters too.
+    counted = {pid for pid, _ in HostLoad(own_pid=os.getpid())._scan()}
+    assert waiting and not waiting & counted
+    status, _, err = warm("main.py", "print('one task: its replacement starts meanwhile')\n")
+    assert status == 0, err
+    assert len([pid for pid in waiting if _gone(pid)]) == 1  # the task ran in one of them
+    trees = {p for pid in _waiting_interpreters() | waiting for p in process_tree(pid)}
+    trees |= set(process_tree(os.getpid())[1:])  # bwrap's and any replacement still starting
+    warm.backend.close()  # what the worker does when it stops
+    assert [pid for pid in trees if not _gone(pid)] == []
+    assert not list(warm.backend.task_root.glob(".warm-*"))  # their folders too (bwrap)
 
 
 def test_agent_command_carries_both_sources_and_starts_the_mount_first():

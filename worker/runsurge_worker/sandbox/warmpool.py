@@ -18,18 +18,24 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import select
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..monitor import parse_stat_cpu_s
+from .pause import process_tree, signal_tree
 
 log = logging.getLogger(__name__)
 LAUNCHER_SOURCE = (Path(__file__).resolve().parent / "guestlauncher.py").read_text()
 POOL_SIZE = 2  # warm interpreters per backend: two tasks may start back to back without a wait
+KILL_WAIT_S = 5.0  # at most this long for a discarded sandbox to be gone (a worker's stop waits for it)
+_STOP = object()  # the filler thread's last request
 
 
 def launcher_argv(python: str, go_fd: int, ready_fd: int) -> list[str]:
@@ -87,11 +93,20 @@ class Warm:
             if fd >= 0:
                 os.close(fd)
         self.go_w = self.ready_r = -1
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        # The whole tree (bwrap's inner processes have sessions of their own), and until it is
+        # dead: processes of a pid namespace take a while to go once killed.
+        pidfds = []
+        for pid in process_tree(self.proc.pid):
+            try:
+                pidfds.append(os.pidfd_open(pid))
+            except OSError:
+                pass
+        signal_tree(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
+        deadline = time.monotonic() + KILL_WAIT_S
+        for fd in pidfds:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            os.close(fd)
 
 
 class WarmPool:
@@ -105,8 +120,12 @@ class WarmPool:
         self._spawn, self._find_pid, self._forget, self.size = spawn, find_pid, forget, size
         self._lock = threading.Condition()
         self._ready: list[Warm] = []  # oldest first
-        self._filling = 0
+        self._filling = 0  # interpreters asked for and not yet ready (or dropped)
         self._closed = False
+        # One thread starts them all and lives as long as the pool: bwrap's --die-with-parent
+        # (PR_SET_PDEATHSIG) kills a sandbox as soon as the *thread* that started it ends.
+        self._asked: queue.SimpleQueue = queue.SimpleQueue()
+        self._filler: threading.Thread | None = None
 
     def _start(self, key: Hashable) -> Warm:
         go_r, go_w = os.pipe()
@@ -133,32 +152,44 @@ class WarmPool:
             if self._closed or self._filling + len(self._ready) >= 2 * self.size:
                 return
             self._filling += 1
-        threading.Thread(target=self._fill, args=(key,), daemon=True, name="warm-fill").start()
+            self._asked.put(key)
+            if self._filler is None:
+                self._filler = threading.Thread(target=self._fill_loop, daemon=True, name="warm-fill")
+                self._filler.start()
+
+    def _fill_loop(self) -> None:
+        while (key := self._asked.get()) is not _STOP:
+            self._fill(key)
 
     def _fill(self, key: Hashable) -> None:
         warm = None
         try:
-            warm = self._start(key)
-            if not warm.wait_ready(self._find_pid):
+            if not self._closed:  # (asked for before close(): nothing to start any more)
+                warm = self._start(key)
+            if warm is not None and not warm.wait_ready(self._find_pid):
                 raise RuntimeError(f"warm interpreter exited with {warm.proc.wait()}")
         except Exception as exc:  # noqa: BLE001 - the next task starts its own instead
             log.warning("could not start a warm interpreter: %s", exc)
             if warm is not None:
                 self._drop(warm)
             warm = None
-        evicted = []
+        unwanted = []
         with self._lock:
-            self._filling -= 1
             if warm is not None and not self._closed:
                 self._ready.append(warm)
                 while len(self._ready) > self.size:  # the oldest other key gives way
                     old = next((w for w in self._ready if w.key != key), self._ready[0])
                     self._ready.remove(old)
-                    evicted.append(old)
-                warm = None
-            self._lock.notify_all()
-        for old in evicted + ([warm] if warm else []):
-            self._drop(old)
+                    unwanted.append(old)
+            elif warm is not None:
+                unwanted.append(warm)
+        try:
+            for old in unwanted:
+                self._drop(old)
+        finally:  # only now: close() waits for this, so nothing is left running after it
+            with self._lock:
+                self._filling -= 1
+                self._lock.notify_all()
 
     def take(self, key: Hashable) -> Warm:
         """A waiting interpreter for `key` (started now if none is warm), replaced in the background."""
@@ -190,3 +221,4 @@ class WarmPool:
             ready, self._ready = self._ready, []
         for warm in ready:
             self._drop(warm)
+        self._asked.put(_STOP)  # not before: the filler's end would kill its sandboxes under us
