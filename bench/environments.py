@@ -5,8 +5,10 @@ its user code starts (its first line), so submit -> user code is measured the sa
   - a bare task (no requirements), the baseline;
   - the first job with `requirements = [PACKAGE]`: the master resolves and stores the wheels,
     the worker fetches them, unpacks them into a tree and an ext4 image, the VM gets the disc;
-  - later jobs with the same requirements: resolution cached, image on disc: only the insert
-    and the guest's mount remain.
+  - later jobs with the same requirements: resolution cached, image on disc, and the pool VM
+    was readied with that disc already mounted (the worker's last environment);
+  - jobs alternating with another environment (`--other`): each finds the pool VM readied for
+    the other one, so the disc is swapped and mounted at the task's start.
 Peer, in the same run: `pip install --target` of the same requirement into an empty folder,
 from the same index, with no cache (what a worker without environments would do per job).
 Targets (issue 13): second use adds <= 50 ms; first use <= 2x the pip install.
@@ -64,8 +66,10 @@ def main() -> None:
     p.add_argument("--package", default="pandas")
     p.add_argument("--module", default=None, help="the module the package provides (default: its name)")
     p.add_argument("--index", default="https://pypi.org/simple")
+    p.add_argument("--other", default="six", help="a second package, for the switching row")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--image-dir")
+    p.add_argument("--worker-log", help="write the worker's log here (to see where the time goes)")
     args = p.parse_args()
     module = args.module or args.package
     work = Path(tempfile.mkdtemp(prefix="rs-benv-"))  # short: QEMU's socket paths must fit 108 bytes
@@ -85,11 +89,17 @@ def main() -> None:
             bares = [submit_to_start(client, bare, work, None) for _ in range(args.repeat)]
             first = submit_to_start(client, pkg, work, args.package)
             seconds = [submit_to_start(client, pkg, work, args.package) for _ in range(args.repeat)]
+            submit_to_start(client, bare, work, args.other)  # the other environment's first use
+            switches = [submit_to_start(client, bare, work, req)
+                        for _ in range(args.repeat) for req in (args.package, args.other)]
             log = net.log("worker0")
+            if args.worker_log:
+                Path(args.worker_log).write_text(log + "\n--- master ---\n" + net.log("master"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     base = statistics.median(bares)
     second = statistics.median(seconds)
+    switch = statistics.median(switches)
     built = [ln for ln in log.splitlines() if "environment built" in ln]
     print(f"\nJob environment `{args.package}` in QEMU VMs ({os.cpu_count()} CPUs, "
           f"{'KVM' if os.access('/dev/kvm', os.W_OK) and 'vmx' in open('/proc/cpuinfo').read() else 'TCG'}), "
@@ -99,8 +109,10 @@ def main() -> None:
     print(f"| bare task | {base * 1000:.0f} ms | - | |")
     print(f"| first use (resolve + fetch + unpack + image + attach) | {first:.2f} s | {first - base:.2f} s "
           f"| <= 2x pip install = {2 * peer:.2f} s: {'met' if first - base <= 2 * peer else 'NOT met'} |")
-    print(f"| second use (insert the disc + mount) | {second * 1000:.0f} ms | {(second - base) * 1000:+.0f} ms "
-          f"| <= 50 ms: {'met' if second - base <= 0.05 else 'NOT met'} |")
+    print(f"| second use (the pool VM waits with the disc mounted) | {second * 1000:.0f} ms "
+          f"| {(second - base) * 1000:+.0f} ms | <= 50 ms: {'met' if second - base <= 0.05 else 'NOT met'} |")
+    print(f"| alternating with `{args.other}` (unmount, swap the disc, mount at the start) | {switch * 1000:.0f} ms "
+          f"| {(switch - base) * 1000:+.0f} ms | |")
     print(f"| peer: pip install --target, no cache, same index | {peer:.2f} s | | |")
     print("worker: " + (built[0].split(" ", 3)[-1] if built else "no build logged"))
     print(load.stop())

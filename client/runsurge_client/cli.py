@@ -66,16 +66,21 @@ def _print_job(job: dict) -> None:
         print(f"error: {job['error']}")
     for line in job.get("waiting") or ():
         print(f"waiting: {line}")
+    envs = {t["environment"]["id"]: t["environment"] for t in job.get("tasks") or () if t.get("environment")}
+    for env in envs.values():  # tasks sharing an environment: said once
+        print(f"environment {env['id'][:12]}: {', '.join(env['requirements'])}")
     for t in job.get("tasks") or []:
         extra = ""
         if t["wall_s"] is not None:
             extra = f"  {t['wall_s']:.2f}s wall  {t['cpu_s']:.2f}s cpu  peak {t['mem_peak_bytes'] / 2**20:.1f} MiB"
         worker = (t["worker_id"] or "-")[:8]
-        print(f"  {t['id']}  {t['name']:<20} {t['status']:<9} worker {worker}{extra}")
+        env = f"  env {t['environment']['id'][:12]}" if len(envs) > 1 and t.get("environment") else ""
+        phase = f"  ({t['phase']})" if t.get("phase") and t["phase"] != t["status"] else ""
+        print(f"  {t['id']}  {t['name']:<20} {t['status']:<9} worker {worker}{phase}{extra}{env}")
         for r in t.get("replicas") or ():
             verdict = f"  {r['verdict']}" if r["verdict"] else ""
             print(f"      replica {r['attempt']}  {r['status']:<9} worker {r['worker_id'][:8]}{verdict}")
-        if t.get("waiting"):
+        if t.get("waiting") and not (phase and t["waiting"].endswith(t["phase"])):  # not the phase again
             print(f"      {t['waiting']}")
 
 

@@ -39,6 +39,7 @@ from runsurge_master.config import MasterConfig, is_wildcard
 from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
+from runsurge_master.live import LiveState
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
 from runsurge_master.quorum import FAILED
@@ -119,11 +120,19 @@ class ReplicaOut(BaseModel):
     error: str | None = Field(description='why it failed, if it did', examples=['exit code 1'])
 
 
+class EnvironmentOut(BaseModel):
+    id: str = Field(description="the environment's id (the sha256 of its lock of wheels)",
+                    examples=["4be1" + "0" * 56 + "77a0"])
+    requirements: list[str] = Field(description='the requirement lines it was resolved from',
+                                    examples=[['pandas==2.2.3']])
+
+
 class TaskOut(BaseModel):
     id: str = Field(description="the task's id", examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
     name: str = Field(description='its name in the job (spec or plan)', examples=['chunk_0'])
-    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | done | failed | '
-                                    'cancelled',
+    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | checkpointed (its '
+                                    'worker stopped and saved it, and resumes it when it starts again) | done | '
+                                    'failed | cancelled',
                         examples=['running'])
     worker_id: str | None = Field(description='the worker running it or that ran it',
                                   examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
@@ -144,6 +153,8 @@ class TaskOut(BaseModel):
     started_at: datetime | None = Field(None, description='when its (last) run started on its worker (UTC)',
                                         examples=['2026-12-07T08:15:00'])
     finished_at: datetime | None = Field(None, description='when it ended (UTC)', examples=['2026-12-07T08:15:00'])
+    restore_s: float | None = Field(None, description='a run resumed from a checkpoint: seconds its VM took to '
+                                                      'come back (not in wall_s)', examples=[1.5])
     redundancy: int = Field(1,
                             description='workers of different contributors that must agree on its outputs (1: no '
                                         'quorum)',
@@ -155,6 +166,11 @@ class TaskOut(BaseModel):
                                 description='why it is not running yet: no worker online, none with enough memory, all '
                                             'busy (with counts), waiting for inputs or for other contributors',
                                 examples=['no worker online'])
+    phase: str | None = Field(None,
+                              description='what it does on its worker now (assigned or running): fetching inputs | '
+                                          'building environment | waiting for a free slot | running',
+                              examples=['building environment'])
+    environment: EnvironmentOut | None = Field(None, description='its packages, if its job asked for any')
 
 
 class JobOut(BaseModel):
@@ -231,6 +247,9 @@ class WorkerOut(BaseModel):
     suspended: str | None = Field(None,
                                   description="why it takes no new work now (its owner's machine busy, schedule, "
                                               "stopping)", examples=["the machine is busy"])
+    environments: list[str] = Field([], description='ids of the job environments it holds built (placement '
+                                                    'prefers it for tasks that use them)',
+                                    examples=[["4be1" + "0" * 56 + "77a0"]])
 
 
 class UsagePointOut(BaseModel):
@@ -497,7 +516,7 @@ def create_app(sv: Services) -> FastAPI:
     def get_job(job_id: str, user: UserId) -> JobOut:
         with sv.db.session() as s:
             return _job_out(s, own_job(s, job_id, user), with_tasks=True,
-                            min_trust=sv.cfg.quorum_min_trust)
+                            min_trust=sv.cfg.quorum_min_trust, live=sv.scheduler.live)
 
     @app.post("/api/jobs/{job_id}/cancel", responses={404: {"description": "no such job"},
                                                       409: {"description": "the job already finished"}})
@@ -612,7 +631,8 @@ def create_app(sv: Services) -> FastAPI:
                               running_tasks=w.running_tasks, tasks_done=w.tasks_done, trust=w.trust,
                               last_heartbeat=w.last_heartbeat, benched=benching.benched(w),
                               benched_until=w.benched_until, bench_reason=w.bench_reason,
-                              fault_streak=w.fault_streak or 0, suspended=w.suspended)
+                              fault_streak=w.fault_streak or 0, suspended=w.suspended,
+                              environments=sorted(sv.scheduler.live.environments(w.id)))
                     for w in s.scalars(select(Worker).where(Worker.owner_id == user).order_by(Worker.registered_at))]
 
     app.include_router(billing_router(sv, current_user))
@@ -652,8 +672,10 @@ def _costs(s, job_ids: list[str]) -> dict[str, int]:
 
 
 def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
-             counts: tuple[int, int, int] | None = None, cost: int | None = None) -> JobOut:
+             counts: tuple[int, int, int] | None = None, cost: int | None = None,
+             live: LiveState | None = None) -> JobOut:
     """`min_trust`: the master's quorum_min_trust (which workers count as available for a quorum).
+    `live`: what workers last reported (the tasks' phases).
     Without tasks: `counts` = (tasks, done, redundancy), as list_jobs reads them for all jobs at once.
     A fixed number of queries however many tasks the job has (no load per task)."""
     if with_tasks:
@@ -671,7 +693,10 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
         names = {t.id: t.name for t in tasks}
         quorum = [t.id for t in tasks if t.redundancy > 1]
         runs = replicas.of_tasks(s, quorum) if quorum else {}
-        reasons = waiting.reasons(s, tasks, min_trust) if job.status == "running" else {}
+        phases = {t.id: text for t in tasks if t.status in lifecycle.ACTIVE and live is not None
+                  and (text := waiting.phase_text(live.phase(t.worker_id, t.id)))}
+        reasons = waiting.reasons(s, tasks, min_trust, phases) if job.status == "running" else {}
+        envs = {t.id: environments.of_task(t) for t in tasks}
         out.waiting = waiting.summary(reasons)
         out.tasks = [TaskOut(
             id=t.id, name=t.name, status=t.status, worker_id=t.worker_id, attempts=t.attempts,
@@ -679,10 +704,15 @@ def _job_out(s, job: Job, with_tasks: bool, min_trust: int,
             memory_bytes=t.memory_bytes, exit_code=t.exit_code, wall_s=t.wall_s, cpu_s=t.cpu_s,
             mem_avg_bytes=t.mem_avg_bytes, mem_peak_bytes=t.mem_peak_bytes, error=t.error,
             depends_on=sorted({names[i.producer_task_id] for i in t.inputs if i.producer_task_id}),
-            started_at=t.started_at, finished_at=t.finished_at, redundancy=t.redundancy, waiting=reasons.get(t.id),
+            started_at=t.started_at, finished_at=t.finished_at, restore_s=t.restore_s, redundancy=t.redundancy,
+            waiting=reasons.get(t.id), phase=phases.get(t.id), environment=_environment_out(envs[t.id]),
             replicas=[_replica_out(r) for r in runs.get(t.id, [])] if t.redundancy > 1 else None)
             for t in tasks]
     return out
+
+
+def _environment_out(env) -> EnvironmentOut | None:  # an Environment
+    return None if env is None else EnvironmentOut(id=env.id, requirements=env.requirements.splitlines())
 
 
 def _replica_out(r) -> ReplicaOut:  # a TaskReplica

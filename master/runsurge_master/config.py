@@ -34,6 +34,7 @@ class MasterConfig:
     heartbeat_interval_s: float = 2.0   # RUNSURGE_HEARTBEAT_INTERVAL_S: workers beat this often
     missed_heartbeats: int = 3          # RUNSURGE_MISSED_HEARTBEATS: then the worker is offline
     max_attempts: int = 3               # RUNSURGE_MAX_ATTEMPTS: worker faults of a task before its job fails
+    checkpoint_grace_s: float = 600.0   # RUNSURGE_CHECKPOINT_GRACE_S: how long a checkpoint waits for its worker
     prefetch: int = 2                   # RUNSURGE_PREFETCH: tasks queued on a busy worker beyond its slots (0: off)
     access_token_ttl_s: int = 900       # RUNSURGE_ACCESS_TOKEN_TTL_S
     refresh_token_ttl_s: int = 7 * 86400  # RUNSURGE_REFRESH_TOKEN_TTL_S

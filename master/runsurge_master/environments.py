@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from runsurge_master.config import MasterConfig
 from runsurge_master.jobspec import SpecError
 from runsurge_master.lifecycle import ensure_data
-from runsurge_master.models import Environment, EnvironmentResolution
+from runsurge_master.models import Environment, EnvironmentResolution, Job, Task
 from runsurge_master.store import ObjectStore
 
 MAX_REQUIREMENTS = 200
@@ -112,6 +112,20 @@ def resolve(s: Session, cfg: MasterConfig, store: ObjectStore, requirements: lis
     s.add(EnvironmentResolution(key=key, environment_id=env_id))
     s.flush()
     return env
+
+
+def of_task(task: Task) -> Environment | None:
+    """A task's environment: the job's (every reader of a task's environment goes through here or of_tasks)."""
+    return task.job.environment
+
+
+def of_tasks(s: Session, task_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """Task id → (environment id, size in bytes), for those of `task_ids` that have one (as of_task)."""
+    if not task_ids:
+        return {}
+    return {tid: (env_id, size) for tid, env_id, size in s.execute(
+        select(Task.id, Environment.id, Environment.size).join(Job, Job.id == Task.job_id)
+        .join(Environment, Environment.id == Job.environment_id).where(Task.id.in_(task_ids)))}
 
 
 def _referenced_wheels(s: Session) -> set[str]:

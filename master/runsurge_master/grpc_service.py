@@ -16,6 +16,7 @@ from runsurge_master import benching, billing, lifecycle, metering, quorum, repl
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
+from runsurge_master.group_commit import GroupCommit, RefusedError
 from runsurge_master.jobspec import SpecError, check_file_name
 from runsurge_master.models import (
     DataLocation,
@@ -69,6 +70,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                  scheduler: Scheduler, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
         self.tls = tls
+        self.commits = GroupCommit(db)  # task reports: one transaction per burst, acknowledged once written
 
     async def _as_worker(self, worker_id: str, context) -> Claims:
         claims: Claims = current_claims()
@@ -91,9 +93,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                 w = Worker(owner_id=claims.sub, fingerprint=request.fingerprint)
                 s.add(w)
                 log.info("worker joined fingerprint=%s", request.fingerprint[:12])
-            else:  # a restart: whatever it was running is gone
+            else:  # a restart: whatever it was running is gone, but for the checkpoints it resumes
                 cancels = self.scheduler.worker_lost(s, w, "worker restarted")
                 self.scheduler.cancel_remote(cancels)
+                lifecycle.resume_checkpoints(s, w.id, set(request.checkpointed_task_ids))
             w.host, w.grpc_port = request.host, request.grpc_port
             w.memory_bytes, w.cpus, w.slots = request.memory_bytes, request.cpus, request.slots
             # Schedulable from its first heartbeat over mutual TLS (its server starts once it has
@@ -123,68 +126,82 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     async def NodeHeartbeat(self, request, context):
         claims = await self._as_worker(request.worker_id, context)
-        resp = master_pb2.NodeHeartbeatResponse()
-        with self.db.session() as s:
-            w = s.get(Worker, request.worker_id)
-            if w is None or (not w.online and w.last_heartbeat > w.registered_at):
-                resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
-                return resp
-            if not self.tls.has_identity(peer_of(context).cert_pem):
-                resp.reregister = True  # a certificate from before identities: enrol again for one
-                return resp
-            if not w.online:
-                w.online = True
-                self.scheduler.wake()
-                log.info("worker online worker=%s", w.id)
-            w.last_heartbeat = utcnow()
-            w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
-            suspended = request.suspended[:200] or None
-            if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move
-                log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
-                w.suspended = suspended
-                self.scheduler.wake()
-            dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
-            if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
-                s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
-            s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
-                            memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
-            if request.running_task_ids:
-                mine = set(s.scalars(select(Task.id).where(
-                    Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
-                    Task.status.in_(lifecycle.ACTIVE))))
-                if len(mine) < len(request.running_task_ids):  # the others may be quorum replicas
-                    mine |= {r.task_id for r in replicas.active_on(s, w.id)}
-                resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
-        if claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
+        has_identity = self.tls.has_identity(peer_of(context).cert_pem)
+        resp, wake = await self.commits.run(lambda s: self._heartbeat(s, request, has_identity))
+        if wake:
+            self.scheduler.wake()
+        if not resp.reregister and claims.exp - time.time() < WORKER_TOKEN_TTL_S / 2:
             resp.worker_token = self._worker_token(request.worker_id, claims.owner or "")
         return resp
+
+    def _heartbeat(self, s, request, has_identity: bool) -> tuple[master_pb2.NodeHeartbeatResponse, bool]:
+        """The beat written (in a group commit: heartbeats of many workers share one transaction);
+        the reply, and whether the scheduler has something new to place."""
+        resp, wake = master_pb2.NodeHeartbeatResponse(), False
+        w = s.get(Worker, request.worker_id)
+        if w is None or (not w.online and w.last_heartbeat > w.registered_at):
+            resp.reregister = True  # declared offline meanwhile: its tasks and data were let go
+            return resp, wake
+        if not has_identity:
+            resp.reregister = True  # a certificate from before identities: enrol again for one
+            return resp, wake
+        if not w.online:
+            w.online, wake = True, True
+            log.info("worker online worker=%s", w.id)
+        w.last_heartbeat = utcnow()
+        self.scheduler.live.heard(w.id, request)
+        w.running_tasks, w.memory_used_bytes = request.running_tasks, request.memory_used_bytes
+        suspended = request.suspended[:200] or None
+        if suspended != w.suspended:  # a worker taking work again, or its queued tasks to move
+            log.info("worker=%s %s", w.id, f"suspended: {suspended}" if suspended else "takes work again")
+            w.suspended, wake = suspended, True
+        dropped = [d for d in request.dropped_data_ids[:10_000] if is_data_id(d)]
+        if dropped:  # its disk cap evicted them: peers must fetch them elsewhere (or lineage re-runs)
+            s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id, DataLocation.data_id.in_(dropped)))
+        s.add(Heartbeat(worker_id=w.id, running_tasks=request.running_tasks,
+                        memory_used_bytes=request.memory_used_bytes, free_slots=request.free_slots))
+        if request.running_task_ids:
+            mine = set(s.scalars(select(Task.id).where(
+                Task.id.in_(list(request.running_task_ids)), Task.worker_id == w.id,
+                Task.status.in_(lifecycle.ACTIVE))))
+            if len(mine) < len(request.running_task_ids):  # the others may be quorum replicas
+                mine |= {r.task_id for r in replicas.active_on(s, w.id)}
+            resp.cancel_task_ids.extend(t for t in request.running_task_ids if t not in mine)
+        return resp, wake
 
     # -- task reports --------------------------------------------------------------------------
     async def TaskStarted(self, request, context):
         await self._as_worker(request.worker_id, context)
-        with self.db.session() as s:  # one UPDATE, no ORM load: this is on every task's path
-            if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
-                                                Task.status == "assigned").values(status="running",
-                                                                                  started_at=utcnow())).rowcount:
-                replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
+        await self.commits.run(lambda s: self._started(s, request))
         return master_pb2.Ack()
+
+    @staticmethod
+    def _started(s, request) -> None:  # one UPDATE, no ORM load: this is on every task's path
+        if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
+                                            Task.status == "assigned").values(status="running",
+                                                                              started_at=utcnow())).rowcount:
+            replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
 
     async def TaskComplete(self, request, context):
         await self._as_worker(request.worker_id, context)
-        with self.db.session() as s:
-            t = s.get(Task, request.task_id)
-            replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
-            attempt = replica.attempt if replica else t.attempts if t else 0
-            stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
-            if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
-                                                      or t.status not in lifecycle.ACTIVE))
-                    or (request.attempt and request.attempt != attempt)):
-                await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                    "this task is not (or no longer) assigned to you")
-            cancels = self._complete(s, t, request, replica, stopped)
+        try:
+            cancels = await self.commits.run(lambda s: self._completed(s, request))
+        except RefusedError as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
         self.scheduler.cancel_remote(cancels)
         self.scheduler.wake()
         return master_pb2.Ack()
+
+    def _completed(self, s, request) -> list[tuple[str, str]]:
+        t = s.get(Task, request.task_id)
+        replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
+        attempt = replica.attempt if replica else t.attempts if t else 0
+        stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
+        if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
+                                                  or t.status not in lifecycle.ACTIVE))
+                or (request.attempt and request.attempt != attempt)):
+            raise RefusedError("this task is not (or no longer) assigned to you")
+        return self._complete(s, t, request, replica, stopped)
 
     def _complete(self, s, t: Task, r, replica: TaskReplica | None,
                   stopped: bool = False) -> list[tuple[str, str]]:
@@ -203,12 +220,20 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                         w.trust, "; ".join(problems))
         if stopped and m.wall_s <= 0:  # cancelled before it started: it never ran, nothing to record or bill
             return []
+        if r.status == S.TASK_STATUS_CHECKPOINTED and not stopped:  # one run, reported (and billed) when it ends
+            if replica is not None:  # a quorum replica is not kept waiting: the round goes on without it
+                return replicas.report(s, t, replica, "released", "its worker stopped", self.cfg.max_attempts,
+                                       r.worker_id)
+            lifecycle.checkpoint_task(s, t)
+            return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
             run.started_at = now - timedelta(seconds=m.wall_s)
             t.started_at = t.started_at or run.started_at
         run.exit_code = r.exit_code
         run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
         run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
+        if replica is None and r.resumes:  # its segments are summed in wall_s and cpu_s; the restores apart
+            t.restore_s = max(0.0, r.restore_s)
         usage.record(s, t.id, replica.attempt if replica else t.attempts, r.worker_id, run.started_at,
                      usage.clean(r.usage, m.wall_s, m.cpu_s, m.mem_peak_bytes))
         uploaded = self._uploads(s, t.id, r.worker_id, replica.attempt if replica else t.attempts)

@@ -2,6 +2,8 @@
 each called inside one database transaction by the HTTP API, the gRPC service or the scheduler.
 
 Task states: pending (waits for a producer) → ready → assigned → running → done | failed | cancelled.
+A running task whose worker stopped and saved its VM is checkpointed: it stays that worker's for the
+grace window and runs on when the worker comes back (→ running), or is released after it (→ ready).
 Job states: running → done | failed | cancelled (by its owner); a finished job may then be deleted.
 A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through the same states.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -31,7 +34,7 @@ from runsurge_master.models import (
 
 log = logging.getLogger("runsurge.lifecycle")
 ACTIVE = ("assigned", "running")
-OPEN = ("pending", "ready", "assigned", "running")
+OPEN = ("pending", "ready", "assigned", "running", "checkpointed")
 
 
 def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]) -> Job:
@@ -252,7 +255,7 @@ def release_task(s: Session, task: Task, reason: str) -> None:
     log.info("released task=%s by worker=%s: %s", task.id, task.worker_id, reason)
     task.status = "ready"
     task.worker_id = None
-    task.started_at = None
+    task.started_at = task.checkpointed_at = None
     task.error = f"{reason}; it runs again"
 
 
@@ -286,3 +289,32 @@ def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
             if inp.producer_task_id and s.get(Task, inp.producer_task_id).status != "done":
                 inp.data_id = None
     return reopened
+
+
+def checkpoint_task(s: Session, task: Task) -> None:
+    """Its worker stopped and saved the run to resume it: the task stays that worker's (not ACTIVE:
+    the worker's loss does not re-queue it) until it comes back or the grace window ends."""
+    log.info("checkpointed task=%s on worker=%s", task.id, task.worker_id)
+    task.status = "checkpointed"
+    task.checkpointed_at = utcnow()
+
+
+def resume_checkpoints(s: Session, worker_id: str, resuming: set[str]) -> None:
+    """The worker registered again: the checkpoints it says it resumes run on (the run's start is
+    kept: it is one run); any other checkpoint it held is gone, so that task runs elsewhere."""
+    for task in s.scalars(select(Task).where(Task.worker_id == worker_id, Task.status == "checkpointed")):
+        if task.id in resuming:
+            log.info("resumed task=%s on worker=%s", task.id, worker_id)
+            task.status, task.checkpointed_at = "running", None
+        else:
+            release_task(s, task, "its worker came back without its checkpoint")
+
+
+def expire_checkpoints(s: Session, grace_s: float) -> int:
+    """Checkpoints whose worker did not come back within `grace_s` run again elsewhere (released: no
+    fault, nothing billed). Returns how many."""
+    cutoff = utcnow() - timedelta(seconds=grace_s)
+    tasks = s.scalars(select(Task).where(Task.status == "checkpointed", Task.checkpointed_at < cutoff)).all()
+    for task in tasks:
+        release_task(s, task, f"its worker did not resume its checkpoint within {grace_s:g} s")
+    return len(tasks)

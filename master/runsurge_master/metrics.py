@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from runsurge_master.models import Job, Task, TaskReplica, Worker
 
 JOB_STATUSES = ("running", "done", "failed", "cancelled", "deleted")
-TASK_STATES = ("pending", "ready", "assigned", "running", "done", "failed", "cancelled")
+TASK_STATES = ("pending", "ready", "assigned", "running", "checkpointed", "done", "failed", "cancelled")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
 SCHEDULING_LATENCY = Histogram(

@@ -165,7 +165,7 @@ class Task(Base):
     name: Mapped[str] = mapped_column(String(200))
     script_name: Mapped[str] = mapped_column(String(255))
     script_data_id: Mapped[str] = mapped_column(ForeignKey("data_objects.id"))
-    # pending (waits for inputs) | ready | assigned | running | done | failed | cancelled
+    # pending (waits for inputs) | ready | assigned | running | checkpointed | done | failed | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
     worker_id: Mapped[str | None] = mapped_column(ForeignKey("workers.id"), nullable=True, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -194,6 +194,10 @@ class Task(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     ready_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)  # last became ready (metrics)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Its worker stopped and saved the run (checkpointed): kept for that worker until this + checkpoint_grace_s.
+    checkpointed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # A resumed run: seconds its VM took to come back (kept out of wall_s), summed over its resumes.
+    restore_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     job: Mapped[Job] = relationship(back_populates="tasks")
     inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    foreign_keys="TaskInput.task_id")

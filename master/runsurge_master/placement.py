@@ -2,7 +2,8 @@
 
 Policy, per task in submission order: among live workers with a free slot and enough free memory
 (and that never faulted on the task),
-take the one already holding the most input bytes (less data to move), then the best fit (least
+take the one already holding the most input bytes (less data to move; a task's environment counts
+with its size, since a worker without it must fetch its wheels and build it), then the best fit (least
 memory left over, which keeps big holes for big tasks), then the lowest id for determinism.
 """
 
@@ -17,6 +18,7 @@ class ReadyTask:
     memory_bytes: int
     inputs: dict[str, int] = field(default_factory=dict)  # data id → size
     avoid: set[str] = field(default_factory=set)  # workers that faulted on it: never offered to them again
+    environment: tuple[str, int] | None = None  # (id, size) of its packages, if any
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Capacity:
     free_memory: int
     free_slots: int
     holds: set[str] = field(default_factory=set)  # data ids in its cache
+    environments: frozenset[str] = frozenset()  # environment ids it holds built
 
 
 def place(tasks: list[ReadyTask], workers: list[Capacity]) -> list[tuple[str, str]]:
@@ -36,6 +39,8 @@ def place(tasks: list[ReadyTask], workers: list[Capacity]) -> list[tuple[str, st
             if w.free_slots < 1 or w.free_memory < task.memory_bytes or w.id in task.avoid:
                 continue
             local = sum(size for d, size in task.inputs.items() if d in w.holds)
+            if task.environment is not None and task.environment[0] in w.environments:
+                local += task.environment[1]  # a preference only: a worker without it still takes the task
             key = (-local, w.free_memory - task.memory_bytes, w.id)
             if best is None or key < best[0]:
                 best = (key, w)

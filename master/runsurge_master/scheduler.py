@@ -16,10 +16,11 @@ import grpc
 from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
-from runsurge_master import benching, lifecycle, replicas
+from runsurge_master import benching, environments, lifecycle, replicas
 from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
+from runsurge_master.live import LiveState
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
@@ -55,6 +56,7 @@ class Scheduler:
         self._token = ("", 0.0)
         self._background: set[asyncio.Task] = set()
         self.assigned_total = 0
+        self.live = LiveState()  # what the last heartbeats said: environments held, task phases
 
     # -- events --------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -172,12 +174,15 @@ class Scheduler:
             for w in s.scalars(select(Worker).where(Worker.online, Worker.last_heartbeat < cutoff)):
                 log.warning("worker offline worker=%s (no heartbeat since %s)", w.id, w.last_heartbeat)
                 cancels += self.worker_lost(s, w, "worker stopped sending heartbeats")
+            if lifecycle.expire_checkpoints(s, self.cfg.checkpoint_grace_s):
+                self.wake()
             s.execute(delete(Heartbeat).where(Heartbeat.at < utcnow() - timedelta(minutes=10)))
         return cancels
 
     def worker_lost(self, s, w: Worker, reason: str) -> list[tuple[str, str]]:
         """Offline: its cached data is unreachable and its tasks go back to the queue."""
         w.online = False
+        self.live.forget(w.id)
         s.execute(delete(DataLocation).where(DataLocation.worker_id == w.id))
         cancels = []
         tasks = s.scalars(select(Task).where(Task.worker_id == w.id, Task.status.in_(lifecycle.ACTIVE))).all()
@@ -240,11 +245,13 @@ class Scheduler:
             lifecycle.reopen_lost_producers(s, s.get(Task, tid), set(workers), lambda d, tid=tid: available(tid, d))
         now = utcnow()  # a benched worker still serves its data to peers, but takes no task
         caps = [Capacity(id=wid, free_memory=w.memory_bytes - used.get(wid, (0, 0, 0))[2], free_slots=free[wid],
-                         holds=holders.get(wid, set())) for wid, w in workers.items()
-                if not benching.benched(w, now) and not w.suspended]
+                         holds=holders.get(wid, set()), environments=self.live.environments(wid))
+                for wid, w in workers.items() if not benching.benched(w, now) and not w.suspended]
         avoid = lifecycle.avoided(s, [t.id for t in ready])
+        envs = environments.of_tasks(s, [t.id for t in ready])
         todo = [ReadyTask(id=t.id, memory_bytes=t.memory_bytes, inputs={d: sizes.get(d, 0) for d in inputs[t.id]},
-                          avoid=avoid.get(t.id, set())) for t in ready if t.id not in lost]
+                          avoid=avoid.get(t.id, set()), environment=envs.get(t.id))
+                for t in ready if t.id not in lost]
         needs = replicas.needs(s, [(t.id, t.redundancy) for t in ready if t.redundancy > 1 and t.id not in lost])
         placements = (replicas.place(todo, caps, needs, workers, self.cfg.quorum_min_trust) if needs
                       else place(todo, caps))
@@ -371,9 +378,10 @@ class Scheduler:
             limits=worker_pb2.TaskLimits(memory_bytes=t.memory_bytes, cpus=t.cpus, timeout_s=t.timeout_s,
                                          output_bytes=self.cfg.max_output_bytes,
                                          output_files=self.cfg.max_output_files))
-        env = t.job.environment
+        env = environments.of_task(t)
         if env is not None:  # the job's packages: wheels from the master's store (where they were resolved)
             req.environment_id = env.id
+            self.live.sent(w.id, env.id)
             req.environment_wheels.extend(worker_pb2.TaskInput(name=w["filename"], data_id=w["data_id"],
                                                                size=w["size"]) for w in env.wheels)
         notices = []

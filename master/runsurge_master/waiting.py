@@ -1,5 +1,7 @@
 """Why a task is not running yet, in words with counts (like `condor_q -better-analyze`): shown by
 `runsurge why`, `status`, `--wait`, the API (TaskOut.waiting, JobOut.waiting) and the dashboard.
+Also the words for what a task on a worker is doing (its phase, TaskOut.phase), which its worker
+reports in each heartbeat (live.py).
 
 Read-only: it applies the scheduler's placement rules (placement.py, benching.py, lifecycle.avoided)
 to the workers online now, and says which rule keeps each waiting task off every worker.
@@ -15,10 +17,21 @@ from sqlalchemy.orm import Session
 from runsurge_master import benching, lifecycle, replicas
 from runsurge_master.jobspec import format_size
 from runsurge_master.models import Task, TaskInput, Worker, utcnow
+from runsurge_proto import master_pb2
+
+PHASES = {master_pb2.TASK_PHASE_FETCHING_INPUTS: "fetching inputs",
+          master_pb2.TASK_PHASE_BUILDING_ENVIRONMENT: "building environment",
+          master_pb2.TASK_PHASE_WAITING_FOR_SLOT: "waiting for a free slot",
+          master_pb2.TASK_PHASE_RUNNING: "running"}
 
 
-def reasons(s: Session, tasks: list[Task], min_trust: int) -> dict[str, str]:
-    """Task id → why it waits, for the tasks of one job that are not running (pending, ready, queued)."""
+def phase_text(phase: int | None) -> str | None:
+    return PHASES.get(phase) if phase is not None else None
+
+
+def reasons(s: Session, tasks: list[Task], min_trust: int, phases: dict[str, str] | None = None) -> dict[str, str]:
+    """Task id → why it waits, for the tasks of one job that are not running (pending, ready, queued).
+    `phases`: task id → what its worker last said it does (phase_text), for tasks queued there."""
     out: dict[str, str] = {}
     pending = [t for t in tasks if t.status == "pending"]
     if pending:
@@ -35,7 +48,8 @@ def reasons(s: Session, tasks: list[Task], min_trust: int) -> dict[str, str]:
         return out
     workers = list(s.scalars(select(Worker).where(Worker.online)))
     for t in queued:  # on a worker, not started: prefetched behind its running tasks, or fetching inputs
-        out[t.id] = f"assigned to worker {(t.worker_id or '')[:8]}: waiting there for a free slot or its inputs"
+        doing = (phases or {}).get(t.id) or "waiting there for a free slot or its inputs"
+        out[t.id] = f"assigned to worker {(t.worker_id or '')[:8]}: {doing}"
     if not ready:
         return out
     if not workers:

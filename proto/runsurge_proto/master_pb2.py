@@ -25,39 +25,43 @@ _sym_db = _symbol_database.Default()
 from runsurge_proto import common_pb2 as runsurge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/master.proto\x12\x0brunsurge.v1\x1a\x18runsurge/v1/common.proto\"\xb9\x01\n\x13NodeRegisterRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0c\n\x04host\x18\x05 \x01(\t\x12\x11\n\tgrpc_port\x18\x06 \x01(\r\x12\x0f\n\x07sandbox\x18\x07 \x01(\t\x12\x17\n\x0f\x63\x61\x63hed_data_ids\x18\x08 \x03(\t\x12\x0f\n\x07\x63sr_pem\x18\t \x01(\x0c\"\xa5\x01\n\x14NodeRegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x14\n\x0cworker_token\x18\x02 \x01(\t\x12\x1d\n\x15master_public_key_pem\x18\x03 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x04 \x01(\x01\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\x12\x0e\n\x06\x63\x61_pem\x18\x06 \x01(\x0c\"\xb6\x01\n\x14NodeHeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rrunning_tasks\x18\x02 \x01(\r\x12\x19\n\x11memory_used_bytes\x18\x03 \x01(\x04\x12\x12\n\nfree_slots\x18\x04 \x01(\r\x12\x18\n\x10running_task_ids\x18\x05 \x03(\t\x12\x11\n\tsuspended\x18\x1e \x01(\t\x12\x18\n\x10\x64ropped_data_ids\x18\x1f \x03(\t\"Z\n\x15NodeHeartbeatResponse\x12\x14\n\x0cworker_token\x18\x01 \x01(\t\x12\x12\n\nreregister\x18\x02 \x01(\x08\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x03 \x03(\t\"8\n\x12TaskStartedRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"I\n\nOutputData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\x97\x03\n\x13TaskCompleteRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.runsurge.v1.TaskStatus\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06wall_s\x18\x05 \x01(\x01\x12\r\n\x05\x63pu_s\x18\x06 \x01(\x01\x12\x15\n\rmem_avg_bytes\x18\x07 \x01(\x04\x12\x16\n\x0emem_peak_bytes\x18\x08 \x01(\x04\x12(\n\x07outputs\x18\t \x03(\x0b\x32\x17.runsurge.v1.OutputData\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x16\n\x0estdout_data_id\x18\x0b \x01(\t\x12\x16\n\x0estderr_data_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1a\n\x12\x62\x61\x64_peer_worker_id\x18\x0e \x01(\t\x12\x13\n\x0b\x62\x61\x64_data_id\x18\x0f \x01(\t\x12\'\n\x05usage\x18( \x03(\x0b\x32\x18.runsurge.v1.UsageSample\"<\n\x0bUsageSample\x12\x0b\n\x03t_s\x18\x01 \x01(\x02\x12\r\n\x05\x63pu_s\x18\x02 \x01(\x02\x12\x11\n\trss_bytes\x18\x03 \x01(\x04\"\x05\n\x03\x41\x63k\"Q\n\x0cUploadHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\"R\n\nUploadPart\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.runsurge.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"-\n\x0cUploadResult\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04*\xaf\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x01\x12\x16\n\x12TASK_STATUS_FAILED\x10\x02\x12\x1c\n\x18TASK_STATUS_WORKER_ERROR\x10\x03\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x04\x12\x18\n\x14TASK_STATUS_RELEASED\x10\x1e\x32\x91\x04\n\rMasterService\x12S\n\x0cNodeRegister\x12 .runsurge.v1.NodeRegisterRequest\x1a!.runsurge.v1.NodeRegisterResponse\x12V\n\rNodeHeartbeat\x12!.runsurge.v1.NodeHeartbeatRequest\x1a\".runsurge.v1.NodeHeartbeatResponse\x12@\n\x0bTaskStarted\x12\x1f.runsurge.v1.TaskStartedRequest\x1a\x10.runsurge.v1.Ack\x12\x42\n\x0cTaskComplete\x12 .runsurge.v1.TaskCompleteRequest\x1a\x10.runsurge.v1.Ack\x12@\n\nStreamData\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12\x46\n\x10StreamPythonFile\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12\x43\n\x0bReceiveData\x12\x17.runsurge.v1.UploadPart\x1a\x19.runsurge.v1.UploadResult(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/master.proto\x12\x0brunsurge.v1\x1a\x18runsurge/v1/common.proto\"\xd8\x01\n\x13NodeRegisterRequest\x12\x13\n\x0b\x66ingerprint\x18\x01 \x01(\t\x12\x14\n\x0cmemory_bytes\x18\x02 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x0c\n\x04host\x18\x05 \x01(\t\x12\x11\n\tgrpc_port\x18\x06 \x01(\r\x12\x0f\n\x07sandbox\x18\x07 \x01(\t\x12\x17\n\x0f\x63\x61\x63hed_data_ids\x18\x08 \x03(\t\x12\x0f\n\x07\x63sr_pem\x18\t \x01(\x0c\x12\x1d\n\x15\x63heckpointed_task_ids\x18\x32 \x03(\t\"\xa5\x01\n\x14NodeRegisterResponse\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x14\n\x0cworker_token\x18\x02 \x01(\t\x12\x1d\n\x15master_public_key_pem\x18\x03 \x01(\t\x12\x1c\n\x14heartbeat_interval_s\x18\x04 \x01(\x01\x12\x17\n\x0f\x63\x65rtificate_pem\x18\x05 \x01(\x0c\x12\x0e\n\x06\x63\x61_pem\x18\x06 \x01(\x0c\"\x82\x02\n\x14NodeHeartbeatRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x15\n\rrunning_tasks\x18\x02 \x01(\r\x12\x19\n\x11memory_used_bytes\x18\x03 \x01(\x04\x12\x12\n\nfree_slots\x18\x04 \x01(\r\x12\x18\n\x10running_task_ids\x18\x05 \x03(\t\x12\x11\n\tsuspended\x18\x1e \x01(\t\x12\x18\n\x10\x64ropped_data_ids\x18\x1f \x03(\t\x12\x17\n\x0f\x65nvironment_ids\x18  \x03(\t\x12\x31\n\x0btask_phases\x18! \x03(\x0b\x32\x1c.runsurge.v1.TaskPhaseReport\"I\n\x0fTaskPhaseReport\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12%\n\x05phase\x18\x02 \x01(\x0e\x32\x16.runsurge.v1.TaskPhase\"Z\n\x15NodeHeartbeatResponse\x12\x14\n\x0cworker_token\x18\x01 \x01(\t\x12\x12\n\nreregister\x18\x02 \x01(\x08\x12\x17\n\x0f\x63\x61ncel_task_ids\x18\x03 \x03(\t\"8\n\x12TaskStartedRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\"I\n\nOutputData\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\"\xbb\x03\n\x13TaskCompleteRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.runsurge.v1.TaskStatus\x12\x11\n\texit_code\x18\x04 \x01(\x05\x12\x0e\n\x06wall_s\x18\x05 \x01(\x01\x12\r\n\x05\x63pu_s\x18\x06 \x01(\x01\x12\x15\n\rmem_avg_bytes\x18\x07 \x01(\x04\x12\x16\n\x0emem_peak_bytes\x18\x08 \x01(\x04\x12(\n\x07outputs\x18\t \x03(\x0b\x32\x17.runsurge.v1.OutputData\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x16\n\x0estdout_data_id\x18\x0b \x01(\t\x12\x16\n\x0estderr_data_id\x18\x0c \x01(\t\x12\x0f\n\x07\x61ttempt\x18\r \x01(\r\x12\x1a\n\x12\x62\x61\x64_peer_worker_id\x18\x0e \x01(\t\x12\x13\n\x0b\x62\x61\x64_data_id\x18\x0f \x01(\t\x12\x11\n\trestore_s\x18\x32 \x01(\x01\x12\x0f\n\x07resumes\x18\x33 \x01(\r\x12\'\n\x05usage\x18( \x03(\x0b\x32\x18.runsurge.v1.UsageSample\"<\n\x0bUsageSample\x12\x0b\n\x03t_s\x18\x01 \x01(\x02\x12\r\n\x05\x63pu_s\x18\x02 \x01(\x02\x12\x11\n\trss_bytes\x18\x03 \x01(\x04\"\x05\n\x03\x41\x63k\"Q\n\x0cUploadHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07task_id\x18\x02 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x04\"R\n\nUploadPart\x12+\n\x06header\x18\x01 \x01(\x0b\x32\x19.runsurge.v1.UploadHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"-\n\x0cUploadResult\x12\x0f\n\x07\x64\x61ta_id\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x04*\xa5\x01\n\tTaskPhase\x12\x1a\n\x16TASK_PHASE_UNSPECIFIED\x10\x00\x12\x1e\n\x1aTASK_PHASE_FETCHING_INPUTS\x10\x01\x12#\n\x1fTASK_PHASE_BUILDING_ENVIRONMENT\x10\x02\x12\x1f\n\x1bTASK_PHASE_WAITING_FOR_SLOT\x10\x03\x12\x16\n\x12TASK_PHASE_RUNNING\x10\x04*\xcd\x01\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15TASK_STATUS_SUCCEEDED\x10\x01\x12\x16\n\x12TASK_STATUS_FAILED\x10\x02\x12\x1c\n\x18TASK_STATUS_WORKER_ERROR\x10\x03\x12\x19\n\x15TASK_STATUS_CANCELLED\x10\x04\x12\x18\n\x14TASK_STATUS_RELEASED\x10\x1e\x12\x1c\n\x18TASK_STATUS_CHECKPOINTED\x10(2\x91\x04\n\rMasterService\x12S\n\x0cNodeRegister\x12 .runsurge.v1.NodeRegisterRequest\x1a!.runsurge.v1.NodeRegisterResponse\x12V\n\rNodeHeartbeat\x12!.runsurge.v1.NodeHeartbeatRequest\x1a\".runsurge.v1.NodeHeartbeatResponse\x12@\n\x0bTaskStarted\x12\x1f.runsurge.v1.TaskStartedRequest\x1a\x10.runsurge.v1.Ack\x12\x42\n\x0cTaskComplete\x12 .runsurge.v1.TaskCompleteRequest\x1a\x10.runsurge.v1.Ack\x12@\n\nStreamData\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12\x46\n\x10StreamPythonFile\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12\x43\n\x0bReceiveData\x12\x17.runsurge.v1.UploadPart\x1a\x19.runsurge.v1.UploadResult(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'runsurge.v1.master_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=1527
-  _globals['_TASKSTATUS']._serialized_end=1702
+  _globals['_TASKPHASE']._serialized_start=1745
+  _globals['_TASKPHASE']._serialized_end=1910
+  _globals['_TASKSTATUS']._serialized_start=1913
+  _globals['_TASKSTATUS']._serialized_end=2118
   _globals['_NODEREGISTERREQUEST']._serialized_start=68
-  _globals['_NODEREGISTERREQUEST']._serialized_end=253
-  _globals['_NODEREGISTERRESPONSE']._serialized_start=256
-  _globals['_NODEREGISTERRESPONSE']._serialized_end=421
-  _globals['_NODEHEARTBEATREQUEST']._serialized_start=424
-  _globals['_NODEHEARTBEATREQUEST']._serialized_end=606
-  _globals['_NODEHEARTBEATRESPONSE']._serialized_start=608
-  _globals['_NODEHEARTBEATRESPONSE']._serialized_end=698
-  _globals['_TASKSTARTEDREQUEST']._serialized_start=700
-  _globals['_TASKSTARTEDREQUEST']._serialized_end=756
-  _globals['_OUTPUTDATA']._serialized_start=758
-  _globals['_OUTPUTDATA']._serialized_end=831
-  _globals['_TASKCOMPLETEREQUEST']._serialized_start=834
-  _globals['_TASKCOMPLETEREQUEST']._serialized_end=1241
-  _globals['_USAGESAMPLE']._serialized_start=1243
-  _globals['_USAGESAMPLE']._serialized_end=1303
-  _globals['_ACK']._serialized_start=1305
-  _globals['_ACK']._serialized_end=1310
-  _globals['_UPLOADHEADER']._serialized_start=1312
-  _globals['_UPLOADHEADER']._serialized_end=1393
-  _globals['_UPLOADPART']._serialized_start=1395
-  _globals['_UPLOADPART']._serialized_end=1477
-  _globals['_UPLOADRESULT']._serialized_start=1479
-  _globals['_UPLOADRESULT']._serialized_end=1524
-  _globals['_MASTERSERVICE']._serialized_start=1705
-  _globals['_MASTERSERVICE']._serialized_end=2234
+  _globals['_NODEREGISTERREQUEST']._serialized_end=284
+  _globals['_NODEREGISTERRESPONSE']._serialized_start=287
+  _globals['_NODEREGISTERRESPONSE']._serialized_end=452
+  _globals['_NODEHEARTBEATREQUEST']._serialized_start=455
+  _globals['_NODEHEARTBEATREQUEST']._serialized_end=713
+  _globals['_TASKPHASEREPORT']._serialized_start=715
+  _globals['_TASKPHASEREPORT']._serialized_end=788
+  _globals['_NODEHEARTBEATRESPONSE']._serialized_start=790
+  _globals['_NODEHEARTBEATRESPONSE']._serialized_end=880
+  _globals['_TASKSTARTEDREQUEST']._serialized_start=882
+  _globals['_TASKSTARTEDREQUEST']._serialized_end=938
+  _globals['_OUTPUTDATA']._serialized_start=940
+  _globals['_OUTPUTDATA']._serialized_end=1013
+  _globals['_TASKCOMPLETEREQUEST']._serialized_start=1016
+  _globals['_TASKCOMPLETEREQUEST']._serialized_end=1459
+  _globals['_USAGESAMPLE']._serialized_start=1461
+  _globals['_USAGESAMPLE']._serialized_end=1521
+  _globals['_ACK']._serialized_start=1523
+  _globals['_ACK']._serialized_end=1528
+  _globals['_UPLOADHEADER']._serialized_start=1530
+  _globals['_UPLOADHEADER']._serialized_end=1611
+  _globals['_UPLOADPART']._serialized_start=1613
+  _globals['_UPLOADPART']._serialized_end=1695
+  _globals['_UPLOADRESULT']._serialized_start=1697
+  _globals['_UPLOADRESULT']._serialized_end=1742
+  _globals['_MASTERSERVICE']._serialized_start=2121
+  _globals['_MASTERSERVICE']._serialized_end=2650
 # @@protoc_insertion_point(module_scope)

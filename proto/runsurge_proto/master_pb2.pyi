@@ -8,6 +8,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class TaskPhase(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TASK_PHASE_UNSPECIFIED: _ClassVar[TaskPhase]
+    TASK_PHASE_FETCHING_INPUTS: _ClassVar[TaskPhase]
+    TASK_PHASE_BUILDING_ENVIRONMENT: _ClassVar[TaskPhase]
+    TASK_PHASE_WAITING_FOR_SLOT: _ClassVar[TaskPhase]
+    TASK_PHASE_RUNNING: _ClassVar[TaskPhase]
+
 class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TASK_STATUS_UNSPECIFIED: _ClassVar[TaskStatus]
@@ -16,15 +24,22 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_WORKER_ERROR: _ClassVar[TaskStatus]
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
     TASK_STATUS_RELEASED: _ClassVar[TaskStatus]
+    TASK_STATUS_CHECKPOINTED: _ClassVar[TaskStatus]
+TASK_PHASE_UNSPECIFIED: TaskPhase
+TASK_PHASE_FETCHING_INPUTS: TaskPhase
+TASK_PHASE_BUILDING_ENVIRONMENT: TaskPhase
+TASK_PHASE_WAITING_FOR_SLOT: TaskPhase
+TASK_PHASE_RUNNING: TaskPhase
 TASK_STATUS_UNSPECIFIED: TaskStatus
 TASK_STATUS_SUCCEEDED: TaskStatus
 TASK_STATUS_FAILED: TaskStatus
 TASK_STATUS_WORKER_ERROR: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_RELEASED: TaskStatus
+TASK_STATUS_CHECKPOINTED: TaskStatus
 
 class NodeRegisterRequest(_message.Message):
-    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem")
+    __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem", "checkpointed_task_ids")
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
@@ -34,6 +49,7 @@ class NodeRegisterRequest(_message.Message):
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     CACHED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
     CSR_PEM_FIELD_NUMBER: _ClassVar[int]
+    CHECKPOINTED_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     fingerprint: str
     memory_bytes: int
     cpus: int
@@ -43,7 +59,8 @@ class NodeRegisterRequest(_message.Message):
     sandbox: str
     cached_data_ids: _containers.RepeatedScalarFieldContainer[str]
     csr_pem: bytes
-    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ..., csr_pem: _Optional[bytes] = ...) -> None: ...
+    checkpointed_task_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fingerprint: _Optional[str] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[int] = ..., slots: _Optional[int] = ..., host: _Optional[str] = ..., grpc_port: _Optional[int] = ..., sandbox: _Optional[str] = ..., cached_data_ids: _Optional[_Iterable[str]] = ..., csr_pem: _Optional[bytes] = ..., checkpointed_task_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeRegisterResponse(_message.Message):
     __slots__ = ("worker_id", "worker_token", "master_public_key_pem", "heartbeat_interval_s", "certificate_pem", "ca_pem")
@@ -62,7 +79,7 @@ class NodeRegisterResponse(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., worker_token: _Optional[str] = ..., master_public_key_pem: _Optional[str] = ..., heartbeat_interval_s: _Optional[float] = ..., certificate_pem: _Optional[bytes] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
 
 class NodeHeartbeatRequest(_message.Message):
-    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids")
+    __slots__ = ("worker_id", "running_tasks", "memory_used_bytes", "free_slots", "running_task_ids", "suspended", "dropped_data_ids", "environment_ids", "task_phases")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     RUNNING_TASKS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_USED_BYTES_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +87,8 @@ class NodeHeartbeatRequest(_message.Message):
     RUNNING_TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     SUSPENDED_FIELD_NUMBER: _ClassVar[int]
     DROPPED_DATA_IDS_FIELD_NUMBER: _ClassVar[int]
+    ENVIRONMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    TASK_PHASES_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     running_tasks: int
     memory_used_bytes: int
@@ -77,7 +96,17 @@ class NodeHeartbeatRequest(_message.Message):
     running_task_ids: _containers.RepeatedScalarFieldContainer[str]
     suspended: str
     dropped_data_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    environment_ids: _containers.RepeatedScalarFieldContainer[str]
+    task_phases: _containers.RepeatedCompositeFieldContainer[TaskPhaseReport]
+    def __init__(self, worker_id: _Optional[str] = ..., running_tasks: _Optional[int] = ..., memory_used_bytes: _Optional[int] = ..., free_slots: _Optional[int] = ..., running_task_ids: _Optional[_Iterable[str]] = ..., suspended: _Optional[str] = ..., dropped_data_ids: _Optional[_Iterable[str]] = ..., environment_ids: _Optional[_Iterable[str]] = ..., task_phases: _Optional[_Iterable[_Union[TaskPhaseReport, _Mapping]]] = ...) -> None: ...
+
+class TaskPhaseReport(_message.Message):
+    __slots__ = ("task_id", "phase")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    PHASE_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    phase: TaskPhase
+    def __init__(self, task_id: _Optional[str] = ..., phase: _Optional[_Union[TaskPhase, str]] = ...) -> None: ...
 
 class NodeHeartbeatResponse(_message.Message):
     __slots__ = ("worker_token", "reregister", "cancel_task_ids")
@@ -110,7 +139,7 @@ class OutputData(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class TaskCompleteRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id", "usage")
+    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id", "restore_s", "resumes", "usage")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +155,8 @@ class TaskCompleteRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BAD_PEER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     BAD_DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_S_FIELD_NUMBER: _ClassVar[int]
+    RESUMES_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
@@ -142,8 +173,10 @@ class TaskCompleteRequest(_message.Message):
     attempt: int
     bad_peer_worker_id: str
     bad_data_id: str
+    restore_s: float
+    resumes: int
     usage: _containers.RepeatedCompositeFieldContainer[UsageSample]
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., restore_s: _Optional[float] = ..., resumes: _Optional[int] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
 
 class UsageSample(_message.Message):
     __slots__ = ("t_s", "cpu_s", "rss_bytes")

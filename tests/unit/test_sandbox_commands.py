@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
@@ -111,3 +112,28 @@ def test_factory_maps_names(tmp_path):
     assert get_backend("bwrap", tmp_path, tmp_path).task_root == tmp_path / "tasks"
     with pytest.raises(ValueError, match="unknown sandbox backend"):
         get_backend("docker", tmp_path, tmp_path)
+
+
+def test_a_vm_socket_under_a_long_home_goes_to_a_private_short_folder(tmp_path, monkeypatch):
+    from runsurge_worker.sandbox.vm import socket_path
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    short_home = tmp_path / "vm1"
+    assert socket_path(short_home, "qmp.sock") == short_home / "qmp.sock"
+    long_home = tmp_path / ("x" * 120) / "0123456789ab"
+    path = socket_path(long_home, "qmp.sock")
+    assert len(str(path)) <= 107 and path.name == "qmp.sock" and path.parent != long_home
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_short_socket_folder_someone_else_can_write_is_refused(tmp_path, monkeypatch):
+    """Another local user who made the folder first (world-writable) must not get the VM's QMP socket."""
+    from runsurge_worker.sandbox.vm import VmError, socket_path
+
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    planted = tmp_path / f"runsurge-{os.getuid()}"
+    planted.mkdir()
+    planted.chmod(0o777)
+    with pytest.raises(VmError, match="not a private folder"):
+        socket_path(tmp_path / ("x" * 120) / "vm", "qmp.sock")

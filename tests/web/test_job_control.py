@@ -37,7 +37,8 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     expect(page.locator("#job-name")).to_have_text("waits")
     expect(page.locator("#job-waiting")).to_be_visible()
     expect(page.locator("#job-waiting li")).to_have_text(re.compile(
-        r"^1 task\(s\): assigned to worker [0-9a-f]{8}: waiting there for a free slot or its inputs$"))
+        r"^1 task\(s\): assigned to worker [0-9a-f]{8}: "  # its phase, once its worker's heartbeat named it
+        r"(waiting for a free slot|waiting there for a free slot or its inputs)$"))
     badges = page.locator("#tasks-table .status .badge")
     expect(badges.filter(has_text="running")).to_have_count(2)
     expect(badges.filter(has_text="assigned")).to_have_count(1)  # the queued one, and only it says why

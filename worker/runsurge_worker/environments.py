@@ -53,11 +53,11 @@ class EnvironmentCache:
         return sorted(p.name for p in self.root.iterdir() if is_data_id(p.name) and (p / MANIFEST).exists())
 
     @contextmanager
-    def use(self, env_id: str, wheels: list[tuple[str, str]],
-            wheel_path: Callable[[str], Path]) -> Iterator[Path]:
+    def use(self, env_id: str, wheels: list[tuple[str, str]], wheel_path: Callable[[str], Path],
+            building: Callable[[], None] = lambda: None) -> Iterator[Path]:
         """The tree of `env_id`, built from `wheels` [(file name, data id)] if not here yet; the
         wheels' bytes are at `wheel_path(data_id)` (already fetched, hash-checked). Held (never
-        evicted) until the block ends."""
+        evicted) until the block ends. `building` is called when a build starts (the task's phase)."""
         if not is_data_id(env_id):
             raise WheelError("malformed environment id")
         with self._lock:
@@ -70,10 +70,13 @@ class EnvironmentCache:
                 manifest = tree / MANIFEST
                 if manifest.exists() and json.loads(manifest.read_text())["wheels"] == ids:
                     if self.images and not image_of(tree).exists():  # kept by a sandbox without VMs
+                        building()
                         self._image(tree)
                     os.utime(manifest)  # recently used
                     log.info("environment reused env=%s", env_id[:12])
                 else:
+                    building()
+                    _hold_for_tests()
                     start = time.monotonic()
                     self._build(tree, wheels, ids, wheel_path)
                     log.info("environment built env=%s wheels=%d in %.2fs", env_id[:12], len(wheels),
@@ -135,6 +138,14 @@ class EnvironmentCache:
                 image_of(p).unlink(missing_ok=True)
                 total -= size
                 log.info("environment evicted env=%s size=%d", p.name[:12], size)
+
+
+def _hold_for_tests() -> None:
+    """Tests see the "building environment" phase deterministically: while the file named by
+    RUNSURGE_TEST_HOLD_ENV_BUILD exists, a build waits (unset in production: no effect)."""
+    gate = os.environ.get("RUNSURGE_TEST_HOLD_ENV_BUILD")
+    while gate and os.path.exists(gate):
+        time.sleep(0.05)
 
 
 def unpack_wheel(wheel: Path, dest: Path, name: str) -> int:

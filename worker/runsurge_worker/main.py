@@ -72,9 +72,11 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     governor = Governor(cfg, runner, sandbox, link.kick, caps=caps)
     port = pick_port(cfg.listen, cfg.port)
     fp = fingerprint(cfg.home)
+    resuming = runner.resume_checkpoints()  # what the last stop saved: the master keeps those ours
 
     def register() -> None:
-        link.register(fp, port, cache.ids())
+        link.register(fp, port, cache.ids(), resuming)
+        resuming.clear()  # a later registration (the master declared us offline) lets them go
 
     try:
         backoff = 2.0
@@ -103,22 +105,27 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
             return master_pb2.NodeHeartbeatRequest(worker_id=link.worker_id, running_tasks=runner.running_count(),
                                                    memory_used_bytes=runner.memory_used(),
                                                    free_slots=runner.free_slots(), running_task_ids=runner.task_ids(),
-                                                   suspended=governor.reason, dropped_data_ids=runner.dropped())
+                                                   suspended=governor.reason, dropped_data_ids=runner.dropped(),
+                                                   environment_ids=runner.environments_held(),
+                                                   task_phases=runner.phases())
 
         log.info("worker ready id=%s listening=%s:%d sandbox=%s slots=%d memory=%d", link.worker_id,
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         governor.worker_id = link.worker_id
         governor.start()
+        runner.start_resumed()
         link.heartbeat_loop(status, register, runner.cancel, stop,
                             delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
-        # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, give every task back
-        # to the master (it runs them again at once, nobody's fault) and wait a bounded time for the reports.
+        # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, save each running VM
+        # task to resume it at the next start (the master keeps it ours for its grace window), give
+        # every other task back (it runs again at once, nobody's fault), and wait a bounded time for
+        # the reports.
         governor.stopping()
         link.beat_once(status())
-        released = runner.release("the worker was stopped by its owner")
-        if released and not runner.wait_empty(cfg.stop_grace_s):
+        saved, released = runner.checkpoint("the worker was stopped by its owner")
+        if (saved or released) and not runner.wait_empty(cfg.stop_grace_s):
             log.warning("stopping with tasks still ending after %.0f s", cfg.stop_grace_s)
-        log.info("stopped: %d task(s) released to the master", released)
+        log.info("stopped: %d task(s) checkpointed, %d task(s) released to the master", saved, released)
     finally:
         for task_id in runner.task_ids():
             runner.cancel(task_id)
@@ -177,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     if not cfg.ca_file.is_file():
         sys.exit(f"runsurge-worker: the CA certificate {cfg.ca_file} is missing: pass --ca-fingerprint (the master "
                  "prints it at start), or copy the master's pki/ca.pem there, or set RUNSURGE_CA_FILE")
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    logging.basicConfig(level=cfg.log_level.upper(),
+                        format="%(asctime)s.%(msecs)03d %(levelname)s %(name)s %(message)s",
                         datefmt="%Y-%m-%dT%H:%M:%S")
     if not cfg.email or not cfg.password:
         sys.exit("runsurge-worker: set the contributor account (RUNSURGE_EMAIL and RUNSURGE_PASSWORD or "

@@ -70,12 +70,13 @@ class MasterLink:
     def metadata(self) -> tuple:
         return bearer(self.token)
 
-    def register(self, fingerprint: str, grpc_port: int, cached: list[str]) -> None:
+    def register(self, fingerprint: str, grpc_port: int, cached: list[str], checkpointed: list[str] = ()) -> None:
+        """`checkpointed`: the tasks it resumes from the checkpoints its last stop saved."""
         user_token = login(self.cfg.master_url, self.cfg.email, self.cfg.password)
         resp = master_pb2_grpc.MasterServiceStub(self._enroll).NodeRegister(master_pb2.NodeRegisterRequest(
             fingerprint=fingerprint, memory_bytes=self.cfg.memory, cpus=self.cfg.cpus, slots=self.cfg.slots,
             host=self.cfg.host, grpc_port=grpc_port, sandbox=self.cfg.sandbox, cached_data_ids=cached,
-            csr_pem=self.tls.csr()), metadata=bearer(user_token), timeout=30)
+            csr_pem=self.tls.csr(), checkpointed_task_ids=checkpointed), metadata=bearer(user_token), timeout=30)
         self.tls.set_certificate(resp.certificate_pem, resp.ca_pem)
         old = self.channel
         interval_s = resp.heartbeat_interval_s or 2.0

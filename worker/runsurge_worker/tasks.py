@@ -31,6 +31,7 @@ from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunRe
 
 log = logging.getLogger("runsurge.worker.tasks")
 S = master_pb2.TaskStatus
+P = master_pb2.TaskPhase
 LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
 LOG_READ_MAX = 1 << 20  # most bytes of a running task's log one ReadTaskLog returns
 LOG_NAMES = {"stdout": STDOUT_NAME, "stderr": STDERR_NAME}
@@ -39,6 +40,13 @@ REPORT_PATIENCE_S = 600
 # A start is reported this long after it happened; a task that ends sooner has its start folded into
 # its TaskComplete (the master takes the start from the run's wall time): one call fewer per short task.
 START_REPORT_DELAY_S = 0.05
+
+
+ASSIGN_FILE = "assign.pb"  # a checkpoint's AssignTaskRequest: what the resumed run reports as
+
+
+class _Checkpointed(Exception):  # noqa: N818 - a way out, not an error
+    """The run was saved (the worker stops): its report says so, and its folder is kept."""
 
 
 class EnvironmentUnavailableError(Exception):
@@ -62,6 +70,8 @@ class Running:
     in_slot: bool = False  # started: holds one of the worker's slots
     reporting: bool = False  # ended: holds no memory or folder, only its TaskComplete is undelivered
     released: str = ""  # given back to the master, and why (the worker stops, or was suspended too long)
+    phase: int = P.TASK_PHASE_FETCHING_INPUTS  # what it does now (heartbeats tell the master)
+    resume_from: Path | None = None  # a checkpoint left by the worker's last stop: the run goes on from it
 
 
 class TaskRunner:
@@ -158,6 +168,44 @@ class TaskRunner:
             self.cancel(run.req.task_id)
         return len(runs)
 
+    def checkpoint(self, reason: str) -> tuple[int, int]:
+        """The worker stops: save the running tasks to resume them at its next start (the sandbox must
+        support it), give the others back. Returns (checkpointing, released)."""
+        if not self.sandbox.supports_checkpoints:
+            return 0, self.release(reason)
+        self.sandbox.checkpoint_all()
+        with self._lock:
+            saving = sum(r.in_slot and not r.reporting for r in self._running.values())
+            waiting = [r for r in self._running.values() if not r.reporting and not r.in_slot]
+            for run in waiting:
+                run.released = reason
+        for run in waiting:
+            self.cancel(run.req.task_id)
+        return saving, len(waiting)
+
+    def resume_checkpoints(self) -> list[str]:
+        """At start: take up the runs the last stop saved; returns their task ids (for NodeRegister).
+        Each runs on in its own thread once the worker is registered (`start_resumed`)."""
+        ids = []
+        for ckpt in self.sandbox.checkpoints():
+            try:
+                req = worker_pb2.AssignTaskRequest.FromString((ckpt / ASSIGN_FILE).read_bytes())
+            except (OSError, ValueError) as e:  # saved by a worker that died before writing it
+                log.warning("dropping checkpoint %s: %s", ckpt.name, e)
+                shutil.rmtree(ckpt, ignore_errors=True)
+                continue
+            with self._lock:
+                self._running[req.task_id] = Running(req=req, resume_from=ckpt)
+            ids.append(req.task_id)
+        return ids
+
+    def start_resumed(self) -> None:
+        with self._lock:
+            runs = [r for r in self._running.values() if r.resume_from is not None]
+        for run in runs:
+            threading.Thread(target=self._process, args=(run,), name=f"task-{run.req.task_id[:8]}",
+                             daemon=True).start()
+
     def wait_empty(self, timeout: float) -> bool:
         """Until every task held has ended and its report is delivered (True), or `timeout`."""
         deadline = time.monotonic() + timeout
@@ -174,6 +222,21 @@ class TaskRunner:
             return [{"task_id": tid, "state": "reporting" if r.reporting else "running" if r.in_slot
                      else "waiting" if tid in self._waiting else "preparing",
                      "memory_bytes": r.req.limits.memory_bytes} for tid, r in self._running.items()]
+
+    def environments_held(self) -> list[str]:
+        """Environments built here that this worker's sandbox can use (placement prefers it for them)."""
+        return self.envs.held() if self.envs is not None and self.sandbox.supports_environments else []
+
+    def phases(self) -> list[master_pb2.TaskPhaseReport]:
+        """What each task held (not yet ended) is doing, for the heartbeat."""
+        with self._lock:
+            return [master_pb2.TaskPhaseReport(task_id=tid, phase=r.phase)
+                    for tid, r in self._running.items() if not r.reporting]
+
+    def _phase(self, run: Running, phase: int, tell: bool = False) -> None:
+        run.phase = phase
+        if tell:  # a slow phase: the master hears of it now, not a heartbeat interval later
+            self.link.kick()
 
     def dropped(self) -> list[str]:
         with self._lock:
@@ -246,17 +309,22 @@ class TaskRunner:
                                                 attempt=req.attempt)
         start = None
         try:
-            shutil.rmtree(task_dir, ignore_errors=True)
-            task_dir.mkdir(parents=True)
-            self._prepare(run, task_dir)
-            self._trim()
+            if run.resume_from is None:
+                shutil.rmtree(task_dir, ignore_errors=True)
+                task_dir.mkdir(parents=True)
+                self._prepare(run, task_dir)
+                self._trim()
             with self._environment(run) as env:
-                if run.cancel.is_set() or not self._take_slot(run):
+                self._phase(run, P.TASK_PHASE_RUNNING if run.resume_from else P.TASK_PHASE_WAITING_FOR_SLOT)
+                if run.resume_from is not None:
+                    self._resume(run, task_dir, report, env)
+                elif run.cancel.is_set() or not self._take_slot(run):
                     report.status = S.TASK_STATUS_CANCELLED
                     if run.released:
                         report.status, report.error = S.TASK_STATUS_RELEASED, run.released
                 else:
                     try:
+                        self._phase(run, P.TASK_PHASE_RUNNING)
                         start = StartReport(master_pb2.TaskStartedRequest(worker_id=self.link.worker_id,
                                                                           task_id=req.task_id), time.monotonic())
                         self._starts.put(start)
@@ -268,6 +336,8 @@ class TaskRunner:
                     finally:
                         self._free_slot(run)  # the next task may start while this one's outputs are kept
                     self._finish(run, task_dir, result, report)
+        except _Checkpointed:
+            report.status = S.TASK_STATUS_CHECKPOINTED
         except EnvironmentUnavailableError as e:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
         except FetchError as e:
@@ -325,13 +395,34 @@ class TaskRunner:
                                                                     sha256=w.data_id, on_master=True))
         try:
             with self.envs.use(req.environment_id, [(w.name, w.data_id) for w in req.environment_wheels],
-                               self.cache.path) as tree:
+                               self.cache.path,
+                               building=lambda: self._phase(run, P.TASK_PHASE_BUILDING_ENVIRONMENT, tell=True)) as tree:
                 yield tree
         except WheelError as e:
             raise EnvironmentUnavailableError(f"environment {req.environment_id[:12]}: {e}") from None
 
+    def _resume(self, run: Running, task_dir: Path, report, env: Path | None) -> None:
+        """A run saved at the worker's last stop goes on from its checkpoint (the master kept it ours)."""
+        if not self._take_slot(run):
+            shutil.rmtree(run.resume_from, ignore_errors=True)
+            report.status = S.TASK_STATUS_CANCELLED
+            return
+        try:
+            result = self.sandbox.restore(run.resume_from, run.cancel, env)
+        finally:
+            self._free_slot(run)
+        if result.infrastructure_error and result.resumes == 0:  # it never came back: not a fault here
+            report.status, report.error = S.TASK_STATUS_RELEASED, result.failure
+            shutil.rmtree(task_dir, ignore_errors=True)
+            return
+        self._finish(run, task_dir, result, report)
+
     def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:
         req = run.req
+        if result.checkpoint is not None:  # saved, not ended: it runs on when the worker starts again
+            (result.checkpoint / ASSIGN_FILE).write_bytes(req.SerializeToString())
+            raise _Checkpointed
+        report.restore_s, report.resumes = result.restore_s, result.resumes
         report.exit_code = -1 if result.exit_code is None else result.exit_code
         report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
         report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes

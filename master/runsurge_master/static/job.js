@@ -200,7 +200,11 @@
     return [
       el("td", {}, t.name),
       el("td", { class: "status" }, RS.badge(t.status),  // why it is not running yet (waiting.py)
-        t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : ""),
+        // what it does on its worker (building environment...); a queued task's waiting text says it already
+        t.phase && t.phase !== t.status && !t.waiting ? el("div", { class: "muted small phase" }, t.phase) : "",
+        t.waiting ? el("div", { class: "muted small waiting" }, t.waiting) : "",
+        t.environment ? el("div", { class: "muted small env", title: t.environment.id },
+          "env " + t.environment.id.slice(0, 12)) : ""),
       workerCell(t),
       el("td", { class: "num" }, t.attempts),
       el("td", {}, RS.seconds(t.wall_s)),
@@ -314,6 +318,10 @@
   });
 
   function renderState(job) {
+    const envs = new Map((job.tasks || []).filter((t) => t.environment).map((t) => [t.environment.id, t.environment]));
+    document.getElementById("job-environment").replaceChildren(...[...envs.values()].map((e) =>
+      el("li", {}, el("code", { title: e.id }, e.id.slice(0, 12)), ": ", e.requirements.join(", "))));
+    document.getElementById("job-environment-box").hidden = envs.size === 0;
     const box = document.getElementById("job-waiting");
     const waiting = job.waiting || [];
     box.querySelector("ul").replaceChildren(...waiting.map((w) => el("li", {}, w)));

@@ -19,6 +19,18 @@ _HERE = Path(__file__).resolve().parent
 AGENT_SOURCE = (_HERE / "guestagent.py").read_text()
 LAUNCHER_SOURCE = (_HERE / "guestlauncher.py").read_text()
 REPLY_TIMEOUT_S = 30.0
+# In a restored guest: joins this SSH channel to the detached agent's socket (guestagent.detach).
+RELAY_SOURCE = """import os, socket, sys, threading
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect("/run/runsurge/agent.sock")
+def up():
+    while data := os.read(0, 65536):
+        s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while data := s.recv(65536):
+    os.write(1, data)
+"""
 
 
 class GuestLostError(RuntimeError):
@@ -48,6 +60,20 @@ class GuestAgent:
         ready = self._reply(start_timeout)
         self.pid = int(ready["ready"])  # the warm, waiting task interpreter
         self.phases: dict[str, float] = ready.get("phases", {})  # guest boot-clock times
+
+    @classmethod
+    def reattach(cls, conn: Connection, timeout: float = 120.0) -> GuestAgent:
+        """The agent of a VM restored from a checkpoint (it detached before the VM was saved), reached
+        again through a relay on a new SSH channel; its clock is set to now."""
+        agent = cls.__new__(cls)
+        agent._buf, agent.phases = b"", {}
+        try:
+            agent._chan = conn.client.get_transport().open_session(timeout=30)
+            agent._chan.exec_command(f"exec python3 -c {shlex.quote(RELAY_SOURCE)}")
+        except Exception as exc:  # paramiko raises many kinds
+            raise GuestLostError(f"cannot reach the guest agent again: {exc!r}") from exc
+        agent.pid = int(agent.call("attach", timeout=timeout, time=time.time())["attached"])
+        return agent
 
     def call(self, op: str, timeout: float = REPLY_TIMEOUT_S, **args) -> dict:
         try:

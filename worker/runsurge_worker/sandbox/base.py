@@ -51,6 +51,10 @@ class RunResult:
     # True when the failure is the host's fault (VM would not start...), so the master may retry
     # the task elsewhere instead of failing the job.
     infrastructure_error: bool = False
+    # Set when the run was not ended but saved (checkpoint_all): the folder to resume it from.
+    checkpoint: Path | None = None
+    restore_s: float = 0.0  # a resumed run: seconds its VM took to come back, summed (not in wall_s)
+    resumes: int = 0  # how many times it came back from a checkpoint
     # (seconds since the run began, CPU seconds so far, rss bytes): the meter's series (monitor.py)
     usage: list[tuple[float, float, int]] = field(default_factory=list)
 
@@ -78,6 +82,21 @@ class SandboxBackend(ABC):
 
     def resume(self) -> None:
         self.pauses.resume()
+
+    # -- checkpoints (backends that can save a running task and resume it after a worker restart) --
+    supports_checkpoints: bool = False
+
+    def checkpoint_all(self) -> None:  # noqa: B027 - optional hook
+        """Save every running task instead of ending it: each run() returns with `checkpoint` set."""
+
+    def checkpoints(self) -> list[Path]:
+        """Saved runs left by the worker's last stop, each to be resumed with `restore`."""
+        return []
+
+    def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
+        """Resume a saved run and let it go on to its end, like run() (or be saved again); `env`: the
+        job's environment it was started with."""
+        raise NotImplementedError(f"the {self.name} sandbox cannot resume checkpoints")
 
     def live_dir(self, task_dir: Path) -> Path:
         """Where the task folder `task_dir` is now (elsewhere while a VM backend runs its task)."""

@@ -49,7 +49,7 @@ class QemuSpec:
     smb_forwarder: Path
 
     def argv(self, disk: Path, ssh_port: int, qmp_socket: Path, console_log: Path,
-             incoming_fd: int | None = None) -> list[str]:
+             incoming_fd: int | None = None, env_image: Path | None = None) -> list[str]:
         accel = ["-accel", "kvm", "-cpu", "host"] if self.kvm else [
             "-accel", "tcg,tb-size=64", "-cpu", "max"]  # tb-size=64: ~300 MB RSS instead of ~900
         netdev = ("user,id=n0,restrict=on,"  # no route out of the guest...
@@ -66,7 +66,8 @@ class QemuSpec:
             # An empty CD drive: a task's environment (an ext4 image) is inserted as its disc
             # (QMP blockdev-change-medium, ~1 ms; PCI hot-plug of a disk takes ~0.5 s under TCG).
             "-device", "virtio-scsi-pci,id=scsi0",
-            "-drive", f"if=none,id={ENV_DRIVE},media=cdrom,readonly=on",
+            "-drive", f"if=none,id={ENV_DRIVE},media=cdrom,readonly=on"
+                      + ("" if env_image is None else f",file={_q(env_image)},format=raw"),
             "-device", f"scsi-cd,drive={ENV_DRIVE},bus=scsi0.0,id={ENV_DEVICE}",
             # Entropy for the guest, and a new generation id per clone: Linux reseeds its RNG
             # when the vmgenid changes, so restored clones do not share random streams.

@@ -16,9 +16,18 @@ Protocol: one JSON object per line on stdin, one reply per line on stdout.
   {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time", "env"}
               -> {"pid", "cpu_us", "stat", "env_mount_s"}  (cgroup CPU and /proc/PID/stat at the start)
               env: null, or {"dev", "dir"}: the job's packages, an ext4 disc the worker inserted,
-              mounted read-only at dir and put on the task's sys.path
+              mounted read-only at dir (unless "mount" did it already) and put on the task's
+              sys.path; null unmounts a disc mounted ahead
+  {"op": "mount", "dev", "dir"} -> {"env_mount_s"}  (while the VM waits in the pool: the disc of the
+              environment the worker expects next, so that task's start has no mount to wait for)
+  {"op": "unmount"} -> {"unmounted": bool}  (before the worker changes the disc)
   {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "peak", "du"}
   {"op": "kill"}  -> {"killed": true, "cpu_us", "peak"}  (every task process, then a sync of the share)
+  {"op": "detach"} -> {"detached": true}  the worker is about to save the VM (a checkpoint): the task's
+              writes are synced to the share and the agent stops reading its SSH channel (whose TCP
+              connection does not survive the restore) and serves connections on AGENT_SOCKET instead,
+              one at a time, each through a relay an SSH command starts (agent.RELAY_SOURCE)
+  {"op": "attach", "time"} -> {"attached": PID}  first line on such a connection: the clock is set again
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
 only ever holds its own end of the go pipe.
 """
@@ -30,6 +39,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +52,7 @@ STATE = "/run/runsurge"  # root's (0700)
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 CIFS_PROC = "/proc/fs/cifs"
 MOUNT_ERR = f"{STATE}/mount.err"  # the mount's stderr (agent.agent_command)
+AGENT_SOCKET = f"{STATE}/agent.sock"  # where a detached agent is reached again (root only: STATE is 0700)
 USER_ENV = ["HOME=/home/runsurge", "PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"]
 # The task's identity: the unprivileged user, no new privileges, no capabilities at all.
 SETPRIV = ["setpriv", "--reuid=runsurge", "--regid=runsurge", "--init-groups", "--no-new-privs",
@@ -73,6 +84,31 @@ def _cg_peak() -> int:
     """The most memory the whole task (every process of its cgroup) held at once."""
     text = _read(f"{CG}/memory.peak").strip()
     return int(text) if text.isdigit() else 0
+
+
+def _freeze(frozen: bool) -> None:
+    """Freeze (or thaw) every process of the task cgroup, and wait until the kernel says it is so."""
+    _write(f"{CG}/cgroup.freeze", "1" if frozen else "0")
+    deadline = time.monotonic() + 10
+    while _cg_value("cgroup.events", "frozen") != int(frozen) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _share_back(timeout: float = 60.0) -> None:
+    """After a restore the share's SMB connection is new: until the cifs client has reconnected,
+    calls on it fail (EAGAIN was seen). Touch it here, not in the task: a file is opened and read
+    until that works twice in a row."""
+    deadline, ok = time.monotonic() + timeout, 0
+    while ok < 2 and time.monotonic() < deadline:
+        try:
+            names = [n for n in os.listdir(MOUNT) if os.path.isfile(os.path.join(MOUNT, n))]
+            if names:
+                with open(os.path.join(MOUNT, names[0]), "rb") as f:
+                    f.read(1)
+            ok += 1
+        except OSError:
+            ok = 0
+            time.sleep(0.1)
 
 
 def _du(top: str) -> int:
@@ -135,6 +171,7 @@ def wait_for_mount(pid: int | None) -> None:
 
 
 MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+MNT_DETACH = 2
 ENV_MEDIUM_WAIT_S = 5.0
 
 
@@ -149,6 +186,14 @@ def mount_environment(dev: str, target: str) -> None:
         if err not in (errno.ENOMEDIUM, errno.EAGAIN, errno.EBUSY) or time.monotonic() > deadline:
             raise OSError(err, f"mount {dev} at {target}: {os.strerror(err)}")
         time.sleep(0.005)
+
+
+def unmount_environment(target: str) -> None:
+    """Detach the disc's mount: nothing of the task has it open yet, and the disc is read-only."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.umount2(target.encode(), MNT_DETACH):
+        err = ctypes.get_errno()
+        raise OSError(err, f"umount {target}: {os.strerror(err)}")
 
 
 def _since_boot() -> float:
@@ -187,6 +232,8 @@ class Agent:
             raise
         self.started: float | None = None
         self.exit: list | None = None
+        self.env_dir: str | None = None  # where an environment's disc is mounted, if one is
+        self.listener: socket.socket | None = None  # once detached (a checkpoint)
         threading.Thread(target=self._wait, daemon=True).start()
         # Run the go path once with neutral values: under TCG a clone translates code on its
         # first run, so the task's own start should not be that first run.
@@ -216,16 +263,35 @@ class Agent:
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # clones restore a stale clock
         env = msg.get("env")
         t0 = time.monotonic()
-        if env:
-            mount_environment(env["dev"], env["dir"])
+        premounted = bool(env) and self.env_dir == env["dir"]
+        if env and not premounted:
+            self.mount(env)
+        elif not env:
+            self.unmount()
         reply = {"pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
-                 "stat": _read(f"/proc/{self.proc.pid}/stat"), "env_mount_s": time.monotonic() - t0}
+                 "stat": _read(f"/proc/{self.proc.pid}/stat"), "env_mount_s": time.monotonic() - t0,
+                 "env_premounted": premounted}
         self.started = time.monotonic()
         # NUL-separated names, then EOF: the launcher needs no parser, names need no escaping.
         names = [msg["script"], msg["stdout"], msg["stderr"], env["dir"] if env else ""]
         os.write(self.go_w, "\0".join(names).encode())
         os.close(self.go_w)
         return reply
+
+    def mount(self, msg: dict) -> dict:
+        t0 = time.monotonic()
+        if self.env_dir is not None:
+            raise RuntimeError(f"an environment is mounted at {self.env_dir} already")
+        mount_environment(msg["dev"], msg["dir"])
+        self.env_dir = msg["dir"]
+        return {"env_mount_s": time.monotonic() - t0}
+
+    def unmount(self, msg: dict | None = None) -> dict:
+        if self.env_dir is None:
+            return {"unmounted": False}
+        unmount_environment(self.env_dir)
+        self.env_dir = None
+        return {"unmounted": True}
 
     def probe(self, msg: dict | None = None) -> dict:
         pid = self.proc.pid
@@ -234,6 +300,29 @@ class Agent:
                 "cpu_us": _cg_value("cpu.stat", "usage_usec"), "peak": _cg_peak(),
                 # walking the share costs SMB round trips the task's own start would wait behind
                 "du": _du(MOUNT) if (msg or {}).get("du", True) else 0}
+
+    def detach(self, msg: dict | None = None) -> dict:
+        # The SSH session that started the agent ends with the worker: outlive it. (Its hang-up
+        # is the only signal it could send; writes to its closed pipe raise, and are not made.)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # The task stands still from now until the worker is back (attach): what it computes while
+        # the VM is saved, and later while the restored VM waits for SSH, would count for no one.
+        _freeze(True)
+        os.sync()  # what the task wrote so far is on the host's disk before the VM is saved
+        if self.listener is None:
+            if os.path.exists(AGENT_SOCKET):
+                os.unlink(AGENT_SOCKET)
+            self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.listener.bind(AGENT_SOCKET)
+            os.chmod(AGENT_SOCKET, 0o600)
+            self.listener.listen(1)
+        return {"detached": True}
+
+    def attach(self, msg: dict) -> dict:
+        time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # it stood still while the VM was saved
+        _share_back()
+        _freeze(False)
+        return {"attached": self.proc.pid}
 
     def kill(self, msg: dict | None = None) -> dict:
         # Every process of the task, children that outlived the script (setsid) included, before its
@@ -262,15 +351,34 @@ def main() -> None:
         return
     out.write(json.dumps({"ready": agent.proc.pid, "phases": phases}) + "\n")
     out.flush()
-    ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill}
-    for line in sys.stdin:
+    if not serve(agent, sys.stdin, out):
+        return  # the worker closed the channel: its VM is destroyed
+    while True:  # detached: the worker comes back through the relay, after each restore
+        conn, _ = agent.listener.accept()
+        with conn, conn.makefile("r") as inp, conn.makefile("w") as reply_out:
+            try:
+                serve(agent, inp, reply_out)
+            except OSError:  # the relay went away mid-reply: wait for the next one
+                pass
+
+
+def serve(agent: Agent, inp, out) -> bool:
+    """Answer requests from `inp` until it ends (False) or the agent detaches (True)."""
+    ops = {"go": agent.go, "probe": agent.probe, "kill": agent.kill, "mount": agent.mount,
+           "unmount": agent.unmount, "detach": agent.detach, "attach": agent.attach}
+    for line in inp:
+        op = None
         try:
             msg = json.loads(line)
-            reply = ops[msg["op"]](msg)
+            op = msg["op"]
+            reply = ops[op](msg)
         except Exception as exc:  # noqa: BLE001
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+        if op == "detach" and "error" not in reply:
+            return True
+    return False
 
 
 if __name__ == "__main__":

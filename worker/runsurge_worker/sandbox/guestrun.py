@@ -24,7 +24,16 @@ from .pause import RunPause
 log = logging.getLogger(__name__)
 DU_AFTER_S = 1.0
 
-__all__ = ["GuestLostError", "run_in_guest", "run_in_slot", "sandbox_error"]
+__all__ = ["CheckpointRequested", "GuestLostError", "run_in_guest", "run_in_slot", "sandbox_error"]
+
+
+class CheckpointRequested(Exception):  # noqa: N818 - not an error: the run is to be saved, not ended
+    """The worker stops and saves the VM: the guest agent has detached, the task runs on in the
+    guest; `state` is what the resumed run needs of this segment's metering (JSON)."""
+
+    def __init__(self, state: dict):
+        super().__init__("checkpoint requested")
+        self.state = state
 
 
 def sandbox_error(message: str) -> RunResult:
@@ -33,23 +42,38 @@ def sandbox_error(message: str) -> RunResult:
 
 
 def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
-                vm_cpus: int, pause: RunPause | None = None, env: dict | None = None) -> RunResult:
+                vm_cpus: int, pause: RunPause | None = None, env: dict | None = None,
+                checkpoint: threading.Event | None = None, save=None, state: dict | None = None,
+                slot: Path | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets
-    its own name back once the VM is gone. Shared by every VM backend."""
-    slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
-    os.rmdir(slot)
-    os.rename(task_dir, slot)
+    its own name back once the VM is gone. Shared by every VM backend.
+    `checkpoint` set: the run is saved instead, by `save(vm, slot, state) -> RunResult`, and the
+    folder keeps the slot's name (the saved guest's mount points at it). A resumed run passes its
+    `state` and its `slot` (the folder already in place)."""
+    if slot is None:
+        slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
+        os.rmdir(slot)
+        os.rename(task_dir, slot)
     MOVED[task_dir] = slot  # the task's live log is read there (tasks.TaskRunner.read_log)
+    saved = None
     try:
-        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env, checkpoint, state)
+    except CheckpointRequested as req:
+        try:
+            saved = save(vm, slot, req.state)
+            return saved
+        except Exception as exc:
+            log.exception("task %s: the checkpoint failed", task_dir.name)
+            return sandbox_error(f"the checkpoint failed: {exc}")
     except GuestLostError as exc:
         log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
         return sandbox_error(str(exc))
     finally:
         vm.destroy()
         MOVED.pop(task_dir, None)
-        os.rename(slot, task_dir)
+        if saved is None:
+            os.rename(slot, task_dir)
 
 
 @dataclass
@@ -92,26 +116,40 @@ def _probe(agent: GuestAgent, du: bool) -> _Probe:
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
                  cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None,
-                 env: dict | None = None) -> RunResult:
+                 env: dict | None = None, checkpoint: threading.Event | None = None,
+                 state: dict | None = None) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
     the caller destroys it afterwards whatever happened. Raises GuestLostError. `pause`: the run's
     suspension switch (pause.py); its time suspended counts for neither the wall time nor the timeout,
     and no call goes to the agent while the VM is stopped. `env`: the job's packages, a disc the
-    guest mounts before the script starts (guestagent's go)."""
+    guest mounts before the script starts (guestagent's go). `checkpoint` set while the task runs:
+    the agent detaches and CheckpointRequested is raised. `state`: a resumed run's metering so far
+    (the task already started in this guest, before its checkpoint)."""
     pause = pause or RunPause(lambda: None, lambda: None)
     started = time.monotonic()
-    quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
-    with pause.awake(cancel):
-        go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
-                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
-                        env=env)
-    if env:
-        log.info("environment mounted in the guest in %.0f ms", go["env_mount_s"] * 1000)
-    # The interpreter started before the task: its start-up CPU is not the task's.
-    base_cg_s = go["cpu_us"] / 1e6
-    base_stat_s = parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0
-
     meter = Meter()
+    if state is None:
+        quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
+        with pause.awake(cancel):
+            go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
+                            memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
+                            env=env)
+        if env and go.get("env_premounted"):
+            log.info("environment was mounted in the guest ahead of the task")
+        elif env:
+            log.info("environment mounted in the guest in %.0f ms", go["env_mount_s"] * 1000)
+        # The interpreter started before the task: its start-up CPU is not the task's.
+        state = {"base_cg_s": go["cpu_us"] / 1e6,
+                 "base_stat_s": parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0, "active_s": 0.0}
+    else:  # the segments before: their active time, memory samples and usage series go on adding up
+        meter.samples, meter.rss_total, meter.rss_peak = state["samples"], state["rss_total"], state["rss_peak"]
+        meter.series, meter._stride = [tuple(p) for p in state["series"]], state["stride"]
+        meter._began = time.monotonic() - state["active_s"]
+    base_cg_s, base_stat_s, before_s = state["base_cg_s"], state["base_stat_s"], state["active_s"]
+
+    def active_s() -> float:
+        return before_s + pause.active_s()
+
     failure = None
     with pause.awake(cancel):
         probe = _probe(agent, du=False)
@@ -124,7 +162,13 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         if cancel.wait(min(SAMPLE_INTERVAL_S, 0.05 * 2 ** meter.samples)):
             failure = "cancelled"
             break
-        if pause.active_s() > limits.timeout_s:
+        if checkpoint is not None and checkpoint.is_set():
+            with pause.awake(cancel):
+                agent.call("detach", timeout=60)
+            raise CheckpointRequested({**state, "active_s": active_s(), "samples": meter.samples,
+                                       "rss_total": meter.rss_total, "rss_peak": meter.rss_peak,
+                                       "series": meter.series, "stride": meter._stride})
+        if active_s() > limits.timeout_s:
             failure = f"timeout after {limits.timeout_s:g}s"
             break
         if max(probe.output_bytes, dir_bytes(host_dir)) > limits.output_bytes:
@@ -155,7 +199,7 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     if failure is None and dir_bytes(host_dir) > limits.output_bytes:
         failure = f"output larger than {limits.output_bytes} bytes"
     # The guest's clock stops with the VM; the host's count of active time is the bound either way.
-    wall = pause.active_s() if probe.guest_wall_s is None else min(probe.guest_wall_s, pause.active_s())
+    wall = active_s() if probe.guest_wall_s is None else min(probe.guest_wall_s, active_s())
     # The whole cgroup's CPU and peak memory: children the script started count too.
     cgroup_cpu_s = max(probe.cgroup_cpu_s, final.get("cpu_us", 0) / 1e6)
     cpu = max(meter.cpu_s - base_stat_s, cgroup_cpu_s - base_cg_s, 0.0)

@@ -27,6 +27,7 @@ import shutil
 import threading
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
 
 from ..environments import image_of
@@ -46,7 +47,7 @@ from .guestrun import run_in_slot, sandbox_error
 from .qmp import Qmp
 from .samba import SambaServer
 from .snapshot import Snapshot, load_or_create
-from .vm import Vm
+from .vm import Vm, VmError
 from .vmpool import VmPool
 
 log = logging.getLogger(__name__)
@@ -80,8 +81,12 @@ def kvm_usable() -> bool:
     return has_hw_virt(cpuinfo) and os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
+CHECKPOINT_BANDWIDTH = 16 << 30  # QEMU's default migration bandwidth (128 MiB/s) would make a save of GiBs slow
+
+
 class QemuSandbox(SandboxBackend):
     name = "qemu"
+    supports_checkpoints = True
     supports_environments = True
     environment_images = True  # a VM gets a job's packages as an ext4 disc (environments.py)
 
@@ -103,6 +108,8 @@ class QemuSandbox(SandboxBackend):
         self._base_disk: Path | None = None
         self._lock = threading.Lock()
         self._running: set[Vm] = set()
+        self._next_image: Path | None = None  # the environment disc pool VMs get ready mounted
+        self._checkpoint = threading.Event()  # set: running tasks are saved, not ended (checkpoint_all)
 
     @property
     def task_root(self) -> Path:
@@ -121,8 +128,10 @@ class QemuSandbox(SandboxBackend):
             log.warning("no hardware virtualization (vmx/svm): guests run under TCG emulation, "
                         "several times slower than KVM")
         self.task_root.mkdir(parents=True, exist_ok=True)
+        kept = {json.loads((c / "meta.json").read_text())["slot"] for c in self.checkpoints()}
         for stale in self.task_root.glob(SLOT_PREFIX + "*"):  # from a worker that crashed
-            _remove_tree(stale)
+            if stale.name not in kept:  # a checkpointed task's folder waits for its VM
+                _remove_tree(stale)
         self._key = ssh.ensure_keypair(self.work_dir / "ssh")
         self.smb = SambaServer(self.work_dir / "samba", self.task_root)
         self.smb.start()
@@ -157,6 +166,7 @@ class QemuSandbox(SandboxBackend):
             # One SSH command readies the clone and leaves the task's interpreter warm and waiting.
             vm.agent = GuestAgent(vm.conn, self._clone_setup(vm),
                                   guest_mount_cmd(vm.slot.name, self.smb.user, self.smb.password))
+            self._premount(vm)
             vm.prepared_s = time.monotonic() - vm.started
             return vm
         except BaseException:
@@ -182,6 +192,8 @@ class QemuSandbox(SandboxBackend):
         if limits.memory_bytes > self.max_task_memory_bytes:
             return sandbox_error(f"task needs {limits.memory_bytes >> 20} MiB, this worker's VMs give "
                                  f"at most {self.max_task_memory_bytes >> 20} MiB")
+        image = image_of(env) if env is not None else None
+        self._next_image = image  # the pool readies its next VMs with this disc mounted
         try:
             vm = self.pool.acquire()
         except Exception as exc:
@@ -190,20 +202,156 @@ class QemuSandbox(SandboxBackend):
         with self._lock:
             self._running.add(vm)
         try:
-            guest_env = None
-            if env is not None:  # the disc goes in now; the guest mounts it just before the script
-                try:
-                    _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image_of(env)),
-                         format="raw", **{"read-only-mode": "read-only"})
-                except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
-                    vm.destroy()
-                    return sandbox_error(f"cannot attach the environment: {exc}")
-                guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR}
+            try:
+                self._insert(vm, image)
+            except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
+                vm.destroy()
+                return sandbox_error(f"cannot attach the environment: {exc}")
+            guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR} if image is not None else None
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
-                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause, guest_env)
+                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause, guest_env,
+                                   self._checkpoint, self._saver(task_dir.name, script, limits, env))
         finally:
             with self._lock:
                 self._running.discard(vm)
+
+    def _insert(self, vm: Vm, image: Path | None) -> None:
+        """Put `image` (an environment's disc, or none) in the VM's CD drive. A disc the pool
+        mounted ahead is unmounted first when it is not the one wanted; the guest mounts a new one
+        at the task's go. The drive never holds a disc the task was not given."""
+        if vm.env_image == image:
+            return
+        if vm.env_image is not None:
+            vm.agent.call("unmount")
+            _qmp(vm, "eject", id=ENV_DEVICE, force=True)
+            vm.env_image = None
+        if image is not None:
+            _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image), format="raw",
+                 **{"read-only-mode": "read-only"})
+            vm.env_image = image
+
+    def _premount(self, vm: Vm) -> None:
+        """Ready a pool VM with the disc of the environment the last task used, mounted: a run of
+        tasks sharing an environment (a job's usual shape) then starts with nothing to mount."""
+        image = self._next_image
+        if image is None or not image.exists():  # bare tasks last, or the image was evicted
+            return
+        try:
+            self._insert(vm, image)
+            mounted = vm.agent.call("mount", dev=GUEST_ENV_DEV, dir=GUEST_ENV_DIR)
+        except Exception:
+            self._next_image = None  # the pool's next VMs come without: no retry loop on a bad disc
+            raise
+        log.info("pool VM %s readied with environment %s (mounted in %.0f ms)", vm.id, image.stem[:12],
+                 mounted["env_mount_s"] * 1000)
+
+    # -- checkpoints -------------------------------------------------------------------------------
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.work_dir / "checkpoints"
+
+    def checkpoint_all(self) -> None:
+        self._checkpoint.set()
+
+    def checkpoints(self) -> list[Path]:
+        """Complete checkpoints (meta.json is written last); half-written ones are dropped."""
+        found = []
+        for c in sorted(self.checkpoint_root.glob("*")) if self.checkpoint_root.is_dir() else ():
+            if c.name.startswith(".") or not (c / "meta.json").is_file():
+                _remove_tree(c)
+            else:
+                found.append(c)
+        return found
+
+    def _saver(self, task_id: str, script: str, limits: Limits, env: Path | None):
+        def save(vm: Vm, slot: Path, state: dict) -> RunResult:
+            return self._save(vm, slot, state, task_id, script, limits, env)
+        return save
+
+    def _save(self, vm: Vm, slot: Path, state: dict, task_id: str, script: str, limits: Limits,
+              env: Path | None) -> RunResult:
+        """Migrate the running VM to a file, keep its overlay: the run's checkpoint (the agent has
+        detached). Written in a temporary folder renamed into place, meta.json last."""
+        t0 = time.monotonic()
+        final = self.checkpoint_root / task_id
+        tmp = self.checkpoint_root / f".tmp-{task_id}"
+        _remove_tree(tmp)
+        tmp.mkdir(parents=True)
+        if vm.conn is not None:  # the guest's sshd ends the session now, not after the restore
+            vm.conn.close()
+            vm.conn = None
+        qmp = Qmp(vm.qmp_socket, timeout=60)
+        try:
+            qmp.execute("migrate-set-parameters", **{"max-bandwidth": CHECKPOINT_BANDWIDTH})
+            qmp.execute("migrate", uri=f"exec:cat > {tmp / 'memory.mig'}")
+            while (status := qmp.execute("query-migrate").get("status")) not in ("completed", "failed", "cancelled"):
+                time.sleep(0.02)
+            if status != "completed":
+                raise RuntimeError(f"saving the VM failed: {status}")
+            qmp.execute("quit")  # a clean exit writes out the overlay's metadata
+        finally:
+            qmp.close()
+        vm.proc.wait(60)
+        os.rename(vm.disk, tmp / "disk.qcow2")
+        meta = {"task_id": task_id, "slot": slot.name, "script": script, "limits": asdict(limits),
+                "snapshot": str(self.snapshot.dir), "state": state, "saved_s": time.monotonic() - t0}
+        (tmp / "meta.json").write_text(json.dumps(meta) + "\n")
+        _remove_tree(final)
+        os.rename(tmp, final)
+        log.info("checkpointed task %s in %.2fs (%d MiB of VM state)", task_id, meta["saved_s"],
+                 (final / "memory.mig").stat().st_size >> 20)
+        r = state.get("result", {})
+        return RunResult(None, state["active_s"], 0.0, 0, 0, failure="checkpointed", checkpoint=final,
+                         restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
+
+    def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
+        """Bring the saved VM back and let its task run to the end (or be saved again). The
+        checkpoint is used up: the share's folder moves on from the state it saved."""
+        meta = json.loads((checkpoint / "meta.json").read_text())
+        task_dir, slot = self.task_root / meta["task_id"], self.task_root / meta["slot"]
+        limits = Limits(**meta["limits"])
+        state = meta["state"]
+        done = state.setdefault("result", {"restore_s": 0.0, "resumes": 0})
+        t0 = time.monotonic()
+        try:
+            if meta["snapshot"] != str(self.snapshot.dir) or not slot.is_dir():
+                raise VmError("the checkpoint was saved from another guest snapshot, or its folder is gone")
+            # The guest has the job's environment mounted: the same disc goes in before its state.
+            disc = None if env is None else image_of(env)
+            if disc is not None and not disc.is_file():
+                raise VmError(f"its environment image {disc} is gone")
+            vm = Vm(self.spec, self.work_dir / "vms", None, disk=checkpoint / "disk.qcow2")
+            try:
+                vm.launch(self._key, self.snapshot.host_key, incoming=checkpoint / "memory.mig", env_image=disc)
+                ssh_s = time.monotonic() - t0
+                vm.agent = GuestAgent.reattach(vm.conn)
+            except BaseException:
+                vm.destroy()
+                raise
+        except Exception as exc:
+            log.exception("task %s: its checkpoint could not be restored", meta["task_id"])
+            _remove_tree(checkpoint)
+            if slot.is_dir():
+                os.rename(slot, task_dir)
+            return sandbox_error(f"the checkpoint could not be restored: {exc}")
+        _remove_tree(checkpoint)
+        done["restore_s"] += time.monotonic() - t0
+        done["resumes"] += 1
+        log.info("restored task %s in %.2fs (%.2fs to SSH)", meta["task_id"], time.monotonic() - t0, ssh_s)
+        with self._lock:
+            self._running.add(vm)
+        try:
+            with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
+                result = run_in_slot(vm, task_dir, meta["script"], limits, cancel, self.vm_cpus, pause, None,
+                                     self._checkpoint,
+                                     self._saver(meta["task_id"], meta["script"], limits, env),
+                                     state=state, slot=slot)
+        finally:
+            with self._lock:
+                self._running.discard(vm)
+        if result.checkpoint is None:
+            result.restore_s, result.resumes = done["restore_s"], done["resumes"]
+        return result
 
     def close(self) -> None:
         if self.pool is not None:

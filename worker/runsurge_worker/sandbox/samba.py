@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from .ports import DIE_WITH_PARENT, free_port
+from .shortpath import fits, private_dir, remove_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +36,20 @@ class SambaServer:
         self.port = port or free_port()
         # The Samba account must be a Unix account: the worker's own user.
         self.user = getpass.getuser()
-        self.password = secrets.token_hex(16)
+        self.password = _kept_password(state_dir / "private" / "password")
         self.conf_path = state_dir / "smb.conf"
         self.forwarder_path = state_dir / "smb-forward.sh"
         self.dfree_path = state_dir / "smb-dfree.sh"
         self._proc: subprocess.Popen | None = None
 
+    @property
+    def _socket_base(self) -> Path:
+        """Where smbd's socket folders go (lock/msg.sock/PID, run/ncalrpc/NAME): the state folder,
+        or a private short one when a long worker home would make those paths too long."""
+        return self.state_dir if fits(self.state_dir, room=40) else private_dir(self.state_dir)
+
     def config_text(self) -> str:
-        d = self.state_dir
+        d, sock = self.state_dir, self._socket_base
         return f"""[global]
     server role = standalone server
     interfaces = 127.0.0.1
@@ -54,11 +61,11 @@ class SambaServer:
     restrict anonymous = 2
     passdb backend = tdbsam:{d}/private/passdb.tdb
     private dir = {d}/private
-    lock directory = {d}/lock
+    lock directory = {sock}/lock
     state directory = {d}/state
     cache directory = {d}/cache
-    pid directory = {d}/run
-    ncalrpc dir = {d}/run/ncalrpc
+    pid directory = {sock}/run
+    ncalrpc dir = {sock}/run/ncalrpc
     log file = {d}/log/smbd.log
     max log size = 1000
     load printers = no
@@ -84,8 +91,10 @@ class SambaServer:
 """
 
     def start(self) -> None:
-        for sub in ("private", "lock", "state", "cache", "run/ncalrpc", "log"):
+        for sub in ("private", "state", "cache", "log"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        for sub in ("lock", "run/ncalrpc"):
+            (self._socket_base / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.share_path.mkdir(parents=True, exist_ok=True)
         self.conf_path.write_text(self.config_text())
         self.forwarder_path.write_text(
@@ -134,3 +143,20 @@ class SambaServer:
                 break
             except subprocess.TimeoutExpired:
                 continue
+        if self._socket_base != self.state_dir:
+            remove_private_dir(self.state_dir)
+
+
+def _kept_password(path: Path) -> str:
+    """The share's password, the same after a restart: a checkpointed guest's SMB client logs in
+    again with the one it mounted with. Readable by the worker's user only."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    password = secrets.token_hex(16)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(password + "\n")
+    return password

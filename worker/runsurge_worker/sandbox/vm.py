@@ -16,11 +16,23 @@ from . import ssh
 from .agent import GuestAgent
 from .commands import QemuSpec, overlay_cmd
 from .ports import DIE_WITH_PARENT, free_port
+from .shortpath import fits, private_dir, remove_private_dir
 
 log = logging.getLogger(__name__)
 
 # Dies with the worker; and no_new_privs, since QEMU's own seccomp must allow it to spawn.
 QEMU_PREFIX = DIE_WITH_PARENT[:1] + ["--no-new-privs"] + DIE_WITH_PARENT[1:]
+
+
+def socket_path(vm_dir: Path, name: str) -> Path:
+    """A VM's unix socket: in its folder, or in a private short one when that path is too long."""
+    path = vm_dir / name
+    if fits(path):
+        return path
+    try:
+        return private_dir(vm_dir) / name
+    except PermissionError as exc:
+        raise VmError(str(exc)) from None
 
 
 class VmError(RuntimeError):
@@ -33,13 +45,14 @@ class VmExitedError(VmError):
 
 
 class Vm:
-    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path):
+    def __init__(self, spec: QemuSpec, vms_dir: Path, backing: Path | None, disk: Path | None = None):
+        """A new overlay of `backing`, or `disk`, an overlay saved with a checkpoint (moved here)."""
         self.id = uuid.uuid4().hex[:12]
         self.spec = spec
         self.dir = vms_dir / self.id
         self.dir.mkdir(parents=True)
         self.disk = self.dir / "disk.qcow2"
-        self.qmp_socket = self.dir / "qmp.sock"
+        self.qmp_socket = socket_path(self.dir, "qmp.sock")
         self.console_log = self.dir / "console.log"
         self.ssh_port = 0
         self.proc: subprocess.Popen | None = None
@@ -48,21 +61,26 @@ class Vm:
         self.agent: GuestAgent | None = None
         # The host folder its share mount points at, while it is still the VM's (empty) folder.
         self.slot: Path | None = None
+        self.env_image: Path | None = None  # the environment disc in its CD drive, mounted in the guest
         self.started = 0.0  # time.monotonic() at launch
         self.ready_s = 0.0  # start -> SSH ready
         self.prepared_s = 0.0  # start -> ready for a task (set by the backend)
-        subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
+        if disk is not None:
+            os.rename(disk, self.disk)
+        else:
+            subprocess.run(overlay_cmd(backing, self.disk), check=True, capture_output=True)
 
     def launch(self, key_path: Path, host_key: str | None, incoming: Path | None = None,
-               ssh_timeout: float = 600.0) -> None:
-        """Start QEMU (restoring `incoming` when given) and open SSH; raises VmError."""
+               ssh_timeout: float = 600.0, env_image: Path | None = None) -> None:
+        """Start QEMU (restoring `incoming` when given, with `env_image` in its CD drive) and open
+        SSH; raises VmError."""
         started = time.monotonic()
         for _attempt in range(3):  # the free port may be taken before QEMU binds it
             self.ssh_port = free_port()
             fd = os.open(incoming, os.O_RDONLY) if incoming else None
             try:
                 argv = self.spec.argv(self.disk, self.ssh_port, self.qmp_socket,
-                                      self.console_log, incoming_fd=fd)
+                                      self.console_log, incoming_fd=fd, env_image=env_image)
                 self.proc = subprocess.Popen(
                     QEMU_PREFIX + argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                     stderr=open(self.dir / "qemu.err", "wb"), pass_fds=(fd,) if fd else (),
@@ -117,6 +135,8 @@ class Vm:
                 self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.qmp_socket.parent != self.dir:  # a short folder of its own (socket_path)
+            remove_private_dir(self.dir)
         if self.slot is not None:
             try:
                 self.slot.rmdir()  # only ever empty: a task's folder is never the VM's slot
