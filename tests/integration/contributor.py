@@ -48,7 +48,9 @@ def pids_running(script: str) -> list[int]:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if script.encode() in argv[1:3] and b"python3" in argv[0]:
+            # a warm interpreter (`python3 -c LAUNCHER`) is known by the folder it runs the task in
+            if b"python3" in argv[0] and (script.encode() in argv[1:3]
+                                          or os.path.exists(f"/proc/{pid}/cwd/{script}")):
                 out.append(int(pid))
     return out
 

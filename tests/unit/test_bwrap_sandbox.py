@@ -36,6 +36,7 @@ def run():
         return result, task_dir
 
     yield run
+    backend.close()
     shutil.rmtree(work)
 
 

@@ -82,7 +82,7 @@ def test_samba_config_is_loopback_only_smb3_and_private(tmp_path):
 
 
 def test_bwrap_unshares_everything_and_binds_only_the_task(tmp_path):
-    argv = bwrap_argv(tmp_path, "main.py", 2, seccomp_fd=9)
+    argv = bwrap_argv(tmp_path, ["python3", "main.py"], seccomp_fd=9)
     assert argv[:5] == ["bwrap", "--unshare-all", "--die-with-parent", "--new-session",
                         "--cap-drop"]
     binds = [argv[i + 1:i + 3] for i, a in enumerate(argv) if a == "--bind"]

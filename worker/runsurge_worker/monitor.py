@@ -45,6 +45,7 @@ class Meter:
     rss_total: int = 0
     rss_peak: int = 0
     cpu_s: float = 0.0
+    cpu_before: float = 0.0  # what the process spent before the run (a warm interpreter's start)
     _last: dict[str, int] = field(default_factory=dict)
     series: list[tuple[float, float, int]] = field(default_factory=list)
     _began: float = field(default_factory=time.monotonic)
@@ -59,7 +60,7 @@ class Meter:
         self.rss_total += rss
         self.rss_peak = max(self.rss_peak, rss, values.get("VmHWM", 0))
         if stat_text:
-            self.cpu_s = max(self.cpu_s, parse_stat_cpu_s(stat_text))
+            self.cpu_s = max(self.cpu_s, parse_stat_cpu_s(stat_text) - self.cpu_before)
         if self.samples % self._stride == 0:
             self.series.append((time.monotonic() - self._began, self.cpu_s, rss))
             if len(self.series) > SERIES_POINTS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import threading
@@ -25,6 +26,7 @@ from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult
 from .guestrun import dir_bytes
 from .pause import RunPause, cont_tree, stop_tree
 from .seccomp import deny_filter
+from .warmpool import Warm, WarmPool, launcher_argv
 
 SANDBOX_DIR = "/work"
 MAX_PROCESSES = 256
@@ -36,7 +38,7 @@ UID_BASE = 2_100_000  # per-run uids (root workers): far from any real account
 ADDRESS_SPACE_SLACK = 128 << 20
 
 
-def bwrap_argv(task_dir: Path, script: str, cpus: int, seccomp_fd: int | None, env: Path | None = None) -> list[str]:
+def bwrap_argv(task_dir: Path, command: list[str], seccomp_fd: int | None, env: Path | None = None) -> list[str]:
     argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
             "--ro-bind", "/usr", "/usr"]
     for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -49,21 +51,37 @@ def bwrap_argv(task_dir: Path, script: str, cpus: int, seccomp_fd: int | None, e
         argv += ["--ro-bind-try", f"/etc/{etc}", f"/etc/{etc}"]
     argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
              "--bind", str(task_dir), SANDBOX_DIR, "--chdir", SANDBOX_DIR,
-             "--hostname", "runsurge", "--clearenv",
-             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", SANDBOX_DIR,
-             "--setenv", "LANG", "C.UTF-8", "--setenv", "OPENBLAS_NUM_THREADS", str(cpus),
-             "--setenv", "OMP_NUM_THREADS", str(cpus)]
-    if env is not None:  # the job's packages: read-only, first on sys.path after the script's folder
-        argv += ["--ro-bind", str(env), ENV_DIR, "--setenv", "PYTHONPATH", ENV_DIR]
+             "--hostname", "runsurge", "--clearenv"]
+    for key, value in task_environ(1).items():
+        argv += ["--setenv", key, value]
+    if env is not None:  # the job's packages, read-only (the launcher puts them on sys.path)
+        argv += ["--ro-bind", str(env), ENV_DIR]
     if seccomp_fd is not None:
         argv += ["--seccomp", str(seccomp_fd)]
-    return argv + ["python3", script]
+    return argv + command
+
+
+def task_environ(cpus: int) -> dict[str, str]:
+    """The whole environment of the task's interpreter inside the sandbox (PWD: bwrap's --chdir
+    sets it; PYTHONPATH, for a job's environment, the launcher)."""
+    return {"PATH": "/usr/bin:/bin", "HOME": SANDBOX_DIR, "LANG": "C.UTF-8",
+            "OPENBLAS_NUM_THREADS": str(cpus), "OMP_NUM_THREADS": str(cpus), "PWD": SANDBOX_DIR}
 
 
 def _minor() -> str:
     out = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[1])"],
                          capture_output=True, text=True)
     return out.stdout.strip() or "11"
+
+
+def _env_key(env: Path | None) -> tuple[str, int] | None:
+    """A warm sandbox has its environment bound by inode: a rebuilt environment is another key."""
+    if env is None:
+        return None
+    try:
+        return str(env), os.stat(env).st_ino
+    except OSError:
+        return str(env), 0
 
 
 def _descendant_python(pid: int) -> int | None:
@@ -90,6 +108,8 @@ class BwrapSandbox(SandboxBackend):
         self._uids = itertools.cycle(range(UID_BASE, UID_BASE + 10_000))
         self._uid_lock = threading.Lock()
         self._seccomp = deny_filter()
+        self._slots = itertools.count()
+        self.pool = WarmPool(self._spawn, _descendant_python, self._forget)
 
     @property
     def task_root(self) -> Path:
@@ -106,6 +126,16 @@ class BwrapSandbox(SandboxBackend):
                 if not parent.stat().st_mode & 0o001:
                     raise RuntimeError(f"bwrap backend: {parent} must be traversable by other "
                                        "users (o+x) for the per-task uids to reach their folder")
+        for stale in self.task_root.glob(".warm-*"):  # a killed worker's
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink()
+        for _ in range(self.pool.size):
+            self.pool.fill(None)
+
+    def close(self) -> None:
+        self.pool.close()
 
     def _next_uid(self) -> int | None:
         if os.geteuid() != 0:
@@ -113,43 +143,81 @@ class BwrapSandbox(SandboxBackend):
         with self._uid_lock:
             return next(self._uids)
 
+    def _spawn(self, key: tuple[str, int] | None, go_r: int, ready_w: int) -> Warm:
+        """A sandbox with its interpreter waiting, for a task of environment `key`: its own uid,
+        namespaces and (empty) folder, which the task's folder takes the place of when it starts."""
+        env = None if key is None else Path(key[0])
+        uid = self._next_uid()
+        slot = self.task_root / f".warm-{next(self._slots)}"
+        slot.mkdir(mode=0o700)
+        err_path = slot.with_suffix(".err")  # bwrap's own complaints, if it cannot start
+        seccomp_fd = os.memfd_create("runsurge-seccomp", 0)
+        try:
+            if uid is not None:  # the task's own uid must be able to write its folder
+                os.chown(slot, uid, uid)
+            os.write(seccomp_fd, self._seccomp)
+            os.lseek(seccomp_fd, 0, os.SEEK_SET)
+            argv = bwrap_argv(slot, launcher_argv("python3", go_r, ready_w), seccomp_fd, env)
+            if uid is not None:
+                argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                        "--inh-caps=-all", "--"] + argv
+
+            def limit():  # runs in the child before exec; the task's own limits come at its start
+                resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)
+                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+            with open(err_path, "wb") as err:
+                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=err, pass_fds=(seccomp_fd, go_r, ready_w),
+                                        preexec_fn=limit, start_new_session=True)
+        except BaseException:
+            shutil.rmtree(slot, ignore_errors=True)
+            err_path.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(seccomp_fd)
+        return Warm(proc, -1, -1, key, extra={"slot": slot, "err": err_path, "uid": uid})
+
+    @staticmethod
+    def _forget(warm: Warm) -> None:
+        shutil.rmtree(warm.extra["slot"], ignore_errors=True)
+        warm.extra["err"].unlink(missing_ok=True)
+
     def run(self, task_dir: Path, script: str, limits: Limits,
             cancel: threading.Event, env: Path | None = None) -> RunResult:
         task_dir = Path(task_dir)
-        uid = self._next_uid()
-        if uid is not None:  # the task's own uid must be able to write its folder
-            for path in [task_dir, *task_dir.rglob("*")]:
-                os.lchown(path, uid, uid)
-            task_dir.chmod(0o700)
-        seccomp_fd = os.memfd_create("runsurge-seccomp", 0)
-        os.write(seccomp_fd, self._seccomp)
-        os.lseek(seccomp_fd, 0, os.SEEK_SET)
-        argv = bwrap_argv(task_dir, script, limits.cpus, seccomp_fd, env)
-        if uid is not None:
-            argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-                    "--inh-caps=-all", "--"] + argv
+        try:
+            warm = self.pool.take(_env_key(env))
+        except (OSError, RuntimeError) as exc:
+            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
+                             infrastructure_error=True)
+        try:
+            self._move_in(task_dir, warm)
+            before_s = warm.cpu_s()
+            # The task's own rlimits: its interpreter sets them on itself; its children inherit them.
+            warm.go(script, STDOUT_NAME, STDERR_NAME, None if env is None else ENV_DIR, SANDBOX_DIR,
+                    task_environ(limits.cpus),
+                    (limits.memory_bytes + ADDRESS_SPACE_SLACK, limits.output_bytes))
+        except OSError as exc:
+            warm.discard()
+            self._forget(warm)
+            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
+                             infrastructure_error=True)
+        with self.pauses.run(stop_tree(warm.proc.pid), cont_tree(warm.proc.pid)) as pause:
+            return self._watch(warm, task_dir, limits, cancel, pause, before_s)
 
-        def limit():  # runs in the child before exec
-            resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes + ADDRESS_SPACE_SLACK,) * 2)
-            resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)
-            resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes,) * 2)
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-        with open(task_dir / STDOUT_NAME, "wb") as out, open(task_dir / STDERR_NAME, "wb") as err:
+    @staticmethod
+    def _move_in(task_dir: Path, warm: Warm) -> None:
+        """The task's files into the sandbox's folder (bound at /work), which then takes the task
+        folder's name: the same inode the sandbox sees, under the path the worker expects."""
+        slot, uid = warm.extra["slot"], warm.extra["uid"]
+        for entry in list(task_dir.iterdir()):
             if uid is not None:
-                os.fchown(out.fileno(), uid, uid)
-                os.fchown(err.fileno(), uid, uid)
-            try:
-                proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                        pass_fds=(seccomp_fd,), preexec_fn=limit,
-                                        start_new_session=True)
-            except OSError as exc:
-                return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
-                                 infrastructure_error=True)
-            finally:
-                os.close(seccomp_fd)
-        with self.pauses.run(stop_tree(proc.pid), cont_tree(proc.pid)) as pause:
-            return self._watch(proc, task_dir, limits, cancel, pause)
+                for path in [entry, *(entry.rglob("*") if entry.is_dir() else ())]:
+                    os.lchown(path, uid, uid)
+            os.rename(entry, slot / entry.name)
+        os.rename(slot, task_dir)  # over the now empty task folder
+        warm.extra["err"].unlink(missing_ok=True)
 
     @staticmethod
     def _limit_hit(meter: Meter, task_dir: Path, limits: Limits, elapsed: float) -> str | None:
@@ -161,12 +229,12 @@ class BwrapSandbox(SandboxBackend):
             return f"output larger than {limits.output_bytes} bytes"
         return None
 
-    def _watch(self, proc: subprocess.Popen, task_dir: Path, limits: Limits,
-               cancel: threading.Event, pause: RunPause) -> RunResult:
-        meter = Meter()
+    def _watch(self, warm: Warm, task_dir: Path, limits: Limits, cancel: threading.Event,
+               pause: RunPause, before_s: float) -> RunResult:
+        proc, target = warm.proc, warm.pid
+        meter = Meter(cpu_before=before_s)
         failure = None
         killed = False
-        target = None
         next_sample = 0.0
         while True:
             # wait4, not poll(): the rusage of bwrap includes every process it waited for
@@ -176,7 +244,6 @@ class BwrapSandbox(SandboxBackend):
             now = time.monotonic()
             if failure is None and now >= next_sample:
                 next_sample = now + SAMPLE_INTERVAL_S
-                target = target or _descendant_python(proc.pid)
                 if target:
                     try:
                         meter.add(Path(f"/proc/{target}/status").read_text(),
@@ -199,7 +266,7 @@ class BwrapSandbox(SandboxBackend):
             failure = memory_failure(limits.memory_bytes)
         return RunResult(
             exit_code=None if failure else (code if code >= 0 else 128 - code),
-            wall_s=wall, cpu_s=max(meter.cpu_s, usage.ru_utime + usage.ru_stime),
+            wall_s=wall, cpu_s=max(meter.cpu_s, usage.ru_utime + usage.ru_stime - before_s, 0.0),
             mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure, usage=meter.series)
 
 

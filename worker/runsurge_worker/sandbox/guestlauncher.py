@@ -9,6 +9,12 @@ the log files and runs SCRIPT as `python3 SCRIPT` would (with ENV, the job's pac
 PYTHONPATH=ENV): `__main__`, `sys.argv`, `sys.path[0]`,
 `__file__`, tracebacks without this file's frames, exit status 1 on an uncaught exception. It
 imports nothing a plain `python3 script.py` would not have.
+
+The host sandboxes (warmpool.py: `process`, `bwrap`) pre-start the same file: they say "h" (no
+share to warm up on) and add the task folder, its limits and its os.environ to the same message:
+"SCRIPT\\0STDOUT\\0STDERR\\0ENV\\0FOLDER\\0AS,FSIZE\\0KEY=VALUE..." (limits in bytes, or empty for
+none). Their interpreters start without ENV, as the guest's do (bwrap binds the tree in at ENV
+beforehand); it reaches sys.path and PYTHONPATH here, the one way for every sandbox.
 """
 
 import os
@@ -51,12 +57,15 @@ def _run(script: str, path: str, source: bytes | OSError, env: str) -> None:
                           f"{source.strerror}\n")
         _sys.exit(2)
     namespace = _sys.modules["__main__"].__dict__
+    fresh = {"__annotations__": {}} if "__annotations__" in namespace else {}  # as the interpreter made it
     namespace.clear()
+    namespace.update(fresh)
     namespace.update(__name__="__main__", __doc__=None, __package__=None, __spec__=None,
                      __file__=path, __cached__=None, __builtins__=_sys.modules["builtins"],
                      __loader__=_sys.modules["_frozen_importlib_external"].SourceFileLoader(
                          "__main__", path))
     _sys.argv[:] = [script]
+    _sys.orig_argv[1:] = [script]
     _sys.path[0] = _os.path.dirname(path)
     if env:  # where PYTHONPATH puts it: after the script's folder, before the standard library
         _sys.path.insert(1, env)
@@ -74,11 +83,40 @@ def _run(script: str, path: str, source: bytes | OSError, env: str) -> None:
         _sys.exit(1)
 
 
+def _set_limits(text: str) -> None:
+    """The task's rlimits, set by the interpreter on itself before the task's code (as a
+    preexec_fn would): a worker without CAP_SYS_RESOURCE cannot set them on a per-task uid."""
+    if not text:
+        return
+    import resource
+
+    for which, value in zip((resource.RLIMIT_AS, resource.RLIMIT_FSIZE), text.split(","), strict=True):
+        resource.setrlimit(which, (int(value), int(value)))
+    del sys.modules["resource"]  # a plain interpreter has not imported it
+
+
+def _set_environment(entries: list[str]) -> None:
+    """The task's environment, as if the interpreter had started with it (site's per-user paths
+    are worked out again from the new HOME when asked)."""
+    # The interpreter started with the task's locale settings: what it added to them at its start
+    # (PEP 538's LC_CTYPE coercion) a cold start would have added too.
+    coerced = os.environ.get("LC_CTYPE")
+    os.environ.clear()
+    os.environ.update(entry.split("=", 1) for entry in entries)
+    if coerced is not None:
+        os.environ.setdefault("LC_CTYPE", coerced)
+    site = sys.modules.get("site")
+    if site is not None:
+        site.USER_BASE = site.USER_SITE = None
+
+
 def _main() -> None:
     go_fd, ready_fd = int(sys.argv[1]), int(sys.argv[2])
-    if os.read(go_fd, 1) != b"m":  # the agent mounts the share meanwhile
+    mode = os.read(go_fd, 1)  # the agent mounts the share meanwhile
+    if mode == b"m":
+        _warm_up()
+    elif mode != b"h":
         sys.exit(0)
-    _warm_up()
     os.write(ready_fd, b"r")
     os.close(ready_fd)
     chunks = []
@@ -87,8 +125,11 @@ def _main() -> None:
     os.close(go_fd)
     if not chunks:  # the agent went away: there is no task
         sys.exit(0)
-    script, stdout, stderr, env = b"".join(chunks).decode().split("\0")
-    os.chdir(MOUNT)
+    script, stdout, stderr, env, *host = b"".join(chunks).decode().split("\0")
+    os.chdir(host[0] if host else MOUNT)
+    if host:
+        _set_limits(host[1])
+        _set_environment(host[2:])
     path = os.path.abspath(script)
     _run(script, path, _open_task_files(stdout, stderr, path), env)
 

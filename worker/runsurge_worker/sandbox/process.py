@@ -24,6 +24,7 @@ from runsurge_worker.sandbox.base import (
     memory_failure,
 )
 from runsurge_worker.sandbox.pause import cont_tree, stop_tree
+from runsurge_worker.sandbox.warmpool import Warm, WarmPool, launcher_argv
 
 log = logging.getLogger("runsurge.sandbox.process")
 # What the VM guest runs: the distribution's python3 (Debian's, with python3-numpy). Not this
@@ -40,21 +41,42 @@ class ProcessSandbox(SandboxBackend):
 
     def __init__(self, work_dir: Path, **_: object):
         self.task_root = work_dir / "tasks"
+        self.pool = WarmPool(self._spawn)
 
     def start(self) -> None:
         self.task_root.mkdir(parents=True, exist_ok=True)
         log.warning(WARNING)
         print(f"\n*** WARNING: {WARNING} ***\n", file=sys.stderr, flush=True)
+        for _ in range(self.pool.size):
+            self.pool.fill(None)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @staticmethod
+    def _environ(home: Path) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home)}
+
+    def _spawn(self, key: None, go_r: int, ready_w: int) -> Warm:
+        """An interpreter for any task, started (in its own session) before the task."""
+        proc = subprocess.Popen(launcher_argv(PYTHON, go_r, ready_w), cwd=self.task_root,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, pass_fds=(go_r, ready_w),
+                                start_new_session=True, env=self._environ(self.task_root))
+        return Warm(proc, -1, -1, key)
 
     def run(self, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
             env: Path | None = None) -> RunResult:
-        environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(task_dir)}
-        if env is not None:  # the job's packages, ahead of the system's (after the script's folder)
-            environ["PYTHONPATH"] = str(env)
-        with open(task_dir / STDOUT_NAME, "wb") as out, open(task_dir / STDERR_NAME, "wb") as err:
-            proc = subprocess.Popen([PYTHON, script], cwd=task_dir, stdout=out, stderr=err,
-                                    stdin=subprocess.DEVNULL, start_new_session=True, env=environ)
-        meter, failure = Meter(), None
+        try:
+            warm = self.pool.take(None)
+        except (OSError, RuntimeError) as exc:
+            return RunResult(None, 0.0, 0.0, 0, 0, failure=f"sandbox error: {exc}",
+                             infrastructure_error=True)
+        proc, before_s = warm.proc, warm.cpu_s()
+        # the job's packages (env) go after the script's folder, ahead of the system's
+        warm.go(script, STDOUT_NAME, STDERR_NAME, None if env is None else str(env), str(task_dir),
+                self._environ(task_dir))
+        meter, failure = Meter(cpu_before=before_s), None
         pidfd = os.pidfd_open(proc.pid)
         with self.pauses.run(stop_tree(proc.pid), cont_tree(proc.pid)) as pause:
             try:
@@ -82,8 +104,9 @@ class ProcessSandbox(SandboxBackend):
         # VmHWM restarts at exec; ru_maxrss would include the worker's own pages from before the exec.
         rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
         return RunResult(exit_code=None if failure else proc.returncode, wall_s=wall,
-                         cpu_s=usage.ru_utime + usage.ru_stime, mem_avg_bytes=meter.avg or rss_peak,
-                         mem_peak_bytes=rss_peak, failure=failure, usage=meter.series)
+                         cpu_s=max(0.0, usage.ru_utime + usage.ru_stime - before_s),
+                         mem_avg_bytes=meter.avg or rss_peak, mem_peak_bytes=rss_peak, failure=failure,
+                         usage=meter.series)
 
     @staticmethod
     def _sample(pid: int, meter: Meter) -> None:
