@@ -73,10 +73,10 @@ for tool in debootstrap unshare chroot git; do
 done
 
 # This machine's Debian mirror (what a fresh machine's installer would have configured).
-mirror=${RUNSURGE_DEBIAN_MIRROR:-$(
-  { grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}'
-    grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | awk '{print $2}'; } |
-  grep -m1 -E '/debian/?$' || echo http://deb.debian.org/debian)}
+mirror=${RUNSURGE_DEBIAN_MIRROR:-$( { cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    /etc/apt/sources.list.d/*.sources 2>/dev/null || true; } |
+  awk '/^(URIs:|deb )/ { for (i = 2; i <= NF; i++) if (!found && $i ~ /^https?:.*\/debian\/?$/) { print $i; found = 1 } }
+       END { if (!found) print "http://deb.debian.org/debian" }')}
 key=$(printf '%s minbase python3,make %s' "$SUITE" "$mirror" | sha256sum | cut -c1-12)
 base=$CACHE/$SUITE-minbase-$key.tar
 
