@@ -169,12 +169,20 @@ class Client:
             time.sleep(poll_s)
 
     def logs(self, task_id: str, stream: str = "stdout") -> str:
-        return self._request("GET", f"/api/tasks/{task_id}/logs", params={"stream": stream}).text
+        """A task's whole log so far (read on while the master returns more)."""
+        parts, offset = [], 0
+        while True:
+            text, offset, _, _ = self.task_log(task_id, stream, offset)
+            if not text:
+                return "".join(parts)
+            parts.append(text)
 
-    def task_log(self, task_id: str, stream: str = "stdout") -> tuple[str, str]:
-        """A task's log so far and the task's status (its log arrives when it ends)."""
-        r = self._request("GET", f"/api/tasks/{task_id}/logs", params={"stream": stream})
-        return r.text, r.headers.get("x-task-status", "")
+    def task_log(self, task_id: str, stream: str = "stdout", offset: int = 0) -> tuple[str, int, bool, str]:
+        """A task's log from byte `offset`: (text, the next offset, whether it may still grow, its status).
+        While the task runs the master reads it from the worker running it."""
+        r = self._request("GET", f"/api/tasks/{task_id}/logs", params={"stream": stream, "offset": offset})
+        return (r.text, int(r.headers.get("x-log-offset", offset + len(r.content))),
+                r.headers.get("x-task-running") == "1", r.headers.get("x-task-status", ""))
 
     def me(self) -> dict:
         return self._json("GET", "/api/me")

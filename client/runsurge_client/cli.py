@@ -272,19 +272,40 @@ def _wait(client: Client, job_id: str, as_json: bool = False) -> int:
 
 
 def _logs(client: Client, ident: str, stream: str, follow: bool) -> int:
-    """A task's log, or each task's of a job, headed by its name. A log arrives once its task ends
-    (workers upload it then), so --follow waits for each task and prints its log as it finishes."""
+    """A task's log, or each task's of a job, headed by its name. --follow prints a running task's
+    output as it appears (the master reads it from the worker) until the task ends; for a job, each
+    task's in turn as it runs or ends, until the job ends."""
     try:
-        text, status = client.task_log(ident, stream)
+        first = client.task_log(ident, stream)
     except ApiError as e:
         if e.status != 404:
             raise
         return _job_logs(client, ident, stream, follow)
-    while follow and status in OPEN:
-        time.sleep(0.5)
-        text, status = client.task_log(ident, stream)
-    sys.stdout.write(text)
+    _print_log(client, ident, stream, follow, first)
     return 0
+
+
+def _print_log(client: Client, task_id: str, stream: str, follow: bool, first: tuple | None = None) -> int:
+    """Print a task's log; with `follow`, on as the task writes it until it ends. Returns bytes printed."""
+    text, offset, running, _ = first or client.task_log(task_id, stream)
+    told, printed = False, 0
+    while True:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        printed += len(text)
+        if not text and not (follow and running):
+            return printed
+        if not text:
+            time.sleep(0.5)
+        try:
+            text, offset, running, _ = client.task_log(task_id, stream, offset)
+        except ApiError as e:
+            if not follow or e.status != 503:
+                raise
+            if not told:  # the worker is away for now: say so once, and keep following
+                print(f"runsurge: {e}", file=sys.stderr)
+                told = True
+            text = ""
 
 
 def _job_logs(client: Client, job_id: str, stream: str, follow: bool) -> int:
@@ -294,13 +315,13 @@ def _job_logs(client: Client, job_id: str, stream: str, follow: bool) -> int:
             job = client.job(job_id)
         except ApiError as e:
             raise ApiError(f"no task or job {job_id!r} of yours") if e.status == 404 else e from None
-        for t in job["tasks"]:
-            if t["id"] in shown or (follow and t["status"] in OPEN):
+        for t in job["tasks"]:  # with --follow, a running task's output as it comes, one task at a time
+            if t["id"] in shown or (follow and t["status"] in ("pending", "ready")):
                 continue
             shown.add(t["id"])
-            print(f"==> {t['name']} ({stream}, {t['status']}) <==")
-            sys.stdout.write(client.logs(t["id"], stream) or "(empty)\n")
-            sys.stdout.flush()
+            print(f"==> {t['name']} ({stream}, {t['status']}) <==", flush=True)
+            if not _print_log(client, t["id"], stream, follow and t["status"] in OPEN):
+                print("(empty)")
         if not follow or job["status"] != RUNNING:
             return 0 if not follow or job["status"] == "done" else 1
         time.sleep(0.5)

@@ -28,8 +28,10 @@ from runsurge_master import (
     replicas,
     store_gc,
     submission,
+    usage,
     waiting,
 )
+from runsurge_master import task_logs as task_logs_module
 from runsurge_master.api_docs import docs_router, document_errors
 from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
@@ -38,7 +40,7 @@ from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError
 from runsurge_master.metrics import metrics_router
-from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker
+from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
 from runsurge_master.quorum import FAILED
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
@@ -61,138 +63,216 @@ class Services:
 
 
 class Credentials(BaseModel):
-    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
-    password: str = Field(min_length=1, max_length=1024)  # sign-up's rules: accounts.check_password
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$",
+                       description='your email address (case does not matter)', examples=['ada@example.org'])
+    password: str = Field(min_length=1, max_length=1024,
+                          description='your password (sign-up: at least 10 characters, not the email)',
+                          examples=['correct-horse-42'])
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(max_length=4096)
+    refresh_token: str = Field(max_length=4096, description='the refresh token a login gave',
+                               examples=['eyJhbGciOiJFZERTQSJ9.e30.sig'])
 
 
 class TokenPair(BaseModel):
-    access_token: str
-    refresh_token: str
-    token_type: str = "bearer"
-    expires_in: int
+    access_token: str = Field(description='JWT for the Authorization: Bearer header',
+                              examples=['eyJhbGciOiJFZERTQSJ9.e30.sig'])
+    refresh_token: str = Field(description='JWT for POST /api/auth/refresh, once the access token expired',
+                               examples=['eyJhbGciOiJFZERTQSJ9.e30.sig'])
+    token_type: str = Field("bearer", description='always bearer', examples=['bearer'])
+    expires_in: int = Field(description='seconds the access token is valid', examples=[900])
 
 
 class JoinInfo(BaseModel):
     """What a worker needs besides the master's URL. Public: the CA certificate is pinned by the
     worker against the fingerprint its operator passed (--ca-fingerprint), so a party between them
     gains nothing by changing this answer."""
-    grpc_host: str | None = Field(description="host of the gRPC ports; null: the host of the master's URL")
-    grpc_port: int = Field(description="mutual-TLS port of registered workers")
-    enroll_port: int = Field(description="TLS port where workers register")
-    ca_pem: str = Field(description="the private CA's certificate (PEM)")
+    grpc_host: str | None = Field(description="host of the gRPC ports; null: the host of the master's URL",
+                                  examples=['master.example.org'])
+    grpc_port: int = Field(description="mutual-TLS port of registered workers", examples=[50051])
+    enroll_port: int = Field(description="TLS port where workers register", examples=[50052])
+    ca_pem: str = Field(description="the private CA's certificate (PEM)", examples=['-----BEGIN CERTIFICATE-----\n...'])
     ca_fingerprint: str = Field(description="sha256 of the CA certificate's DER bytes", examples=["sha256:3f…"])
 
 
 class UserOut(BaseModel):
-    id: str
-    email: str
+    id: str = Field(description="the account's id", examples=['0c5e1f2a3b4c4d5e8f9a0b1c2d3e4f5a'])
+    email: str = Field(description="the account's email", examples=['ada@example.org'])
 
 
 class ReplicaOut(BaseModel):
-    worker_id: str
-    attempt: int
-    status: str  # assigned | running | done | lost | cancelled
-    verdict: str | None  # once decided: agree | odd (outvoted: earns nothing) | differ (no majority)
-    outputs: dict[str, str]  # file name → data id (its content hash), as this replica reported them
-    failed: bool  # the user's script failed on it
-    exit_code: int | None
-    wall_s: float | None
-    cpu_s: float | None
-    error: str | None
+    worker_id: str = Field(description='the worker that ran this replica',
+                           examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    attempt: int = Field(description="the task's run number of this replica", examples=[1])
+    status: str = Field(description='assigned | running | done | lost | cancelled', examples=['done'])
+    verdict: str | None = Field(description='once decided: agree | odd (outvoted: earns nothing) | differ (no '
+                                            'majority)',
+                                examples=['agree'])
+    outputs: dict[str, str] = Field(description='file name → data id (its content hash), as this replica reported them',
+                                    examples=[{
+                                        'out.txt': '3f2a000000000000000000000000000000000000000000000000000000009c1e'}])
+    failed: bool = Field(description="the user's script failed on it", examples=[False])
+    exit_code: int | None = Field(description="the script's exit code", examples=[0])
+    wall_s: float | None = Field(description='seconds it ran', examples=[2.5])
+    cpu_s: float | None = Field(description='CPU seconds it used', examples=[2.1])
+    error: str | None = Field(description='why it failed, if it did', examples=['exit code 1'])
 
 
 class TaskOut(BaseModel):
-    id: str
-    name: str
-    status: str
-    worker_id: str | None
-    attempts: int
-    inputs: dict[str, str | None]  # file name → data id
-    outputs: dict[str, str | None]
-    memory_bytes: int
-    exit_code: int | None
-    wall_s: float | None
-    cpu_s: float | None
-    mem_avg_bytes: int | None
-    mem_peak_bytes: int | None
-    error: str | None
-    depends_on: list[str]
-    started_at: datetime | None = None  # when its (last) run started on its worker; the job page's timeline
-    finished_at: datetime | None = None
-    redundancy: int = 1
-    replicas: list[ReplicaOut] | None = None  # a quorum task's runs (redundancy > 1)
+    id: str = Field(description="the task's id", examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
+    name: str = Field(description='its name in the job (spec or plan)', examples=['chunk_0'])
+    status: str = Field(description='pending (waits for inputs) | ready | assigned | running | done | failed | '
+                                    'cancelled',
+                        examples=['running'])
+    worker_id: str | None = Field(description='the worker running it or that ran it',
+                                  examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    attempts: int = Field(description='runs so far (a retry, a move or a re-run of a lost output adds one)',
+                          examples=[1])
+    inputs: dict[str, str | None] = Field(description='file name → data id (null: its producer has not finished)',
+                                          examples=[{'numbers.json': '3f2a' + '0' * 56 + '9c1e'}])
+    outputs: dict[str, str | None] = Field(description='file name → data id (null until it ran)',
+                                           examples=[{'total.txt': None}])
+    memory_bytes: int = Field(description='memory reserved for it on its worker', examples=[268435456])
+    exit_code: int | None = Field(description="the script's exit code, once it ended", examples=[0])
+    wall_s: float | None = Field(description='seconds it ran', examples=[2.5])
+    cpu_s: float | None = Field(description='CPU seconds it used', examples=[2.1])
+    mem_avg_bytes: int | None = Field(description='average resident memory', examples=[52428800])
+    mem_peak_bytes: int | None = Field(description='peak resident memory', examples=[73400320])
+    error: str | None = Field(description='why it failed, if it did', examples=['exit code 1'])
+    depends_on: list[str] = Field(description='the tasks whose outputs it reads', examples=[['produce']])
+    started_at: datetime | None = Field(None, description='when its (last) run started on its worker (UTC)',
+                                        examples=['2026-12-07T08:15:00'])
+    finished_at: datetime | None = Field(None, description='when it ended (UTC)', examples=['2026-12-07T08:15:00'])
+    redundancy: int = Field(1,
+                            description='workers of different contributors that must agree on its outputs (1: no '
+                                        'quorum)',
+                            examples=[1])
+    replicas: list[ReplicaOut] | None = Field(None, description="a quorum task's runs (redundancy > 1)")
     # Why it is not running yet (pending, ready or queued): no worker online, none with enough memory,
     # all suitable workers busy (with counts), waiting for inputs or for other contributors (quorum).
-    waiting: str | None = None
+    waiting: str | None = Field(None,
+                                description='why it is not running yet: no worker online, none with enough memory, all '
+                                            'busy (with counts), waiting for inputs or for other contributors',
+                                examples=['no worker online'])
 
 
 class JobOut(BaseModel):
-    id: str
-    name: str
-    status: str
-    error: str | None
-    created_at: datetime
-    finished_at: datetime | None
-    tasks_total: int
-    tasks_done: int
-    redundancy: int = 1
-    environment_id: str | None = None  # the job's packages (environments.py), if it asked for any
-    tasks: list[TaskOut] | None = None
-    explanation: list[str] | None = None  # at submission: how the job was planned
-    waiting: list[str] | None = None  # with tasks: its waiting tasks grouped by reason, "3 task(s): no worker..."
-    cost: int = 0  # micro-credits charged so far (its bill's total: GET /api/jobs/{id}/bill has the lines)
+    id: str = Field(description="the job's id (a unique prefix of 4 or more digits also names it)",
+                    examples=['bd46d5c1a2f34e7f9c0b8a1d2e3f4a5b'])
+    name: str = Field(description="its name (the spec's, or the script's)", examples=['sum-of-numbers'])
+    status: str = Field(description='running | done | failed | cancelled', examples=['running'])
+    error: str | None = Field(description='why it failed, if it did', examples=['exit code 1'])
+    created_at: datetime = Field(description='when it was submitted (UTC)', examples=['2026-12-07T08:15:00'])
+    finished_at: datetime | None = Field(description='when it ended (UTC)', examples=['2026-12-07T08:15:00'])
+    tasks_total: int = Field(description='its tasks', examples=[12])
+    tasks_done: int = Field(description='its tasks done', examples=[5])
+    redundancy: int = Field(1, description='1, or 2: a quorum of two contributors per task', examples=[1])
+    environment_id: str | None = Field(None,
+                                       description="the job's packages (its requirements' environment), if it asked "
+                                                   "for any", examples=["4be1" + "0" * 56 + "77a0"])
+    tasks: list[TaskOut] | None = Field(None, description='its tasks (GET /api/jobs/{id} only)')
+    explanation: list[str] | None = Field(None, description='at submission: how the job was planned',
+                                          examples=[['auto: 4 chunks of data.csv, then a combine']])
+    waiting: list[str] | None = Field(None, description='its waiting tasks grouped by reason',
+                                      examples=[['3 task(s): no worker online']])
+    cost: int = Field(0, description='micro-credits charged so far (GET /api/jobs/{id}/bill has the lines)',
+                      examples=[53])
 
 
 class PlannedTaskOut(BaseModel):
-    name: str
-    kind: str  # chunk | combine | call | single | group | aggregate | task (from a spec)
-    script: str
-    memory_bytes: int
-    inputs: dict[str, str]  # file name → uploaded file, or task:NAME/OUTPUT
-    depends_on: list[str]
-    estimated_s: float | None = None  # automatic mode's estimate of the task's run time
+    name: str = Field(description="the task's name", examples=['chunk_0'])
+    kind: str = Field(description='chunk | combine | call | single | group | aggregate | task (from a spec)',
+                      examples=['chunk'])
+    script: str = Field(description='the script it runs', examples=['count.py'])
+    memory_bytes: int = Field(description='memory it will reserve', examples=[268435456])
+    inputs: dict[str, str] = Field(description='file name → uploaded file, or task:NAME/OUTPUT',
+                                   examples=[{'data.csv': 'task:split/part0.csv'}])
+    depends_on: list[str] = Field(description='the tasks whose outputs it reads', examples=[['split']])
+    estimated_s: float | None = Field(None, description="automatic mode's estimate of its run time, in seconds",
+                                      examples=[1.5])
 
 
 class PlanOut(BaseModel):
-    mode: str
-    explanation: list[str]
-    tasks: list[PlannedTaskOut]
+    mode: str = Field(description='how it was planned: spec | auto | single | group', examples=['auto'],
+                      json_schema_extra={"enum": list(submission.MODES)})
+    explanation: list[str] = Field(description='why it was planned so, line by line',
+                                   examples=[['auto: 4 chunks of data.csv, then a combine']])
+    tasks: list[PlannedTaskOut] = Field(description='the tasks it would run')
 
 
 class ResultOut(BaseModel):
-    task: str
-    name: str
-    data_id: str
-    size: int
+    task: str = Field(description='the task that wrote it', examples=['total'])
+    name: str = Field(description='its file name', examples=['total.txt'])
+    data_id: str = Field(description="its content's SHA-256 (hex)",
+                         examples=['3f2a000000000000000000000000000000000000000000000000000000009c1e'])
+    size: int = Field(description='its size in bytes', examples=[5])
 
 
 class WorkerOut(BaseModel):
-    id: str
-    host: str
-    grpc_port: int
-    online: bool
-    sandbox: str
-    memory_bytes: int
-    cpus: int
-    slots: int
-    running_tasks: int
-    tasks_done: int
-    trust: int  # quorum reputation (quorum.py): below the master's quorum_min_trust, no quorum replicas
-    last_heartbeat: datetime
-    benched: bool = False  # it keeps faulting (benching.py): no new tasks until benched_until
-    benched_until: datetime | None = None
-    bench_reason: str | None = None
-    fault_streak: int = 0  # faults since its last successful task
-    suspended: str | None = None  # why it takes no new work now (its owner's machine busy, schedule, stopping)
+    id: str = Field(description="the worker's id", examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    host: str = Field(description='the address it announced', examples=['192.168.1.20'])
+    grpc_port: int = Field(description='its WorkerService port', examples=[50061])
+    online: bool = Field(description='it beats (heartbeats) now', examples=[True])
+    sandbox: str = Field(description='where it runs tasks: qemu | bwrap | process', examples=['qemu'])
+    memory_bytes: int = Field(description='memory it offers to tasks', examples=[4294967296])
+    cpus: int = Field(description='CPUs it offers', examples=[2])
+    slots: int = Field(description='tasks it runs at once', examples=[2])
+    running_tasks: int = Field(description='tasks it runs now', examples=[1])
+    tasks_done: int = Field(description='tasks it finished', examples=[42])
+    trust: int = Field(description="quorum reputation: below the master's quorum_min_trust, no quorum replicas",
+                       examples=[0])
+    last_heartbeat: datetime = Field(description='its last heartbeat (UTC)', examples=['2026-12-07T08:15:00'])
+    benched: bool = Field(False, description='it keeps faulting: no new tasks until benched_until', examples=[False])
+    benched_until: datetime | None = Field(None, description='when it may take tasks again (UTC)',
+                                           examples=['2026-12-07T08:30:00'])
+    bench_reason: str | None = Field(None, description='why it was benched', examples=['3 faults in a row'])
+    fault_streak: int = Field(0, description='faults since its last successful task', examples=[0])
+    suspended: str | None = Field(None,
+                                  description="why it takes no new work now (its owner's machine busy, schedule, "
+                                              "stopping)", examples=["the machine is busy"])
+
+
+class UsagePointOut(BaseModel):
+    t_s: float = Field(description="seconds since the run started", examples=[12.5])
+    cpu_s: float = Field(description="CPU seconds the run had used by then", examples=[11.9])
+    cpu_cores: float = Field(description="CPU cores in use since the previous point", examples=[0.98])
+    rss_bytes: int = Field(description="resident memory then, in bytes", examples=[73400320])
+
+
+class UsageRunOut(BaseModel):
+    attempt: int = Field(description="the task's run number", examples=[1])
+    worker_id: str = Field(description="the worker that ran it", examples=["5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c"])
+    started_at: datetime = Field(description="when the run started (UTC)", examples=['2026-12-07T08:15:00'])
+    points: list[UsagePointOut] = Field(description="CPU and memory over the run, at most 200 points")
+
+
+class TaskUsageOut(BaseModel):
+    task_id: str = Field(description="the task", examples=["9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f"])
+    runs: list[UsageRunOut] = Field(description="each run that reported its usage (a quorum task has several)")
+
+
+class WorkerUsagePointOut(BaseModel):
+    at: datetime = Field(description="a moment (UTC)", examples=['2026-12-07T08:15:00'])
+    cpu_cores: float = Field(description="CPU cores its tasks used then", examples=[1.5])
+    rss_bytes: int = Field(description="resident memory of its tasks then, in bytes", examples=[268435456])
+
+
+class WorkerUsageOut(BaseModel):
+    worker_id: str = Field(description="the worker", examples=["5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c"])
+    points: list[WorkerUsagePointOut] = Field(description="its tasks' load over their runs of the last 24 hours "
+                                              "(empty: none reported usage)")
 
 
 class LocationOut(BaseModel):
-    data_id: str
-    holders: list[str]  # "master" or worker ids
+    data_id: str = Field(description="the data's SHA-256 (hex)",
+                         examples=['3f2a000000000000000000000000000000000000000000000000000000009c1e'])
+    holders: list[str] = Field(description='"master" or worker ids: who holds a copy',
+                               examples=[['master', '5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c']])
+
+
+BAD_JOB = ("the job cannot be planned: a spec error (naming the key or task), a script that does not parse, "
+           "a missing file, a bad memory size or requirement; the message says which")
 
 
 def create_app(sv: Services) -> FastAPI:
@@ -241,7 +321,10 @@ def create_app(sv: Services) -> FastAPI:
                         ca_fingerprint=fingerprint(sv.tls.ca_pem))
 
     # -- accounts ------------------------------------------------------------------------------
-    @app.post("/api/auth/register", status_code=201, responses={429: {"description": "too many sign-ups"}})
+    @app.post("/api/auth/register", status_code=201, responses={
+        400: {"description": "the email or password breaks the sign-up rules (the message says which)"},
+        403: {"description": "registration is closed on this master (allow_registration)"},
+        409: {"description": "that email is already registered"}, 429: {"description": "too many sign-ups"}})
     def register(body: Credentials, request: Request) -> UserOut:
         if not sv.cfg.allow_registration:
             raise HTTPException(403, "registration is closed on this master")
@@ -265,7 +348,8 @@ def create_app(sv: Services) -> FastAPI:
         except DBIntegrityError:
             raise HTTPException(409, "that email is already registered") from None
 
-    @app.post("/api/auth/login", responses={429: {"description": "too many failed logins"}})
+    @app.post("/api/auth/login", responses={401: {"description": "wrong email or password"},
+                                            429: {"description": "too many failed logins"}})
     def login(body: Credentials, request: Request) -> TokenPair:
         address, account = request.client.host if request.client else "?", accounts.lookup_email(body.email)
         wait = limiter.retry_after(address)  # the guessing address waits; the owner elsewhere never does
@@ -280,7 +364,7 @@ def create_app(sv: Services) -> FastAPI:
             raise HTTPException(401, "wrong email or password")
         return pair(u.id)
 
-    @app.post("/api/auth/refresh")
+    @app.post("/api/auth/refresh", responses={401: {"description": "an expired, invalid or not-refresh token"}})
     def refresh(body: RefreshRequest) -> TokenPair:
         try:
             user_id = sv.tokens.verify(body.refresh_token, "refresh").sub
@@ -314,7 +398,7 @@ def create_app(sv: Services) -> FastAPI:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
         return submission.Request(files=files, names=submission.upload_names(files), **form)
 
-    @app.post("/api/jobs", status_code=201, max_body_size=uploads)
+    @app.post("/api/jobs", status_code=201, max_body_size=uploads, responses={400: {"description": BAD_JOB}})
     def submit(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
                script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
                redundancy: RedundancyField = None, memory: MemoryField = None,
@@ -343,7 +427,7 @@ def create_app(sv: Services) -> FastAPI:
         sv.scheduler.wake()
         return out
 
-    @app.post("/api/plan", max_body_size=uploads)
+    @app.post("/api/plan", max_body_size=uploads, responses={400: {"description": BAD_JOB}})
     def plan(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
              script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
              redundancy: RedundancyField = None, memory: MemoryField = None,
@@ -477,21 +561,49 @@ def create_app(sv: Services) -> FastAPI:
                 holders[data_id].append(worker_id or "master")
         return [LocationOut(data_id=d, holders=sorted(h)) for d, h in sorted(holders.items())]
 
-    @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse)
-    def task_logs(task_id: str, user: UserId, stream: str = "stdout") -> PlainTextResponse:
+    @app.get("/api/tasks/{task_id}/logs", response_class=PlainTextResponse, responses={
+        200: {"description": "the log from `offset` (text); X-Log-Offset: where the next read starts, "
+                             "X-Task-Running: 1 while more may come, X-Task-Status: the task's status"},
+        400: {"description": "stream is neither stdout nor stderr"},
+        503: {"description": "the task runs on a worker the master cannot reach now (Retry-After)"}})
+    def task_logs(task_id: str, user: UserId,
+                  stream: Annotated[str, Query(description="stdout or stderr", examples=["stdout"])] = "stdout",
+                  offset: Annotated[int, Query(ge=0, le=1 << 62, description="the first byte wanted "
+                                               "(the X-Log-Offset of the previous read)")] = 0) -> PlainTextResponse:
+        """A task's output so far: while it runs, read from the worker running it; once it ended, the
+        log the master keeps. Follow a running task by reading again from X-Log-Offset."""
         if stream not in ("stdout", "stderr"):
             raise HTTPException(400, "stream must be stdout or stderr")
+        chunk = task_logs_module.read(sv, task_id, user, stream, offset)
+        return PlainTextResponse(chunk.text, headers={
+            "X-Task-Status": chunk.status, "X-Log-Offset": str(chunk.next_offset),
+            "X-Task-Running": "1" if chunk.running else "0"})
+
+    @app.get("/api/tasks/{task_id}/usage")
+    def task_usage(task_id: str, user: UserId) -> TaskUsageOut:
+        """CPU and memory over each run of a task, from its worker's metering samples (after the run)."""
         with sv.db.session() as s:
             t = s.get(Task, task_id)
             if t is None or t.job.owner_id != user or t.job.status == "deleted":
                 raise HTTPException(404, "no such task")
-            data_id = t.stdout_data_id if stream == "stdout" else t.stderr_data_id
-            state = {"X-Task-Status": t.status}  # a log arrives when its task ends: followers poll until then
-        if data_id is None or not sv.store.has(data_id):
-            return PlainTextResponse("", headers=state)
-        return PlainTextResponse(sv.store.path(data_id).read_bytes().decode("utf-8", "replace"), headers=state)
+            return TaskUsageOut(task_id=t.id, runs=[UsageRunOut(
+                attempt=r.attempt, worker_id=r.worker_id, started_at=r.started_at,
+                points=[UsagePointOut(t_s=t_s, cpu_s=cpu, cpu_cores=cores, rss_bytes=rss)
+                        for t_s, cpu, cores, rss in usage.points(r.samples)])
+                for r in usage.of_task(s, t.id)])
 
     # -- workers -------------------------------------------------------------------------------
+    @app.get("/api/workers/{worker_id}/usage", responses={404: {"description": "no such worker of yours"}})
+    def worker_usage(worker_id: str, user: UserId) -> WorkerUsageOut:
+        """CPU and memory of one of your workers over its tasks' runs of the last 24 hours."""
+        with sv.db.session() as s:
+            w = s.get(Worker, worker_id)
+            if w is None or w.owner_id != user:
+                raise HTTPException(404, "no such worker of yours")
+            return WorkerUsageOut(worker_id=w.id, points=[
+                WorkerUsagePointOut(at=at, cpu_cores=cpu, rss_bytes=rss)
+                for at, cpu, rss in usage.of_worker(s, w.id, utcnow())])
+
     @app.get("/api/workers")
     def my_workers(user: UserId) -> list[WorkerOut]:
         with sv.db.session() as s:

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"  # only its files: the app is ours
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css", "favicon.png": "image/png"}
 ERRORS = {
+    400: "a job id prefix that matches several of your jobs (give more digits)",
     401: "missing, expired or invalid bearer token (log in: POST /api/auth/login)",
     404: "no such job (or task) of yours; another user's looks the same",
     413: "the upload is larger than the master accepts (max_upload_bytes)",
@@ -44,18 +45,29 @@ def docs_router(title: str) -> APIRouter:
 
 def document_errors(app: FastAPI, current_user: Callable) -> None:
     """Add the error responses a route can give to its OpenAPI entry (call once every route exists)."""
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/api/"):
+    for route in _api_routes(app.routes):
+        if not route.path.startswith("/api/"):
             continue
         errors = []
         if _depends_on(route.dependant, current_user):
             errors.append(401)
+        if "{job_id}" in route.path:
+            errors.append(400)
         if "{job_id}" in route.path or "{task_id}" in route.path:
             errors.append(404)
         if route.path in ("/api/jobs", "/api/plan") and "POST" in route.methods:
             errors.append(413)
         for code in errors:
             route.responses.setdefault(code, {"description": ERRORS[code]})
+
+
+def _api_routes(routes):
+    """Every APIRoute, those of included routers too (FastAPI keeps an included router as one entry)."""
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield route
+        elif hasattr(route, "original_router"):
+            yield from _api_routes(route.original_router.routes)
 
 
 def _depends_on(dependant, target: Callable) -> bool:  # fastapi's Dependant

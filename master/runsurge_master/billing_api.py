@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
 
 from runsurge_master import billing
@@ -21,80 +21,89 @@ log = logging.getLogger("runsurge.billing")
 
 class BillReplica(BaseModel):
     """A quorum task's agreeing run, billed within its task's line (the outvoted one earns nothing)."""
-    worker_id: str
-    attempt: int
-    cpu_s: float
-    wall_s: float
-    price_factor: str
-    earned: int  # micro-credits paid to its contributor out of the line's amount
+    worker_id: str = Field(description='the worker that ran it', examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    attempt: int = Field(description='its run number', examples=[1])
+    cpu_s: float = Field(description='CPU seconds billed', examples=[2.1])
+    wall_s: float = Field(description='seconds billed', examples=[2.5])
+    price_factor: str = Field(description="its worker's price factor", examples=['1.000'])
+    earned: int = Field(description="micro-credits paid to its contributor out of the line's amount", examples=[24])
 
 
 class BillLine(BaseModel):
-    task_id: str
-    task: str
-    attempt: int  # 0: a quorum task, charged once for its agreeing replicas
-    worker_id: str | None  # None for a quorum task (see replicas)
-    outcome: str  # done | failed (the user's script failed) | cancelled (stopped by its owner: what it ran)
-    cpu_s: float  # a quorum task: the sum over its billed replicas (so is wall_s)
-    wall_s: float
-    memory_bytes: int  # reserved
-    price_factor: str | None  # the worker's, e.g. "1.000" (a quorum task: per replica)
-    amount: int  # micro-credits
-    paid: bool
-    replicas: list[BillReplica] = []
+    task_id: str = Field(description='the task', examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
+    task: str = Field(description='its name', examples=['total'])
+    attempt: int = Field(description='the run billed (0: a quorum task, charged once for its agreeing replicas)',
+                         examples=[1])
+    worker_id: str | None = Field(description='the worker that ran it (null for a quorum task: see replicas)',
+                                  examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    outcome: str = Field(description="done | failed (the user's script failed) | cancelled (stopped by its owner: what "
+                                     "it ran)",
+                         examples=['done'])
+    cpu_s: float = Field(description='CPU seconds billed (a quorum task: the sum over its billed replicas)',
+                         examples=[2.1])
+    wall_s: float = Field(description='seconds billed (a quorum task: the sum over its billed replicas)',
+                          examples=[2.5])
+    memory_bytes: int = Field(description='memory reserved', examples=[268435456])
+    price_factor: str | None = Field(description="the worker's price factor (a quorum task: per replica)",
+                                     examples=['1.000'])
+    amount: int = Field(description='micro-credits', examples=[53])
+    paid: bool = Field(description="the job's owner paid it", examples=[False])
+    replicas: list[BillReplica] = Field(default_factory=list, description="a quorum task's billed replicas")
 
 
 class BillOut(BaseModel):
-    job_id: str
-    unit: str = "micro-credits"
-    lines: list[BillLine]
-    total: int
-    paid: int
-    due: int
-    total_credits: str
-    due_credits: str
+    job_id: str = Field(description='the job', examples=['bd46d5c1a2f34e7f9c0b8a1d2e3f4a5b'])
+    unit: str = Field("micro-credits", description='the unit of every amount', examples=['micro-credits'])
+    lines: list[BillLine] = Field(description='one line per billed run')
+    total: int = Field(description='micro-credits charged', examples=[53])
+    paid: int = Field(description='micro-credits paid', examples=[0])
+    due: int = Field(description='micro-credits still due', examples=[53])
+    total_credits: str = Field(description='total in credits (exact decimal)', examples=['0.000053'])
+    due_credits: str = Field(description='due in credits (exact decimal)', examples=['0.000053'])
 
 
 class PaymentOut(BaseModel):
-    payment_id: int
-    amount: int
-    amount_credits: str
-    bill: BillOut
+    payment_id: int = Field(description="the payment's id", examples=[7])
+    amount: int = Field(description='micro-credits paid', examples=[53])
+    amount_credits: str = Field(description='amount in credits (exact decimal)', examples=['0.000053'])
+    bill: BillOut = Field(description='the bill after the payment')
 
 
 class WorkerEarnings(BaseModel):
-    worker_id: str
-    host: str
-    tasks: int
-    pending: int
-    paid: int
+    worker_id: str = Field(description='your worker', examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    host: str = Field(description='its address', examples=['192.168.1.20'])
+    tasks: int = Field(description='tasks it was paid for', examples=[12])
+    pending: int = Field(description='micro-credits not paid yet', examples=[120])
+    paid: int = Field(description='micro-credits paid', examples=[480])
 
 
 class TaskEarning(BaseModel):
-    task_id: str
-    job_id: str
-    attempt: int
-    worker_id: str
-    kind: str  # charge (the job's owner pays) | earning (a quorum replica's share of its task's charge)
+    task_id: str = Field(description='the task', examples=['9a3c6b8d2e4f6a8c5f0c2a9e4b7d4e1f'])
+    job_id: str = Field(description='its job', examples=['bd46d5c1a2f34e7f9c0b8a1d2e3f4a5b'])
+    attempt: int = Field(description='its run number', examples=[1])
+    worker_id: str = Field(description='your worker that ran it', examples=['5f0c2a9e4b7d4e1f9a3c6b8d2e4f6a8c'])
+    kind: str = Field(description="charge (the job's owner pays) | earning (a quorum replica's share) | recompute (the "
+                                  "platform pays a re-run)",
+                      examples=['charge'])
     #           | recompute (the platform pays a re-run)
-    outcome: str
-    cpu_s: float
-    wall_s: float
-    at: datetime
-    amount: int
-    paid: bool
+    outcome: str = Field(description='done | failed | cancelled', examples=['done'])
+    cpu_s: float = Field(description='CPU seconds', examples=[2.1])
+    wall_s: float = Field(description='seconds it ran', examples=[2.5])
+    at: datetime = Field(description='when it was billed (UTC)', examples=['2026-12-07T08:15:00'])
+    amount: int = Field(description='micro-credits earned', examples=[48])
+    paid: bool = Field(description="the job's owner paid it", examples=[True])
 
 
 class EarningsOut(BaseModel):
-    unit: str = "micro-credits"
-    total: int
-    pending: int
-    paid: int
-    total_credits: str
-    pending_credits: str
-    paid_credits: str
-    workers: list[WorkerEarnings]
-    tasks: list[TaskEarning]
+    unit: str = Field("micro-credits", description='the unit of every amount', examples=['micro-credits'])
+    total: int = Field(description='micro-credits earned', examples=[600])
+    pending: int = Field(description='micro-credits not paid yet', examples=[120])
+    paid: int = Field(description='micro-credits paid', examples=[480])
+    total_credits: str = Field(description='total in credits (exact decimal)', examples=['0.000600'])
+    pending_credits: str = Field(description='pending in credits', examples=['0.000120'])
+    paid_credits: str = Field(description='paid in credits', examples=['0.000480'])
+    workers: list[WorkerEarnings] = Field(description='per worker')
+    tasks: list[TaskEarning] = Field(description='per task, newest first (the latest `limit`)')
 
 
 def _bill_out(bill: dict) -> BillOut:
@@ -114,7 +123,8 @@ def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # api.Se
         with sv.db.session() as s:
             return _bill_out(billing.job_bill(s, own_job(s, job_id, user)))
 
-    @router.post("/api/jobs/{job_id}/pay")
+    @router.post("/api/jobs/{job_id}/pay", responses={409: {"description": "nothing is due, or the bill changed "
+                                                                       "while paying (reload it)"}})
     def pay(job_id: str, user: UserId) -> PaymentOut:
         """Record a payment of everything due on the job. Paying again is refused (409) until new
         charges are due, so a repeated request never pays twice."""

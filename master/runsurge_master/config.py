@@ -55,7 +55,8 @@ class MasterConfig:
     price_cpu_hour: int = 1_000_000     # RUNSURGE_PRICE_CPU_HOUR: micro-credits per CPU-hour used (docs/billing.md)
     price_gib_hour: int = 250_000       # RUNSURGE_PRICE_GIB_HOUR: micro-credits per GiB-hour of reserved memory
     platform_fee_percent: int = 10      # RUNSURGE_PLATFORM_FEE_PERCENT: share of each charge kept by the platform
-    package_index_url: str = ""         # RUNSURGE_PACKAGE_INDEX_URL: where job requirements resolve (empty: no index)
+    # RUNSURGE_PACKAGE_INDEX_URL: where job requirements resolve (empty: no index, offline)
+    package_index_url: str = "https://pypi.org/simple"
     wheelhouse_dir: Path = Path()       # RUNSURGE_WHEELHOUSE_DIR: an operator's folder of wheels (works offline)
     env_python_version: str = "3.11"    # RUNSURGE_ENV_PYTHON_VERSION: the guest's interpreter, wheels are chosen for it
     env_platform: str = "manylinux_2_36_x86_64"  # RUNSURGE_ENV_PLATFORM: the guest's platform tag (glibc 2.36)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -122,12 +123,28 @@ def referenced_wheels(s: Session) -> set[str]:
     return _referenced_wheels(s)
 
 
+def platform_tags(platform: str) -> list[str]:
+    """Every platform tag a guest of `platform` runs: a glibc 2.36 guest runs wheels built for any
+    older glibc (manylinux_2_28, manylinux2014 = 2_17, ...). pip takes --platform literally."""
+    m = re.fullmatch(r"manylinux_(\d+)_(\d+)_(\w+)", platform)
+    if not m:
+        return [platform]
+    major, minor, arch = int(m[1]), int(m[2]), m[3]
+    legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+    tags = []
+    for y in range(minor, 4, -1):
+        tags.append(f"manylinux_{major}_{y}_{arch}")
+        if major == 2 and y in legacy:
+            tags.append(f"{legacy[y]}_{arch}")
+    return tags
+
+
 def _pip_command(cfg: MasterConfig, dest: Path, req_file: Path) -> list[str]:
     py = cfg.env_python_version
     cmd = [sys.executable, "-m", "pip", "download", "--isolated", "--disable-pip-version-check", "--no-input",
            "--progress-bar", "off", "--only-binary=:all:", "--dest", str(dest),
            "--python-version", py, "--implementation", "cp", "--abi", "cp" + py.replace(".", ""),
-           "--platform", cfg.env_platform, "-r", str(req_file)]
+           *[a for tag in platform_tags(cfg.env_platform) for a in ("--platform", tag)], "-r", str(req_file)]
     cmd += ["--index-url", cfg.package_index_url] if cfg.package_index_url else ["--no-index"]
     if cfg.wheelhouse_dir != Path():
         cmd += ["--find-links", str(cfg.wheelhouse_dir)]

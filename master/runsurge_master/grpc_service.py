@@ -12,7 +12,7 @@ from datetime import timedelta
 import grpc
 from sqlalchemy import delete, select, update
 
-from runsurge_master import benching, billing, lifecycle, metering, quorum, replicas
+from runsurge_master import benching, billing, lifecycle, metering, quorum, replicas, usage
 from runsurge_master.auth import Claims, TokenError, TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
@@ -209,6 +209,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         run.exit_code = r.exit_code
         run.wall_s, run.cpu_s = m.wall_s, m.cpu_s
         run.mem_avg_bytes, run.mem_peak_bytes = m.mem_avg_bytes, m.mem_peak_bytes
+        usage.record(s, t.id, replica.attempt if replica else t.attempts, r.worker_id, run.started_at,
+                     usage.clean(r.usage, m.wall_s, m.cpu_s, m.mem_peak_bytes))
         uploaded = self._uploads(s, t.id, r.worker_id, replica.attempt if replica else t.attempts)
         for field in ("stdout_data_id", "stderr_data_id"):  # only what this run uploaded: no one else's object
             value = getattr(r, field)

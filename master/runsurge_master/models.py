@@ -220,6 +220,20 @@ class TaskFault(Base):
     at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class TaskUsage(Base):
+    """CPU and memory over one run of a task, from its worker's metering samples (usage.py clips them)."""
+
+    __tablename__ = "task_usage"
+    __table_args__ = (UniqueConstraint("task_id", "attempt"), Index("ix_task_usage_worker", "worker_id", "started_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    # [[seconds since start, CPU seconds so far, resident bytes], ...]: times and CPU never go back
+    samples: Mapped[list] = mapped_column(JSON)
+
+
 class TaskUpload(Base):
     """An object a worker uploaded for its run of a task (ReceiveData): a run may upload only its task's
     results and logs, each once, and its report may name as results and logs only what it uploaded."""

@@ -70,6 +70,17 @@ class Scheduler:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._spawn, self._delete(worker_id, data_ids))
 
+    def ask(self, worker_id: str, address: str, method: str, request, timeout: float = 5.0):
+        """Call a worker from an HTTP handler's thread and wait for its answer (grpc.aio.AioRpcError
+        if it fails; ConnectionError if the gRPC side is not running)."""
+        if self._loop is None:
+            raise ConnectionError("the master's gRPC side is not running")
+
+        async def call():
+            return await getattr(self.stub(worker_id, address), method)(
+                request, metadata=self._metadata(), timeout=timeout)
+        return asyncio.run_coroutine_threadsafe(call(), self._loop).result(timeout + 1)
+
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)

@@ -110,7 +110,7 @@ class OutputData(_message.Message):
     def __init__(self, name: _Optional[str] = ..., data_id: _Optional[str] = ..., size: _Optional[int] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class TaskCompleteRequest(_message.Message):
-    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id")
+    __slots__ = ("worker_id", "task_id", "status", "exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "outputs", "error", "stdout_data_id", "stderr_data_id", "attempt", "bad_peer_worker_id", "bad_data_id", "usage")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -126,6 +126,7 @@ class TaskCompleteRequest(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     BAD_PEER_WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     BAD_DATA_ID_FIELD_NUMBER: _ClassVar[int]
+    USAGE_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     task_id: str
     status: TaskStatus
@@ -141,7 +142,18 @@ class TaskCompleteRequest(_message.Message):
     attempt: int
     bad_peer_worker_id: str
     bad_data_id: str
-    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ...) -> None: ...
+    usage: _containers.RepeatedCompositeFieldContainer[UsageSample]
+    def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
+
+class UsageSample(_message.Message):
+    __slots__ = ("t_s", "cpu_s", "rss_bytes")
+    T_S_FIELD_NUMBER: _ClassVar[int]
+    CPU_S_FIELD_NUMBER: _ClassVar[int]
+    RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
+    t_s: float
+    cpu_s: float
+    rss_bytes: int
+    def __init__(self, t_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., rss_bytes: _Optional[int] = ...) -> None: ...
 
 class Ack(_message.Message):
     __slots__ = ()

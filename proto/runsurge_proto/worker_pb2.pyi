@@ -126,3 +126,25 @@ class DeleteDataResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     deleted: int
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class ReadTaskLogRequest(_message.Message):
+    __slots__ = ("task_id", "stream", "offset", "max_bytes")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_BYTES_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    stream: str
+    offset: int
+    max_bytes: int
+    def __init__(self, task_id: _Optional[str] = ..., stream: _Optional[str] = ..., offset: _Optional[int] = ..., max_bytes: _Optional[int] = ...) -> None: ...
+
+class ReadTaskLogResponse(_message.Message):
+    __slots__ = ("data", "next_offset", "running")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    NEXT_OFFSET_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    next_offset: int
+    running: bool
+    def __init__(self, data: _Optional[bytes] = ..., next_offset: _Optional[int] = ..., running: _Optional[bool] = ...) -> None: ...

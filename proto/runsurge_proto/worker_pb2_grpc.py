@@ -66,6 +66,11 @@ class WorkerServiceStub:
                 request_serializer=runsurge_dot_v1_dot_worker__pb2.DeleteDataRequest.SerializeToString,
                 response_deserializer=runsurge_dot_v1_dot_worker__pb2.DeleteDataResponse.FromString,
                 _registered_method=True)
+        self.ReadTaskLog = channel.unary_unary(
+                '/runsurge.v1.WorkerService/ReadTaskLog',
+                request_serializer=runsurge_dot_v1_dot_worker__pb2.ReadTaskLogRequest.SerializeToString,
+                response_deserializer=runsurge_dot_v1_dot_worker__pb2.ReadTaskLogResponse.FromString,
+                _registered_method=True)
 
 
 class WorkerServiceServicer:
@@ -108,6 +113,13 @@ class WorkerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadTaskLog(self, request, context):
+        """The log a task held here has written so far (the master proxies it to the task's owner).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -140,6 +152,11 @@ def add_WorkerServiceServicer_to_server(servicer, server):
                     servicer.DeleteData,
                     request_deserializer=runsurge_dot_v1_dot_worker__pb2.DeleteDataRequest.FromString,
                     response_serializer=runsurge_dot_v1_dot_worker__pb2.DeleteDataResponse.SerializeToString,
+            ),
+            'ReadTaskLog': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadTaskLog,
+                    request_deserializer=runsurge_dot_v1_dot_worker__pb2.ReadTaskLogRequest.FromString,
+                    response_serializer=runsurge_dot_v1_dot_worker__pb2.ReadTaskLogResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +322,33 @@ class WorkerService:
             '/runsurge.v1.WorkerService/DeleteData',
             runsurge_dot_v1_dot_worker__pb2.DeleteDataRequest.SerializeToString,
             runsurge_dot_v1_dot_worker__pb2.DeleteDataResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadTaskLog(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/runsurge.v1.WorkerService/ReadTaskLog',
+            runsurge_dot_v1_dot_worker__pb2.ReadTaskLogRequest.SerializeToString,
+            runsurge_dot_v1_dot_worker__pb2.ReadTaskLogResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,7 +1,8 @@
 """Item 2: a worker's metering is clamped to what the master can bound itself. A hostile worker
 reports 1e9 s of wall and CPU time and a petabyte of output for a task that printed 'hi': the user is
 billed no more than the master's own assign → complete interval allows, the result's size is the one
-the master measured, and the liar loses trust."""
+the master measured, and the liar loses trust. Its usage series (10,000 points, times going back or negative,
+exabytes of memory) is cut to 200 points, in order, within the clamped metering."""
 
 from datetime import datetime
 from fractions import Fraction
@@ -28,7 +29,9 @@ def test_over_reported_metering_is_clamped_and_costs_trust(bare, tmp_path):
         job = victim.submit_spec(tmp_path / "job.toml")
         task = evil.wait_assigned()
         data_id = evil.upload(task.task_id, b"42").data_id
-        evil.complete(task, wall_s=1e9, cpu_s=1e9, mem_avg_bytes=1 << 40, mem_peak_bytes=1 << 50,
+        hostile_usage = [master_pb2.UsageSample(t_s=-1.0 if i % 7 == 0 else (i * 37) % 1000,
+                                                cpu_s=1e9 - i, rss_bytes=1 << 60) for i in range(10_000)]
+        evil.complete(task, wall_s=1e9, cpu_s=1e9, mem_avg_bytes=1 << 40, mem_peak_bytes=1 << 50, usage=hostile_usage,
                       outputs=[master_pb2.OutputData(name="out.txt", data_id=data_id, size=10**15, sha256=data_id)])
         assert victim.wait(job["id"])["status"] == "done"
 
@@ -45,5 +48,9 @@ def test_over_reported_metering_is_clamped_and_costs_trust(bare, tmp_path):
         (trust,), = db_rows(bare, "select trust from workers where id = ?", evil.id)
         assert trust < 0
         assert "SECURITY metering clamped" in bare.log("master")
+        (run,) = victim._json("GET", f"/api/tasks/{task.task_id}/usage")["runs"]
+        times = [p["t_s"] for p in run["points"]]
+        assert 0 < len(times) <= 200 and times == sorted(set(times)) and times[-1] <= wall
+        assert all(p["cpu_s"] <= cpu and p["rss_bytes"] <= peak for p in run["points"])
     finally:
         evil.stop()

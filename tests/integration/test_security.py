@@ -177,6 +177,7 @@ WORKER_RPCS = {
     "GetWorkerStatus": worker_pb2.WorkerStatusRequest(),
     "CancelTask": worker_pb2.CancelTaskRequest(task_id="t"),
     "DeleteData": worker_pb2.DeleteDataRequest(data_ids=["0" * 64]),
+    "ReadTaskLog": worker_pb2.ReadTaskLogRequest(task_id="t", stream="stdout", max_bytes=1 << 20),
 }
 
 

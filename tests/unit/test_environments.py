@@ -42,7 +42,7 @@ def wheelhouse(tmp_path_factory):
 
 @pytest.fixture
 def api(tmp_path, wheelhouse):
-    sv = build(load_config(home=tmp_path / "m", wheelhouse_dir=wheelhouse, gc_grace_s=0))
+    sv = build(load_config(home=tmp_path / "m", wheelhouse_dir=wheelhouse, package_index_url="", gc_grace_s=0))
     with TestClient(create_app(sv)) as client:
         yield client, sv
 
@@ -129,7 +129,7 @@ def test_a_package_with_only_an_sdist_is_refused_and_its_setup_py_never_runs(tmp
     house.mkdir()
     marker = tmp_path / "setup-py-ran"
     make_sdist(house, marker)
-    sv = build(load_config(home=tmp_path / "m", wheelhouse_dir=house))
+    sv = build(load_config(home=tmp_path / "m", wheelhouse_dir=house, package_index_url=""))
     with TestClient(create_app(sv)) as client:
         h = login(client)
         before = counts(sv)
@@ -141,9 +141,38 @@ def test_a_package_with_only_an_sdist_is_refused_and_its_setup_py_never_runs(tmp
 
 
 def test_a_master_without_package_sources_says_so(tmp_path):
-    sv = build(load_config(home=tmp_path / "m"))
+    sv = build(load_config(home=tmp_path / "m", package_index_url=""))
     with TestClient(create_app(sv)) as client:
         h = login(client)
         r = submit(client, h, "tinypkg")
         assert r.status_code == 400 and "no package source" in r.json()["detail"]
         assert submit(client, h).status_code == 201  # a job without requirements needs no source
+
+
+def test_a_guest_of_a_newer_glibc_takes_wheels_built_for_older_ones():
+    tags = environments.platform_tags("manylinux_2_36_x86_64")
+    assert tags[0] == "manylinux_2_36_x86_64" and "manylinux_2_28_x86_64" in tags
+    assert {"manylinux2014_x86_64", "manylinux1_x86_64"} <= set(tags)
+    assert "manylinux_2_37_x86_64" not in tags
+    assert environments.platform_tags("win_amd64") == ["win_amd64"]
+
+
+INDEX = "https://pypi.org/simple"
+
+
+def test_a_real_package_with_compiled_wheels_resolves_from_the_index(tmp_path):
+    """markupsafe ships manylinux wheels only for older glibc tags than the guest's."""
+    import httpx
+    try:
+        httpx.get(f"{INDEX}/markupsafe/", timeout=5).raise_for_status()
+    except httpx.HTTPError as e:
+        pytest.skip(f"skipped: the package index {INDEX} is not reachable here ({e})")
+    sv = build(load_config(home=tmp_path / "m", package_index_url=INDEX))
+    with TestClient(create_app(sv)) as client:
+        r = submit(client, login(client), "markupsafe")
+        assert r.status_code == 201, r.text
+    with sv.db.session() as s:
+        (env,) = s.query(Environment).all()
+        (wheel,) = env.wheels
+    assert wheel["filename"].startswith("markupsafe-") and "cp311-cp311-manylinux" in wheel["filename"]
+    assert sv.store.has(wheel["data_id"])

@@ -16,7 +16,7 @@ import pytest
 from runsurge_worker.sandbox import agent
 
 
-def _run(folder, script: str, source: str | None = None) -> tuple[int, str, str]:
+def _run(folder, script: str, source: str | None = None, env: str = "") -> tuple[int, str, str]:
     if source is not None:
         (folder / script).write_text(source)
     code = agent.LAUNCHER_SOURCE.replace('MOUNT = "/mnt/runsurge"', f"MOUNT = {str(folder)!r}")
@@ -31,12 +31,26 @@ def _run(folder, script: str, source: str | None = None) -> tuple[int, str, str]
         os.write(go_w, b"m")  # the share is mounted
         assert os.read(ready_r, 1) == b"r"  # warm and waiting
         assert not any(p.name.startswith(".rs-warm") for p in folder.iterdir())
-        os.write(go_w, f"{script}\0log.out\0error.err".encode())
+        os.write(go_w, f"{script}\0log.out\0error.err\0{env}".encode())
     finally:
         os.close(go_w)
         os.close(ready_r)
     status = proc.wait(30)
     return status, (folder / "log.out").read_text(), (folder / "error.err").read_text()
+
+
+def test_a_job_environment_goes_where_pythonpath_would_put_it(tmp_path):
+    env = tmp_path / "env"
+    (env / "tinypkg").mkdir(parents=True)
+    (env / "tinypkg" / "__init__.py").write_text("VALUE = 1\n")
+    task = tmp_path / "task"
+    task.mkdir()
+    src = ("import os, subprocess, sys, tinypkg\n"
+           "child = subprocess.run([sys.executable, '-c', 'import tinypkg'], capture_output=True).returncode\n"
+           "print(sys.path[1] == os.environ['PYTHONPATH'] == os.path.dirname(os.path.dirname(tinypkg.__file__)),"
+           " child)\n")
+    status, out, err = _run(task, "main.py", src, env=str(env))
+    assert (status, out, err) == (0, "True 0\n", "")
 
 
 def test_runs_the_script_as_python_would(tmp_path):

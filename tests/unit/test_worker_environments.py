@@ -2,12 +2,13 @@
 recently used at its size cap (never while in use); a wheel with an unsafe path is refused."""
 
 import json
+import subprocess
 import zipfile
 
 import pytest
 from wheels import make_wheel
 
-from runsurge_worker.environments import MANIFEST, EnvironmentCache, WheelError
+from runsurge_worker.environments import MANIFEST, EnvironmentCache, WheelError, image_of
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64
 
@@ -59,3 +60,30 @@ def test_a_wheel_escaping_its_tree_is_refused_and_nothing_is_left(tmp_path):
             pass
     assert not (tmp_path / "outside.py").exists() and not any((tmp_path / "envs").iterdir())
     assert not list((tmp_path / "envs").glob(f"*/{MANIFEST}"))
+
+
+def test_a_vm_cache_keeps_an_ext4_image_of_the_tree_counted_at_the_cap(tmp_path, wheel):
+    cache = EnvironmentCache(tmp_path / "envs", cap_bytes=1 << 30, images=True)
+    with cache.use(A, [(wheel.name, "1" * 64)], lambda _: wheel) as tree:
+        image = image_of(tree)
+        # the file system's own content, read without mounting it (debugfs, from e2fsprogs)
+        shown = subprocess.run(["debugfs", "-R", "cat /tinypkg/__init__.py", str(image)],
+                               capture_output=True, text=True, check=True).stdout
+        assert shown == (tree / "tinypkg" / "__init__.py").read_text()
+        assert not image.stat().st_mode & 0o222
+    with cache.use(B, [(wheel.name, "1" * 64)], lambda _: wheel):
+        pass
+    cache.cap_bytes = image.stat().st_size + 1  # one image and its tree do not fit: A goes
+    with cache.use(B, [(wheel.name, "1" * 64)], lambda _: wheel):
+        pass
+    assert cache.held() == [B] and not image.exists()
+
+
+def test_a_tree_kept_without_an_image_gets_one_when_a_vm_needs_it(tmp_path, wheel):
+    with EnvironmentCache(tmp_path / "envs", cap_bytes=1 << 30).use(A, [(wheel.name, "1" * 64)],
+                                                                     lambda _: wheel) as tree:
+        assert not image_of(tree).exists()
+    vm_cache = EnvironmentCache(tmp_path / "envs", cap_bytes=1 << 30, images=True)
+    with vm_cache.use(A, [(wheel.name, "1" * 64)], lambda _: pytest.fail("not unpacked again")) as tree:
+        assert image_of(tree).exists()
+    assert vm_cache.builds == 0

@@ -129,3 +129,28 @@ def test_every_task_gets_a_fresh_vm(run_task):
         assert line1[i] != line2[i], (i, line1, line2)
     assert len(line1[4]) == 32 and line1[5].startswith("runsurge-")
     assert abs(float(line2[7]) - time.time()) < 60  # the clock is the host's, not the snapshot's
+
+
+def test_a_running_tasks_log_and_usage_are_read_where_the_vm_has_its_folder(backend):
+    """The VM backends move the task folder to their VM's slot while it runs: live_dir says where, so
+    the worker's ReadTaskLog finds the log the guest is writing. The run's usage series comes back."""
+    task_dir = new_task(backend, "import os, time\nprint('line 0', flush=True)\n"
+                                 "while not os.path.exists('go'):\n    time.sleep(0.1)\nprint('line 1', flush=True)\n")
+    results = []
+    runner = threading.Thread(target=lambda: results.append(backend.run(
+        task_dir, "main.py", Limits(memory_bytes=256 << 20, timeout_s=300), threading.Event())))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 240
+        while not ((backend.live_dir(task_dir) / "log.out").is_file()
+                   and (backend.live_dir(task_dir) / "log.out").read_text() == "line 0\n"):
+            assert time.monotonic() < deadline and runner.is_alive(), "no live log"
+            time.sleep(0.2)
+        assert backend.live_dir(task_dir) != task_dir and not task_dir.exists()
+        (backend.live_dir(task_dir) / "go").touch()
+    finally:
+        runner.join(300)
+    (result,) = results
+    assert result.exit_code == 0, result
+    assert backend.live_dir(task_dir) == task_dir and (task_dir / "log.out").read_text() == "line 0\nline 1\n"
+    assert len(result.usage) >= 2 and all(rss > 0 for _, _, rss in result.usage)

@@ -106,6 +106,12 @@ def test_register_submit_watch_download_pay_and_earn(net, web, tmp_path, publish
     expect(row.locator("td").nth(6)).to_have_text(re.compile(r"MiB / .*MiB"))
     row.locator("button[data-log=stdout]").click()
     expect(page.locator("#log")).to_have_text("produced 100 numbers\n")
+    expect(page.locator("#log-state")).to_have_text("ended (done)")
+    # Its CPU and memory over the run: one chart each, drawn from the worker's samples.
+    for name in ("CPU cores: produce", "memory: produce"):
+        chart = page.locator(f"#usage-chart svg[data-chart='{name}']")
+        expect(chart.locator("polyline")).to_have_count(1)
+        assert int(chart.get_attribute("data-points")) >= 2
 
     # Download the result.
     with page.expect_download() as download:
@@ -118,6 +124,7 @@ def test_register_submit_watch_download_pay_and_earn(net, web, tmp_path, publish
 
     # The bill: one line per task, as the API says; pay it.
     bill = httpx.get(f"{url}/api/jobs/{job_id}/bill", headers=api_token(page)).json()
+    producer = httpx.get(f"{url}/api/jobs/{job_id}", headers=api_token(page)).json()["tasks"][0]["worker_id"]
     assert len(bill["lines"]) == 2 and bill["total"] > 0 and bill["due"] == bill["total"]
     expect(page.locator("#bill-table tbody tr")).to_have_count(2)
     expect(page.locator("#bill-total")).to_have_text(bill["total_credits"])
@@ -147,6 +154,9 @@ def test_register_submit_watch_download_pay_and_earn(net, web, tmp_path, publish
     expect(page.locator("#workers-table .badge.st-online")).to_have_count(2)
     done = sum(int(rows.nth(i).locator("td").nth(7).inner_text()) for i in range(2))
     assert done == 2
+    # Per worker, CPU and memory over its tasks' runs: the one that ran `produce` (2.5 s) has a line.
+    expect(page.locator("#worker-usage [data-worker-usage]")).to_have_count(2)
+    expect(page.locator(f"[data-worker-usage='{producer}'] svg[data-chart^='memory:'] polyline")).to_have_count(1)
     web.shot("07-workers")
     page.click("nav a[data-nav=earnings]")
     earned = httpx.get(f"{url}/api/earnings", headers=api_token(page)).json()
@@ -156,6 +166,7 @@ def test_register_submit_watch_download_pay_and_earn(net, web, tmp_path, publish
     expect(page.locator("#earn-pending")).to_have_text("0.000000")
     expect(page.locator("#earn-tasks tbody tr")).to_have_count(2)
     expect(page.locator("#earn-tasks tbody .badge.st-paid")).to_have_count(2)
+    expect(page.locator("#earn-chart svg[data-chart='credits earned'][data-points='2'] polyline")).to_have_count(1)
     web.shot("08-earnings")
 
     assert web.errors == []

@@ -64,7 +64,8 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     sandbox.start()
     fetcher = Fetcher(cache, link, MAX_DATA_BYTES, ratelimit.bucket(cfg.download_limit_bps))
     runner = TaskRunner(cache, link, fetcher, sandbox, cfg.slots, cfg.memory, cfg.input_wait_s,
-                        cfg.cache_max_bytes, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes))
+                        cfg.cache_max_bytes, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes,
+                                                         images=sandbox.environment_images))
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=CHANNEL_OPTIONS,
                          interceptors=[AuthInterceptor(make_check(link))])
     add_to_server(WorkerServicer(runner, cache, link, ratelimit.bucket(cfg.upload_limit_bps)), server)

@@ -7,9 +7,11 @@ the text to a `Meter`; the meter keeps the running average and the peak.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SERIES_POINTS = 200  # the most points of the usage series a run reports (the master refuses more)
 
 
 def parse_status(text: str) -> dict[str, int]:
@@ -34,13 +36,19 @@ def parse_stat_cpu_s(text: str, clk_tck: int = CLK_TCK) -> float:
 
 @dataclass
 class Meter:
-    """Accumulates samples of resident memory; reports the average and the peak in bytes."""
+    """Accumulates samples of resident memory; reports the average and the peak in bytes, and keeps
+    the usage over time: `series` of (seconds since the meter began, CPU seconds, rss bytes). Past
+    SERIES_POINTS it drops every other point and keeps every second sample after, so a long run's
+    series stays evenly spread and bounded."""
 
     samples: int = 0
     rss_total: int = 0
     rss_peak: int = 0
     cpu_s: float = 0.0
     _last: dict[str, int] = field(default_factory=dict)
+    series: list[tuple[float, float, int]] = field(default_factory=list)
+    _began: float = field(default_factory=time.monotonic)
+    _stride: int = 1
 
     def add(self, status_text: str, stat_text: str | None = None) -> None:
         values = parse_status(status_text)
@@ -52,6 +60,10 @@ class Meter:
         self.rss_peak = max(self.rss_peak, rss, values.get("VmHWM", 0))
         if stat_text:
             self.cpu_s = max(self.cpu_s, parse_stat_cpu_s(stat_text))
+        if self.samples % self._stride == 0:
+            self.series.append((time.monotonic() - self._began, self.cpu_s, rss))
+            if len(self.series) > SERIES_POINTS:
+                self.series, self._stride = self.series[1::2], self._stride * 2  # keeps multiples of the new stride
 
     @property
     def avg(self) -> int:

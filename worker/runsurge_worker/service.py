@@ -15,7 +15,7 @@ from runsurge_proto.wire import file_chunk_messages, is_data_id, raw_chunk_handl
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
 from runsurge_worker.ratelimit import TokenBucket
-from runsurge_worker.tasks import TaskRunner
+from runsurge_worker.tasks import LOG_NAMES, TaskRunner
 
 log = logging.getLogger("runsurge.worker.service")
 VERIFIED_CACHE = 1024  # tokens remembered as verified (the table is emptied when full)
@@ -113,6 +113,15 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
 
     def CancelTask(self, request, context):
         return worker_pb2.CancelTaskResponse(found=self.runner.cancel(request.task_id))
+
+    def ReadTaskLog(self, request, context):
+        if request.stream not in LOG_NAMES:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "stream must be stdout or stderr")
+        read = self.runner.read_log(request.task_id, request.stream, request.offset, request.max_bytes)
+        if read is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, "this worker holds no such task")
+        data, running = read
+        return worker_pb2.ReadTaskLogResponse(data=data, next_offset=request.offset + len(data), running=running)
 
     def DeleteData(self, request, context):
         deleted = sum(self.cache.delete(d) for d in request.data_ids if is_data_id(d))

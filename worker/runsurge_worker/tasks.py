@@ -32,6 +32,8 @@ from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunRe
 log = logging.getLogger("runsurge.worker.tasks")
 S = master_pb2.TaskStatus
 LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
+LOG_READ_MAX = 1 << 20  # most bytes of a running task's log one ReadTaskLog returns
+LOG_NAMES = {"stdout": STDOUT_NAME, "stderr": STDERR_NAME}
 ERROR_TAIL = 4000  # characters of stderr quoted in a failure
 REPORT_PATIENCE_S = 600
 # A start is reported this long after it happened; a task that ends sooner has its start folded into
@@ -115,6 +117,29 @@ class TaskRunner:
             with run.notified:
                 run.notified.notify_all()
         return run is not None
+
+    def read_log(self, task_id: str, stream: str, offset: int, max_bytes: int) -> tuple[bytes, bool] | None:
+        """Up to `max_bytes` (at most LOG_READ_MAX) of a held task's log from `offset`, and whether
+        it still runs; None if this worker holds no such task. The script owns its folder and may
+        have put a link (or a hard link) to another file in the log's place: only a regular file
+        with one link is read, never followed."""
+        with self._lock:
+            run = self._running.get(task_id)
+            running = run is not None and not run.reporting
+        if run is None:
+            return None
+        path = self.sandbox.live_dir(self.sandbox.task_root / task_id) / LOG_NAMES[stream]
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:  # not written yet, or not a plain file
+            return b"", running
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or offset >= st.st_size:
+                return b"", running
+            return os.pread(fd, max(0, min(max_bytes, LOG_READ_MAX)), offset), running
+        finally:
+            os.close(fd)
 
     def hold(self, reason: str) -> None:
         """No task starts while `reason` is set (those running go on, or the sandbox suspends them)."""
@@ -310,6 +335,7 @@ class TaskRunner:
         report.exit_code = -1 if result.exit_code is None else result.exit_code
         report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
         report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
+        report.usage.extend(master_pb2.UsageSample(t_s=t, cpu_s=cpu, rss_bytes=rss) for t, cpu, rss in result.usage)
         report.stdout_data_id = self._upload_log(req.task_id, task_dir / STDOUT_NAME)
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)
         if result.failure == "cancelled":

@@ -144,6 +144,39 @@ const RS = (() => {
 
   function short(id) { return id ? id.slice(0, 8) : "–"; }
 
+  // A line chart as SVG: points [[x, y], ...] (x in seconds or ms, as `xText` formats it), drawn from
+  // 0 to the largest y; `name` labels it for people and tests (data-chart).
+  function chart(name, points, yText, xText) {
+    const W = 560, H = 150, L = 64, R = 12, T = 14, B = 24;
+    const NS = "http://www.w3.org/2000/svg";
+    const node = (tag, attrs, text) => {
+      const n = document.createElementNS(NS, tag);
+      for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+      if (text !== undefined) n.textContent = text;
+      return n;
+    };
+    const root = node("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart-svg", role: "img",
+      "aria-label": name, "data-chart": name, "data-points": points.length });
+    root.append(node("text", { x: L, y: 10, class: "chart-title" }, name));
+    if (!points.length) {
+      root.append(node("text", { x: W / 2, y: H / 2, class: "chart-empty" }, "no samples yet"));
+      return root;
+    }
+    const x0 = points[0][0], x1 = Math.max(points[points.length - 1][0], x0 + 1e-9);
+    const y1 = Math.max(...points.map((p) => p[1])) || 1;
+    const px = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+    const py = (y) => H - B - (y / y1) * (H - T - B);
+    root.append(node("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, class: "chart-axis" }),
+      node("line", { x1: L, y1: T, x2: L, y2: H - B, class: "chart-axis" }),
+      node("text", { x: L - 6, y: T + 4, class: "chart-label end" }, yText(y1)),
+      node("text", { x: L - 6, y: H - B, class: "chart-label end" }, yText(0)),
+      node("text", { x: L, y: H - 6, class: "chart-label" }, xText(x0)),
+      node("text", { x: W - R, y: H - 6, class: "chart-label end" }, xText(x1)));
+    const line = points.map((p) => `${px(p[0]).toFixed(1)},${py(p[1]).toFixed(1)}`).join(" ");
+    root.append(node("polyline", { points: line, class: "chart-line" }));
+    return root;
+  }
+
   // Every page but the login one needs a session: show the navigation, or go log in.
   function chrome() {
     const page = document.body.dataset.page;
@@ -175,7 +208,8 @@ const RS = (() => {
     return () => clearTimeout(timer);
   }
 
-  return { ApiError, api, json, accessToken, el, badge, flash, bytes, seconds, credits, when, short, chrome, poll, saveTokens };
+  return { ApiError, api, json, accessToken, el, badge, flash, bytes, seconds, credits, when, short, chrome, poll, saveTokens,
+    chart };
 })();
 
 window.RS = RS;

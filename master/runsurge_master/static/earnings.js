@@ -16,6 +16,12 @@
       el("td", { class: "num" }, RS.credits(w.paid)),
       el("td", { class: "num" }, RS.credits(w.pending)))));
     document.getElementById("no-earnings").hidden = e.tasks.length > 0;
+    // Credits earned so far, at each task's earning: the listed (latest) earnings, ending at the total.
+    const byTime = [...e.tasks].sort((a, b) => Date.parse(a.at + "Z") - Date.parse(b.at + "Z"));
+    let sum = e.total - byTime.reduce((n, t) => n + t.amount, 0);
+    const pts = byTime.map((t) => { sum += t.amount; return [Date.parse(t.at + "Z"), sum / 1e6]; });
+    document.getElementById("earn-chart").replaceChildren(RS.chart("credits earned", pts, (y) => y.toFixed(6),
+      (ms) => new Date(ms).toLocaleString()));
     document.querySelector("#earn-tasks tbody").replaceChildren(...e.tasks.map((t) => el("tr", { "data-task": t.task_id },
       el("td", {}, RS.when(t.at)),
       el("td", {}, el("code", { title: t.task_id }, RS.short(t.task_id)), t.kind === "recompute" ? " (re-run)" : ""),

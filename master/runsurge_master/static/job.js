@@ -123,18 +123,63 @@
   }
 
   // -- tasks -------------------------------------------------------------------------------
+  // CPU and memory over the task's last run (its worker's metering samples, sent when the run ends).
+  async function showUsage(task, me) {
+    const box = document.getElementById("usage-chart");
+    box.replaceChildren();
+    let runs = [];
+    try {
+      runs = (await RS.json(`/api/tasks/${task.id}/usage`)).runs;
+    } catch (e) {
+      return;
+    }
+    if (me !== logFollow) return;
+    const run = runs[runs.length - 1];
+    const pts = run ? run.points : [];
+    const secs = (s) => RS.seconds(s);
+    box.replaceChildren(
+      RS.chart(`CPU cores: ${task.name}`, pts.map((p) => [p.t_s, p.cpu_cores]), (y) => y.toFixed(2), secs),
+      RS.chart(`memory: ${task.name}`, pts.map((p) => [p.t_s, p.rss_bytes]), RS.bytes, secs));
+  }
+
+  // A running task's log is followed live: each read asks for the bytes after the last one
+  // (X-Log-Offset), which the master reads from the worker running the task, until it ends.
+  let logFollow = 0;  // the follow in progress; a new showLog stops the previous one
   async function showLog(task, stream) {
+    const me = ++logFollow;
     const panel = document.getElementById("log-panel");
     document.getElementById("log-title").textContent = `${task.name}: ${stream}`;
     const pre = document.getElementById("log");
+    const state = document.getElementById("log-state");
     pre.textContent = "loading…";
+    state.textContent = "";
     panel.hidden = false;
     select(task.id);
-    try {
-      const text = await (await RS.api(`/api/tasks/${task.id}/logs?stream=${stream}`)).text();
+    document.getElementById("usage-chart").replaceChildren();
+    let offset = 0, text = "";
+    while (me === logFollow) {
+      let running = false, got = "";
+      try {
+        const resp = await RS.api(`/api/tasks/${task.id}/logs?stream=${stream}&offset=${offset}`);
+        got = await resp.text();
+        offset = Number(resp.headers.get("x-log-offset") || offset);
+        running = resp.headers.get("x-task-running") === "1";
+        state.textContent = running ? "running: following its output live" : `ended (${resp.headers.get("x-task-status")})`;
+      } catch (e) {
+        state.textContent = e.message;
+        running = e.status === 503;  // its worker is away for now: keep trying
+      }
+      if (me !== logFollow) return;
+      if (got) {
+        text += got;
+        const atEnd = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+        pre.textContent = text;
+        if (atEnd) pre.scrollTop = pre.scrollHeight;  // stay at the bottom unless the reader scrolled up
+        continue;
+      }
       pre.textContent = text || "(empty)";
-    } catch (e) {
-      pre.textContent = e.message;
+      if (!running) { showUsage(task, me); return; }  // its usage arrives with its end
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
 

@@ -24,4 +24,19 @@
       el("td", {}, RS.when(w.last_heartbeat)))));
     return true;
   }, 3000);
+
+  // One pair of charts per worker (its load is summed over the tasks it ran at once).
+  const usageBox = document.getElementById("worker-usage");
+  const time = (ms) => new Date(ms).toLocaleTimeString();
+  RS.poll(async () => {
+    const workers = await RS.json("/api/workers");
+    const blocks = await Promise.all(workers.map(async (w) => {
+      const pts = (await RS.json(`/api/workers/${w.id}/usage`)).points.map((p) => [Date.parse(p.at + "Z"), p]);
+      return RS.el("div", { class: "chart", "data-worker-usage": w.id },
+        RS.chart(`CPU cores: ${RS.short(w.id)}`, pts.map(([t, p]) => [t, p.cpu_cores]), (y) => y.toFixed(2), time),
+        RS.chart(`memory: ${RS.short(w.id)}`, pts.map(([t, p]) => [t, p.rss_bytes]), RS.bytes, time));
+    }));
+    usageBox.replaceChildren(...blocks);
+    return true;
+  }, 15000);
 })();

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .pause import PauseBoard
 
 SAMPLE_INTERVAL_S = 0.5
+# task folder → where it is while its task runs (a VM backend renames it to its VM's slot folder:
+# guestrun.run_in_slot); live log reads look there
+MOVED: dict[Path, Path] = {}
 STDOUT_NAME = "log.out"
 STDERR_NAME = "error.err"
 
@@ -48,6 +51,8 @@ class RunResult:
     # True when the failure is the host's fault (VM would not start...), so the master may retry
     # the task elsewhere instead of failing the job.
     infrastructure_error: bool = False
+    # (seconds since the run began, CPU seconds so far, rss bytes): the meter's series (monitor.py)
+    usage: list[tuple[float, float, int]] = field(default_factory=list)
 
 
 class SandboxBackend(ABC):
@@ -56,6 +61,7 @@ class SandboxBackend(ABC):
 
     name: str = "abstract"
     supports_environments: bool = False  # run() takes env=: a read-only tree put first on sys.path
+    environment_images: bool = False  # it needs each tree's ext4 image too (environments.image_of)
     _pauses: PauseBoard | None = None
     _pauses_lock = threading.Lock()
 
@@ -72,6 +78,10 @@ class SandboxBackend(ABC):
 
     def resume(self) -> None:
         self.pauses.resume()
+
+    def live_dir(self, task_dir: Path) -> Path:
+        """Where the task folder `task_dir` is now (elsewhere while a VM backend runs its task)."""
+        return MOVED.get(task_dir, task_dir)
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Prepare shared resources (pools, smbd, snapshots). Called once before any run."""

@@ -200,7 +200,7 @@ class BwrapSandbox(SandboxBackend):
         return RunResult(
             exit_code=None if failure else (code if code >= 0 else 128 - code),
             wall_s=wall, cpu_s=max(meter.cpu_s, usage.ru_utime + usage.ru_stime),
-            mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure)
+            mem_avg_bytes=meter.avg, mem_peak_bytes=meter.rss_peak, failure=failure, usage=meter.series)
 
 
 def _ends_with_memory_error(stderr: Path) -> bool:

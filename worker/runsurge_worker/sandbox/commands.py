@@ -18,6 +18,8 @@ SMB_GUEST_ADDR = "10.0.2.100"  # the guestfwd address the guest mounts the share
 # exiting, so the host knows at once instead of waiting for an SSH that never comes.
 GUEST_CMDLINE = "root=/dev/vda rw console=ttyS0 quiet net.ifnames=0 random.trust_cpu=on panic=1 oops=panic"
 MAX_TASK_PIDS = 512  # the task cgroup's pids.max
+ENV_DRIVE, ENV_DEVICE = "env", "envcd"  # the VM's drive for a job's environment image
+GUEST_ENV_DEV, GUEST_ENV_DIR = "/dev/sr0", "/opt/runsurge-env"  # where the guest sees it
 
 
 def has_hw_virt(cpuinfo: str) -> bool:
@@ -61,6 +63,11 @@ class QemuSpec:
             "-drive", f"file={_q(disk)},if=none,id=root,format=qcow2,cache=unsafe,discard=unmap",
             "-device", "virtio-blk-pci,drive=root",
             "-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+            # An empty CD drive: a task's environment (an ext4 image) is inserted as its disc
+            # (QMP blockdev-change-medium, ~1 ms; PCI hot-plug of a disk takes ~0.5 s under TCG).
+            "-device", "virtio-scsi-pci,id=scsi0",
+            "-drive", f"if=none,id={ENV_DRIVE},media=cdrom,readonly=on",
+            "-device", f"scsi-cd,drive={ENV_DRIVE},bus=scsi0.0,id={ENV_DEVICE}",
             # Entropy for the guest, and a new generation id per clone: Linux reseeds its RNG
             # when the vmgenid changes, so restored clones do not share random streams.
             "-object", "rng-random,id=rng0,filename=/dev/urandom",

@@ -13,8 +13,10 @@ shell, setpriv or interpreter start under TCG on the task's path.
 Protocol: one JSON object per line on stdin, one reply per line on stdout.
   {"seed", "time", "machine_id", "boot_id", "hostname", "sysctl"}  (each optional)
               -> {"ready": PID, "phases": {STEP: SECONDS_SINCE_BOOT}}
-  {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time"}
-              -> {"pid", "cpu_us", "stat"}     (cgroup CPU and /proc/PID/stat at the start)
+  {"op": "go", "script", "stdout", "stderr", "memory", "pids", "quota", "time", "env"}
+              -> {"pid", "cpu_us", "stat", "env_mount_s"}  (cgroup CPU and /proc/PID/stat at the start)
+              env: null, or {"dev", "dir"}: the job's packages, an ext4 disc the worker inserted,
+              mounted read-only at dir and put on the task's sys.path
   {"op": "probe", "du"} -> {"status", "stat", "exit": [STATUS, WALL_S] | null, "oom", "cpu_us", "peak", "du"}
   {"op": "kill"}  -> {"killed": true, "cpu_us", "peak"}  (every task process, then a sync of the share)
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
@@ -23,6 +25,8 @@ only ever holds its own end of the go pipe.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -130,6 +134,23 @@ def wait_for_mount(pid: int | None) -> None:
         raise RuntimeError(f"mount failed: {_read(MOUNT_ERR).strip()[-300:]}")
 
 
+MS_RDONLY, MS_NOSUID, MS_NODEV = 1, 2, 4
+ENV_MEDIUM_WAIT_S = 5.0
+
+
+def mount_environment(dev: str, target: str) -> None:
+    """Mount the environment's disc read-only (a syscall, not /bin/mount: an exec costs ~0.1 s
+    under TCG). The drive may report its new medium only after a moment: retry until it does."""
+    os.makedirs(target, exist_ok=True)
+    libc = ctypes.CDLL(None, use_errno=True)
+    deadline = time.monotonic() + ENV_MEDIUM_WAIT_S
+    while libc.mount(dev.encode(), target.encode(), b"ext4", MS_RDONLY | MS_NOSUID | MS_NODEV, None):
+        err = ctypes.get_errno()
+        if err not in (errno.ENOMEDIUM, errno.EAGAIN, errno.EBUSY) or time.monotonic() > deadline:
+            raise OSError(err, f"mount {dev} at {target}: {os.strerror(err)}")
+        time.sleep(0.005)
+
+
 def _since_boot() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
@@ -193,11 +214,16 @@ class Agent:
         self._limit(str(msg["pids"]), str(msg["memory"]),
                     "max" if msg["quota"] is None else str(msg["quota"]))
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # clones restore a stale clock
+        env = msg.get("env")
+        t0 = time.monotonic()
+        if env:
+            mount_environment(env["dev"], env["dir"])
         reply = {"pid": self.proc.pid, "cpu_us": _cg_value("cpu.stat", "usage_usec"),
-                 "stat": _read(f"/proc/{self.proc.pid}/stat")}
+                 "stat": _read(f"/proc/{self.proc.pid}/stat"), "env_mount_s": time.monotonic() - t0}
         self.started = time.monotonic()
         # NUL-separated names, then EOF: the launcher needs no parser, names need no escaping.
-        os.write(self.go_w, "\0".join([msg["script"], msg["stdout"], msg["stderr"]]).encode())
+        names = [msg["script"], msg["stdout"], msg["stderr"], env["dir"] if env else ""]
+        os.write(self.go_w, "\0".join(names).encode())
         os.close(self.go_w)
         return reply
 

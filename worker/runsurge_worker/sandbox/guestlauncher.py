@@ -4,8 +4,9 @@ guestagent starts it as the unprivileged user, in the task cgroup, as `python3 -
 GO_FD READY_FD`, while the VM is readied for the pool. Once GO_FD says "m" (the share is
 mounted) it warms up the path a task's start takes (TCG translates guest code afresh in every
 restored VM, and per process), says "r" on READY_FD and blocks on GO_FD. At the task's start it
-reads "SCRIPT\\0STDOUT\\0STDERR" up to EOF, enters the task folder, sends stdout/stderr to the
-log files and runs SCRIPT as `python3 SCRIPT` would: `__main__`, `sys.argv`, `sys.path[0]`,
+reads "SCRIPT\\0STDOUT\\0STDERR\\0ENV" up to EOF, enters the task folder, sends stdout/stderr to
+the log files and runs SCRIPT as `python3 SCRIPT` would (with ENV, the job's packages, as if
+PYTHONPATH=ENV): `__main__`, `sys.argv`, `sys.path[0]`,
 `__file__`, tracebacks without this file's frames, exit status 1 on an uncaught exception. It
 imports nothing a plain `python3 script.py` would not have.
 """
@@ -42,7 +43,7 @@ def _warm_up() -> None:
     os.chdir("/")
 
 
-def _run(script: str, path: str, source: bytes | OSError) -> None:
+def _run(script: str, path: str, source: bytes | OSError, env: str) -> None:
     # Clearing __main__ below also clears this file's globals: keep what is needed in locals.
     _sys, _os, own = sys, os, _SELF
     if isinstance(source, OSError):
@@ -57,6 +58,9 @@ def _run(script: str, path: str, source: bytes | OSError) -> None:
                          "__main__", path))
     _sys.argv[:] = [script]
     _sys.path[0] = _os.path.dirname(path)
+    if env:  # where PYTHONPATH puts it: after the script's folder, before the standard library
+        _sys.path.insert(1, env)
+        _os.environ["PYTHONPATH"] = env  # and so for the interpreters the script starts
     _sys.path_importer_cache.pop("", None)
     try:
         exec(compile(source, path, "exec", dont_inherit=True), namespace)
@@ -83,10 +87,10 @@ def _main() -> None:
     os.close(go_fd)
     if not chunks:  # the agent went away: there is no task
         sys.exit(0)
-    script, stdout, stderr = b"".join(chunks).decode().split("\0")
+    script, stdout, stderr, env = b"".join(chunks).decode().split("\0")
     os.chdir(MOUNT)
     path = os.path.abspath(script)
-    _run(script, path, _open_task_files(stdout, stderr, path))
+    _run(script, path, _open_task_files(stdout, stderr, path), env)
 
 
 _main()

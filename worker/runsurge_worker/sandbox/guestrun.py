@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..monitor import Meter, parse_stat_cpu_s
 from .agent import GuestAgent, GuestLostError
-from .base import SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
+from .base import MOVED, SAMPLE_INTERVAL_S, STDERR_NAME, STDOUT_NAME, Limits, RunResult, memory_failure
 from .commands import MAX_TASK_PIDS
 from .pause import RunPause
 
@@ -33,20 +33,22 @@ def sandbox_error(message: str) -> RunResult:
 
 
 def run_in_slot(vm, task_dir: Path, script: str, limits: Limits, cancel: threading.Event,
-                vm_cpus: int, pause: RunPause | None = None) -> RunResult:
+                vm_cpus: int, pause: RunPause | None = None, env: dict | None = None) -> RunResult:
     """Run the task in a pooled VM, then destroy the VM. The VM has its (empty, never used) slot
     folder mounted: the task folder takes its place, so the task starts without a mount, and gets
     its own name back once the VM is gone. Shared by every VM backend."""
     slot, vm.slot = vm.slot, None  # from now on the folder is the task's, not the VM's
     os.rmdir(slot)
     os.rename(task_dir, slot)
+    MOVED[task_dir] = slot  # the task's live log is read there (tasks.TaskRunner.read_log)
     try:
-        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause)
+        return run_in_guest(vm.agent, slot, script, limits, cancel, vm_cpus, pause, env)
     except GuestLostError as exc:
         log.error("task %s: %s (vm %s)", task_dir.name, exc, "alive" if vm.alive() else "gone")
         return sandbox_error(str(exc))
     finally:
         vm.destroy()
+        MOVED.pop(task_dir, None)
         os.rename(slot, task_dir)
 
 
@@ -89,17 +91,22 @@ def _probe(agent: GuestAgent, du: bool) -> _Probe:
 
 
 def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
-                 cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None) -> RunResult:
+                 cancel: threading.Event, vm_cpus: int, pause: RunPause | None = None,
+                 env: dict | None = None) -> RunResult:
     """Start `script` in the guest, poll until it ends or a limit ends it. Never kills the VM:
     the caller destroys it afterwards whatever happened. Raises GuestLostError. `pause`: the run's
     suspension switch (pause.py); its time suspended counts for neither the wall time nor the timeout,
-    and no call goes to the agent while the VM is stopped."""
+    and no call goes to the agent while the VM is stopped. `env`: the job's packages, a disc the
+    guest mounts before the script starts (guestagent's go)."""
     pause = pause or RunPause(lambda: None, lambda: None)
     started = time.monotonic()
     quota = None if limits.cpus >= vm_cpus else max(1, limits.cpus) * 100_000
     with pause.awake(cancel):
         go = agent.call("go", script=script, stdout=STDOUT_NAME, stderr=STDERR_NAME,
-                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time())
+                        memory=limits.memory_bytes, pids=MAX_TASK_PIDS, quota=quota, time=time.time(),
+                        env=env)
+    if env:
+        log.info("environment mounted in the guest in %.0f ms", go["env_mount_s"] * 1000)
     # The interpreter started before the task: its start-up CPU is not the task's.
     base_cg_s = go["cpu_us"] / 1e6
     base_stat_s = parse_stat_cpu_s(go["stat"]) if go["stat"] else 0.0
@@ -155,4 +162,5 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
     peak = max(meter.rss_peak, probe.cgroup_peak, final.get("peak", 0))
     return RunResult(
         exit_code=exit_code, wall_s=wall, cpu_s=cpu,
-        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure)
+        mem_avg_bytes=min(meter.avg, peak), mem_peak_bytes=peak, failure=failure,
+        usage=[(t, max(c - base_stat_s, 0.0), rss) for t, c, rss in meter.series])

@@ -83,7 +83,7 @@ class ProcessSandbox(SandboxBackend):
         rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
         return RunResult(exit_code=None if failure else proc.returncode, wall_s=wall,
                          cpu_s=usage.ru_utime + usage.ru_stime, mem_avg_bytes=meter.avg or rss_peak,
-                         mem_peak_bytes=rss_peak, failure=failure)
+                         mem_peak_bytes=rss_peak, failure=failure, usage=meter.series)
 
     @staticmethod
     def _sample(pid: int, meter: Meter) -> None:

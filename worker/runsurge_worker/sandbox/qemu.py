@@ -29,10 +29,19 @@ import time
 import uuid
 from pathlib import Path
 
+from ..environments import image_of
 from . import ssh
 from .agent import GuestAgent
 from .base import Limits, RunResult, SandboxBackend
-from .commands import GUEST_CMDLINE, QemuSpec, guest_mount_cmd, has_hw_virt
+from .commands import (
+    ENV_DEVICE,
+    GUEST_CMDLINE,
+    GUEST_ENV_DEV,
+    GUEST_ENV_DIR,
+    QemuSpec,
+    guest_mount_cmd,
+    has_hw_virt,
+)
 from .guestrun import run_in_slot, sandbox_error
 from .qmp import Qmp
 from .samba import SambaServer
@@ -73,6 +82,8 @@ def kvm_usable() -> bool:
 
 class QemuSandbox(SandboxBackend):
     name = "qemu"
+    supports_environments = True
+    environment_images = True  # a VM gets a job's packages as an ext4 disc (environments.py)
 
     def __init__(self, work_dir: Path, image_dir: Path, pool_size: int = 2,
                  vm_memory_mb: int = 2048, vm_cpus: int | None = None, cold: bool = False,
@@ -164,7 +175,7 @@ class QemuSandbox(SandboxBackend):
         }
 
     def run(self, task_dir: Path, script: str, limits: Limits,
-            cancel: threading.Event) -> RunResult:
+            cancel: threading.Event, env: Path | None = None) -> RunResult:
         task_dir = Path(task_dir)
         if task_dir.parent.resolve() != self.task_root.resolve():
             raise ValueError(f"{task_dir} is not a folder of {self.task_root}")
@@ -179,8 +190,17 @@ class QemuSandbox(SandboxBackend):
         with self._lock:
             self._running.add(vm)
         try:
+            guest_env = None
+            if env is not None:  # the disc goes in now; the guest mounts it just before the script
+                try:
+                    _qmp(vm, "blockdev-change-medium", id=ENV_DEVICE, filename=str(image_of(env)),
+                         format="raw", **{"read-only-mode": "read-only"})
+                except Exception as exc:  # noqa: BLE001 - the VM is unusable for this task
+                    vm.destroy()
+                    return sandbox_error(f"cannot attach the environment: {exc}")
+                guest_env = {"dev": GUEST_ENV_DEV, "dir": GUEST_ENV_DIR}
             with self.pauses.run(lambda: _qmp(vm, "stop"), lambda: _qmp(vm, "cont")) as pause:
-                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause)
+                return run_in_slot(vm, task_dir, script, limits, cancel, self.vm_cpus, pause, guest_env)
         finally:
             with self._lock:
                 self._running.discard(vm)
@@ -198,11 +218,11 @@ class QemuSandbox(SandboxBackend):
             self.smb = None
 
 
-def _qmp(vm: Vm, command: str) -> None:
+def _qmp(vm: Vm, command: str, **arguments) -> None:
     """One QMP command to the VM (`stop` freezes its vCPUs and its clock, `cont` lets them go on)."""
     qmp = Qmp(vm.qmp_socket, timeout=10)
     try:
-        qmp.execute(command)
+        qmp.execute(command, **arguments)
     finally:
         qmp.close()
 
