@@ -33,8 +33,9 @@ demo: system-demo install image  ## a master + 2 workers on loopback run a 3-sta
 demo-process: install  ## the same without VMs (no isolation; seconds instead of minutes)
 	$(PY) scripts/demo.py --sandbox process
 
+PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS="-k cancel" (a part of the suite, same set-up)
 test: system-test install image
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit -q

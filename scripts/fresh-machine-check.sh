@@ -29,6 +29,7 @@ if [ "${1:-}" = --inner ]; then
   # PID 1 of a new PID namespace with a private mount namespace: mount what a booted machine has
   # (udev's /dev, systemd's /sys/fs/cgroup), then the two runs. Our exit ends every process left.
   R=$2 LOGS=$3
+  mapfile -t NETENV <"$4"  # this network's proxy/CA environment (net_config below)
   mount -t proc proc "$R/proc"
   mount -t sysfs sysfs "$R/sys"
   mount --rbind /sys/fs/cgroup "$R/sys/fs/cgroup"  # systemd mounts these on a real machine
@@ -41,7 +42,7 @@ if [ "${1:-}" = --inner ]; then
   say "(a) make demo as an unprivileged user"
   t0=$(date +%s)
   set +e
-  chroot --userspec=$USER_ID:$USER_ID "$R" /usr/bin/env -i HOME=/home/fresh USER=fresh PATH=$PATH_IN LANG=C.UTF-8 \
+  chroot --userspec=$USER_ID:$USER_ID "$R" /usr/bin/env -i HOME=/home/fresh USER=fresh PATH=$PATH_IN LANG=C.UTF-8 "${NETENV[@]}" \
     sh -c 'cd ~/runsurge && make demo' </dev/null 2>&1 | stamp >"$LOGS/a-unprivileged.log"
   rc=${PIPESTATUS[0]}
   set -e
@@ -53,7 +54,7 @@ if [ "${1:-}" = --inner ]; then
   say "(b) make demo as root (installs the Debian packages, the venv, the guest image; runs the job)"
   t0=$(date +%s)
   set +e
-  chroot "$R" /usr/bin/env -i HOME=/root USER=root PATH=$PATH_IN LANG=C.UTF-8 \
+  chroot "$R" /usr/bin/env -i HOME=/root USER=root PATH=$PATH_IN LANG=C.UTF-8 "${NETENV[@]}" \
     sh -c 'cd /root/runsurge && make demo' </dev/null 2>&1 | stamp >"$LOGS/b-root.log"
   rc=${PIPESTATUS[0]}
   set -e
@@ -94,7 +95,7 @@ cleanup() {
     say "kept $R"
   else
     # The logs stay (they are the evidence) when they are in the folder; the root goes.
-    rm -rf --one-file-system "$R" "$tmp/base.partial"
+    rm -rf --one-file-system "$R" "$tmp/base.partial" "$tmp/net.env"
     [ "$LOGS" = "$tmp" ] || rmdir "$tmp" 2>/dev/null || true
   fi
   exit $rc
@@ -118,6 +119,62 @@ fi
 tar --numeric-owner -C "$R" -xf "$base"
 t_base=$(($(date +%s) - started))
 cp /etc/resolv.conf "$R/etc/resolv.conf"  # the installer would have configured the network
+# This network's settings, as its admin would have put them on any machine here: the extra CAs (an
+# intercepting proxy's), the CA bundle the settings below name, apt's proxy, pip's configuration
+# and the proxy/CA environment. Local paths that the fresh root lacks (this machine's wheel caches,
+# say) are left out: a fresh machine has none of them.
+net_config() {
+  if [ -d /usr/local/share/ca-certificates ]; then
+    mkdir -p "$R/usr/local/share/ca-certificates"  # kept by update-ca-certificates when ca-certificates installs
+    cp -a /usr/local/share/ca-certificates/. "$R/usr/local/share/ca-certificates/"
+  fi
+  for f in /etc/apt/apt.conf /etc/apt/apt.conf.d/*; do
+    if [ -f "$f" ] && grep -qi 'Acquire::[a-z]*::Proxy' "$f"; then cp "$f" "$R$f"; fi
+  done
+  # The CA bundles the environment and pip's configuration name, at the same paths in the root.
+  local bundle
+  for bundle in $(env | sed -n 's/^\(PIP_CERT\|SSL_CERT_FILE\|REQUESTS_CA_BUNDLE\|CURL_CA_BUNDLE\)=//p' | sort -u) \
+      $(cat /etc/pip.conf /etc/xdg/pip/pip.conf "$HOME/.config/pip/pip.conf" "$HOME/.pip/pip.conf" 2>/dev/null |
+        sed -n 's/^ *cert *= *//p'); do
+    if [ -f "$bundle" ] && [ ! -e "$R$bundle" ]; then mkdir -p "$(dirname "$R$bundle")"; cp -L "$bundle" "$R$bundle"; fi
+  done
+  # pip's configuration (all its files, merged into the root's /etc/pip.conf) and the environment.
+  local lines
+  mapfile -t lines < <(R="$R" python3 - <<'PY'
+import configparser, os, re
+root = os.environ["R"]
+def present(item):  # a local path or file: URL counts only if the fresh root has it
+    path = item[len("file://"):] if item.startswith("file://") else item
+    return not path.startswith("/") or os.path.exists(root + path)
+def kept(value):
+    return " ".join(i for i in value.split() if present(i))
+files = ["/etc/xdg/pip/pip.conf", "/etc/pip.conf", os.path.expanduser("~/.pip/pip.conf"),
+         os.path.expanduser("~/.config/pip/pip.conf"), os.environ.get("PIP_CONFIG_FILE", "")]
+conf = configparser.ConfigParser(interpolation=None)
+conf.read([f for f in files if f and f != os.devnull])
+out = configparser.ConfigParser(interpolation=None)
+for section in conf.sections():
+    for key, value in conf.items(section, raw=True):
+        if kept(value):
+            if not out.has_section(section):
+                out.add_section(section)
+            out.set(section, key, kept(value))
+if out.sections():
+    with open(root + "/etc/pip.conf", "w") as f:
+        out.write(f)
+names = re.compile(r"(PIP_[A-Z_]+|(HTTPS?|FTP|ALL|NO)_PROXY|(https?|ftp|all|no)_proxy|SSL_CERT_(FILE|DIR)|REQUESTS_CA_BUNDLE|CURL_CA_BUNDLE)$")
+for name, value in sorted(os.environ.items()):
+    if names.match(name) and name != "PIP_CONFIG_FILE" and kept(value):
+        print(f"{name}={kept(value)}")
+PY
+  )
+  : >"$tmp/net.env"
+  [ ${#lines[@]} -eq 0 ] || printf '%s\n' "${lines[@]}" >"$tmp/net.env"
+  say "network settings carried over: $(ls "$R/usr/local/share/ca-certificates" 2>/dev/null | tr '\n' ' ')" \
+    "$([ -f "$R/etc/pip.conf" ] && echo "/etc/pip.conf ($(grep -c = "$R/etc/pip.conf") options)")" \
+    "env: $(cut -d= -f1 "$tmp/net.env" | tr '\n' ' ')"
+}
+net_config
 # Package scripts must not start daemons: in a chroot they would listen on this machine's network
 # (a real machine starts them too, in its own network; none of them is what the demo uses).
 printf '#!/bin/sh\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
@@ -130,7 +187,7 @@ git clone -q --no-hardlinks "$REPO" "$R/root/runsurge"
 say "root ready in ${t_base}s at $R (commit $(git -C "$REPO" rev-parse --short HEAD))"
 
 set +e
-unshare --mount --pid --fork --propagation private bash "$0" --inner "$R" "$LOGS"
+unshare --mount --pid --fork --propagation private bash "$0" --inner "$R" "$LOGS" "$tmp/net.env"
 rc=$?
 set -e
 say "total $(($(date +%s) - started))s; logs in $LOGS; $([ $rc = 0 ] && echo PASS || echo FAIL)"

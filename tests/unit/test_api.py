@@ -97,12 +97,12 @@ def test_bad_submissions_are_refused_and_store_nothing(api, spec, uploads, messa
 
 def test_oversized_uploads_are_refused_and_store_nothing(api):
     client, sv = api
-    sv.cfg.max_upload_bytes = 1000
+    sv.cfg.max_upload_bytes = 1 << 20
     h = login(client)
     before = counts(sv)
     r = client.post("/api/jobs", headers=h, data={"mode": "single"},
-                    files=files(**{"job.py": b"print(1)", "big.bin": b"x" * 5000}))
-    assert r.status_code == 413
+                    files=files(**{"job.py": b"print(1)", "big.bin": b"x" * (1 << 20)}))
+    assert r.status_code == 413 and r.json()["detail"] == "uploads larger than 1 MiB in total"
     assert counts(sv) == before
 
 
