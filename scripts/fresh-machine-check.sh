@@ -14,7 +14,9 @@
 #   scripts/fresh-machine-check.sh [--keep]   (root; --keep leaves the root's folder for a look)
 # Environment: RUNSURGE_FRESH_CACHE (base tarball cache), RUNSURGE_FRESH_WORK (where the root is
 # made, default /var/tmp), RUNSURGE_FRESH_LOGS (where the two logs go, default the root's folder's
-# parent: printed at the end), RUNSURGE_DEBIAN_MIRROR (default: this machine's apt mirror).
+# parent: printed at the end), RUNSURGE_DEBIAN_MIRROR (default: this machine's apt mirror),
+# RUNSURGE_FRESH_TEST_ARGS (if set: then (c) `make test PYTEST_ARGS=...` as root in the same root, e.g.
+# '-k "setup_system or postgresql or api_docs"': the suite's own set-up and a part of it).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SUITE=bookworm
@@ -63,6 +65,20 @@ if [ "${1:-}" = --inner ]; then
   if [ "$rc" != 0 ]; then say "(b) FAIL: exit $rc"; fail=1; fi
   if grep -q Traceback "$LOGS/b-root.log"; then say "(b) FAIL: a traceback"; fail=1; fi
   if ! grep -q '\] demo complete$' "$LOGS/b-root.log"; then say "(b) FAIL: no 'demo complete'"; fail=1; fi
+  if [ -n "${RUNSURGE_FRESH_TEST_ARGS:-}" ] && [ $fail = 0 ]; then
+    # (c) `make test`'s own set-up (the test suite's Debian packages) and a part of the suite.
+    say "(c) make test PYTEST_ARGS='$RUNSURGE_FRESH_TEST_ARGS' as root"
+    t0=$(date +%s)
+    set +e
+    chroot "$R" /usr/bin/env -i HOME=/root USER=root PATH=$PATH_IN LANG=C.UTF-8 "${NETENV[@]}" \
+      PYTEST_ARGS="$RUNSURGE_FRESH_TEST_ARGS" sh -c 'cd /root/runsurge && make test PYTEST_ARGS="$PYTEST_ARGS"' \
+      </dev/null 2>&1 | stamp >"$LOGS/c-test.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    say "(c) exit $rc after $(($(date +%s) - t0))s; the last lines (all of it: $LOGS/c-test.log):"
+    tail -n 20 "$LOGS/c-test.log" | sed 's/^/    /' >&2
+    [ "$rc" = 0 ] || { say "(c) FAIL: exit $rc"; fail=1; }
+  fi
   exit $fail
 fi
 

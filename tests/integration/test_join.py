@@ -98,3 +98,29 @@ def test_a_ca_with_another_fingerprint_is_refused(net, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "runsurge_worker", "--ca-fingerprint", "md5:abc"],
                          env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "64 hex digits" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("RUNSURGE_SANDBOX", "bogus", "RUNSURGE_SANDBOX"),
+    ("RUNSURGE_PASSWORD_FILE", "wrong", "RUNSURGE_PASSWORD"),
+    ("RUNSURGE_MASTER_ENROLL", "closed", "RUNSURGE_MASTER_ENROLL"),
+    ("RUNSURGE_IMAGE_DIR", "empty", "RUNSURGE_IMAGE_DIR"),
+])
+def test_a_wrong_setting_is_one_line_naming_it(net, tmp_path, setting, value, says):
+    env = join_env(net, tmp_path / "w", net.url, fingerprint(net.ca_file.read_bytes()))
+    if value == "wrong":
+        (tmp_path / "password").write_text("not-the-password\n")
+        env[setting] = str(tmp_path / "password")
+    elif value == "closed":
+        env[setting] = f"127.0.0.1:{free_port()}"  # nothing listens there
+    elif value == "empty":
+        (tmp_path / "images").mkdir()
+        env.update({"RUNSURGE_SANDBOX": "qemu", setting: str(tmp_path / "images")})
+    else:
+        env[setting] = value
+    r = subprocess.run([sys.executable, "-m", "runsurge_worker"], env={**env, "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=90)
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "Traceback" not in err, err
+    assert len(err.splitlines()) == 1 and says in err, err
+    assert not net.client().workers()
