@@ -103,6 +103,13 @@ def _message(error: dict) -> str:
     if error.get("type") == "string_pattern_mismatch":
         field = str((error.get("loc") or ("",))[-1])
         return "is not an email address" if field == "email" else "is not in the expected format"
+    ctx = error.get("ctx") or {}
+    for key, words in (("ge", "must be at least"), ("le", "must be at most"), ("gt", "must be more than"),
+                       ("lt", "must be less than")):
+        if error.get("type", "").endswith(("_than_equal", "_than")) and key in ctx:  # not "Input should be..."
+            return f"{words} {ctx[key]}"
+    if error.get("type") == "int_parsing":
+        return "must be a whole number"
     return str(error.get("msg", ""))
 
 

@@ -106,6 +106,18 @@ def test_oversized_uploads_are_refused_and_store_nothing(api):
     assert counts(sv) == before
 
 
+@pytest.mark.parametrize("field, value, says", [("chunks", "0", "must be at least 1"),
+                                                ("chunks", "many", "must be a whole number")])
+def test_a_form_field_out_of_range_is_said_in_words(api, field, value, says):
+    client, sv = api
+    h = login(client)
+    before = counts(sv)
+    r = client.post("/api/jobs", headers=h, data={"mode": "chunks", field: value},
+                    files=files(**{"job.py": b"print(1)", "d.csv": b"1\n2\n"}))
+    assert r.status_code == 422 and [(e["loc"][-1], e["msg"]) for e in r.json()["detail"]] == [(field, says)]
+    assert counts(sv) == before
+
+
 def test_users_see_only_their_own_jobs(api):
     client, _ = api
     alice, bob = login(client, "alice@x.org"), login(client, "bob@x.org")
