@@ -118,6 +118,16 @@ def test_a_form_field_out_of_range_is_said_in_words(api, field, value, says):
     assert counts(sv) == before
 
 
+def test_a_job_id_prefix_in_any_case_finds_the_job_and_a_too_short_one_says_so(api):
+    client, _ = api
+    h = login(client)
+    job = client.post("/api/jobs", headers=h, data={"mode": "single"}, files=files(**{"job.py": b"print(1)"})).json()
+    assert client.get(f"/api/jobs/{job['id'][:6].upper()}", headers=h).json()["id"] == job["id"]
+    r = client.get(f"/api/jobs/{job['id'][:3]}", headers=h)
+    assert r.status_code == 404
+    assert r.json()["detail"] == "no such job (a prefix of a job id needs at least 4 characters)"
+
+
 def test_users_see_only_their_own_jobs(api):
     client, _ = api
     alice, bob = login(client, "alice@x.org"), login(client, "bob@x.org")
