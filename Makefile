@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: system-demo system-test install proto image demo demo-process test test-unit test-integration bench lint clean provision test-provision
+.PHONY: system-demo system-test install proto image demo demo-process test test-unit test-integration bench lint clean provision test-provision check-fresh
 
 # The Debian packages (scripts/setup-system.sh: installs what is missing as root, else says what to run).
 system-demo:
@@ -33,8 +33,9 @@ demo: system-demo install image  ## a master + 2 workers on loopback run a 3-sta
 demo-process: install  ## the same without VMs (no isolation; seconds instead of minutes)
 	$(PY) scripts/demo.py --sandbox process
 
+PYTEST_ARGS ?=  # e.g. make test PYTEST_ARGS="-k cancel" (a part of the suite, same set-up)
 test: system-test install image
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q $(PYTEST_ARGS)
 
 test-unit: install
 	$(PY) -m pytest tests/unit -q
@@ -46,6 +47,10 @@ bench: install
 	$(PY) bench/dispatch.py
 	$(PY) bench/transfer.py
 	$(PY) bench/speedup.py
+
+# `make demo` on a fresh Debian 12 machine, shown in a throw-away root (root; ~15 min; docs/fresh-machine.md)
+check-fresh:
+	bash scripts/fresh-machine-check.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -24,6 +24,7 @@ def main() -> int:
                    help="worker sandbox: qemu (default: every task in a fresh VM), bwrap, or process (no isolation)")
     p.add_argument("--keep", action="store_true", help="keep the network's folder (logs) afterwards")
     args = p.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each step as it happens, also into a pipe or a log
     root = Path(tempfile.mkdtemp(prefix="runsurge-demo-"))
     try:
         return _demo(args, root)

@@ -10,8 +10,8 @@ set -euo pipefail
 # netcat-openbsd: the guest's share probe
 DEMO=(python3-venv make debootstrap e2fsprogs qemu-utils qemu-system-x86 samba bubblewrap netcat-openbsd)
 # postgresql: the master is also tested against a real server; chromium: the dashboard's browser tests;
-# iproute2: the chaos test's network namespace
-TEST=("${DEMO[@]}" postgresql chromium iproute2)
+# iproute2: the chaos test's network namespace; libatomic1: Playwright's own Node.js (its driver) links it
+TEST=("${DEMO[@]}" postgresql chromium iproute2 libatomic1)
 case "${1:-test}" in
   demo) wanted=("${DEMO[@]}") ;;
   test) wanted=("${TEST[@]}") ;;

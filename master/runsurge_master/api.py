@@ -39,7 +39,7 @@ from runsurge_master.billing_api import billing_router
 from runsurge_master.config import MasterConfig, is_wildcard
 from runsurge_master.db import Database
 from runsurge_master.http_security import LoginLimiter, own_job
-from runsurge_master.jobspec import SpecError
+from runsurge_master.jobspec import SpecError, format_size
 from runsurge_master.live import LiveState
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
@@ -512,7 +512,7 @@ def create_app(sv: Services) -> FastAPI:
                 budget -= stored[name][1]
         except IntegrityError:
             _discard_unreferenced({d for d, _ in stored.values()})
-            raise HTTPException(413, f"uploads larger than {sv.cfg.max_upload_bytes} bytes in total") from None
+            raise HTTPException(413, f"uploads larger than {format_size(sv.cfg.max_upload_bytes)} in total") from None
         return stored
 
     def _discard_unreferenced(data_ids: set[str]) -> None:

@@ -103,6 +103,13 @@ def _message(error: dict) -> str:
     if error.get("type") == "string_pattern_mismatch":
         field = str((error.get("loc") or ("",))[-1])
         return "is not an email address" if field == "email" else "is not in the expected format"
+    ctx = error.get("ctx") or {}
+    for key, words in (("ge", "must be at least"), ("le", "must be at most"), ("gt", "must be more than"),
+                       ("lt", "must be less than")):
+        if error.get("type", "").endswith(("_than_equal", "_than")) and key in ctx:  # not "Input should be..."
+            return f"{words} {ctx[key]}"
+    if error.get("type") == "int_parsing":
+        return "must be a whole number"
     return str(error.get("msg", ""))
 
 
@@ -164,12 +171,14 @@ MIN_PREFIX = 4  # hex digits of a job id that may stand for it (`runsurge status
 def own_job(s: Session, job_id: str, user: str) -> Job:
     """The user's job by its id or a unique prefix of it (a deleted job is gone)."""
     job = s.get(Job, job_id)
-    if job is None and MIN_PREFIX <= len(job_id) < 32 and all(c in "0123456789abcdef" for c in job_id):
+    prefix = job_id.lower()  # as pasted from anywhere: ids are lower-case hex
+    if job is None and MIN_PREFIX <= len(prefix) < 32 and all(c in "0123456789abcdef" for c in prefix):
         found = s.scalars(select(Job).where(Job.owner_id == user, Job.status != "deleted",
-                                            Job.id.startswith(job_id, autoescape=True)).limit(2)).all()
+                                            Job.id.startswith(prefix, autoescape=True)).limit(2)).all()
         if len(found) > 1:
             raise HTTPException(400, f"job id prefix {job_id!r} matches several of your jobs: give more digits")
         job = found[0] if found else None
     if job is None or job.owner_id != user or job.status == "deleted":  # someone else's job looks like no job
-        raise HTTPException(404, "no such job")
+        short = f" (a prefix of a job id needs at least {MIN_PREFIX} characters)" if len(job_id) < MIN_PREFIX else ""
+        raise HTTPException(404, f"no such job{short}")
     return job

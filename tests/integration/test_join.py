@@ -98,3 +98,44 @@ def test_a_ca_with_another_fingerprint_is_refused(net, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "runsurge_worker", "--ca-fingerprint", "md5:abc"],
                          env={**env, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=60)
     assert bad.returncode != 0 and "64 hex digits" in bad.stderr and "Traceback" not in bad.stderr
+
+
+
+@pytest.mark.parametrize("setting, value, says", [
+    ("RUNSURGE_SANDBOX", "bogus", "no sandbox 'bogus'"),
+    ("RUNSURGE_PASSWORD_FILE", "wrong", "wrong email or password (the contributor account: RUNSURGE_EMAIL"),
+    ("RUNSURGE_IMAGE_DIR", "empty", "(RUNSURGE_IMAGE_DIR, --image-dir): build it with `make image`"),
+])
+def test_a_wrong_setting_is_one_line_naming_it(net, tmp_path, setting, value, says):
+    env = join_env(net, tmp_path / "w", net.url, fingerprint(net.ca_file.read_bytes()))
+    if value == "wrong":
+        (tmp_path / "password").write_text("not-the-password\n")
+        env[setting] = str(tmp_path / "password")
+    elif value == "empty":
+        (tmp_path / "images").mkdir()
+        env.update({"RUNSURGE_SANDBOX": "qemu", setting: str(tmp_path / "images")})
+    else:
+        env[setting] = value
+    r = subprocess.run([sys.executable, "-m", "runsurge_worker"], env={**env, "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=90)
+    err = r.stderr.strip()
+    assert r.returncode != 0 and "Traceback" not in err, err
+    assert err.splitlines()[-1].startswith("runsurge-worker: ") and says in err.splitlines()[-1], err
+    assert not net.client().workers()
+
+
+def test_an_unreachable_enrolment_address_is_named_while_the_worker_retries(net, tmp_path):
+    env = join_env(net, tmp_path / "w", net.url, fingerprint(net.ca_file.read_bytes()))
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
+    p = subprocess.Popen([sys.executable, "-m", "runsurge_worker"], stderr=subprocess.PIPE, text=True,
+                         env={**env, "PATH": "/usr/bin:/bin", "RUNSURGE_MASTER_ENROLL": closed})
+    try:
+        line = ""
+        while "cannot register yet" not in line:  # the master may come back: it retries, saying what to check
+            line = p.stderr.readline()
+            assert line, "the worker ended without saying why it cannot register"
+            assert "Traceback" not in line
+        assert f"cannot reach the master's enrolment address {closed} (RUNSURGE_MASTER_ENROLL" in line
+    finally:
+        p.terminate()
+        p.wait(timeout=30)

@@ -97,13 +97,35 @@ def test_bad_submissions_are_refused_and_store_nothing(api, spec, uploads, messa
 
 def test_oversized_uploads_are_refused_and_store_nothing(api):
     client, sv = api
-    sv.cfg.max_upload_bytes = 1000
+    sv.cfg.max_upload_bytes = 1 << 20
     h = login(client)
     before = counts(sv)
     r = client.post("/api/jobs", headers=h, data={"mode": "single"},
-                    files=files(**{"job.py": b"print(1)", "big.bin": b"x" * 5000}))
-    assert r.status_code == 413
+                    files=files(**{"job.py": b"print(1)", "big.bin": b"x" * (1 << 20)}))
+    assert r.status_code == 413 and r.json()["detail"] == "uploads larger than 1 MiB in total"
     assert counts(sv) == before
+
+
+@pytest.mark.parametrize("field, value, says", [("chunks", "0", "must be at least 1"),
+                                                ("chunks", "many", "must be a whole number")])
+def test_a_form_field_out_of_range_is_said_in_words(api, field, value, says):
+    client, sv = api
+    h = login(client)
+    before = counts(sv)
+    r = client.post("/api/jobs", headers=h, data={"mode": "chunks", field: value},
+                    files=files(**{"job.py": b"print(1)", "d.csv": b"1\n2\n"}))
+    assert r.status_code == 422 and [(e["loc"][-1], e["msg"]) for e in r.json()["detail"]] == [(field, says)]
+    assert counts(sv) == before
+
+
+def test_a_job_id_prefix_in_any_case_finds_the_job_and_a_too_short_one_says_so(api):
+    client, _ = api
+    h = login(client)
+    job = client.post("/api/jobs", headers=h, data={"mode": "single"}, files=files(**{"job.py": b"print(1)"})).json()
+    assert client.get(f"/api/jobs/{job['id'][:6].upper()}", headers=h).json()["id"] == job["id"]
+    r = client.get(f"/api/jobs/{job['id'][:3]}", headers=h)
+    assert r.status_code == 404
+    assert r.json()["detail"] == "no such job (a prefix of a job id needs at least 4 characters)"
 
 
 def test_users_see_only_their_own_jobs(api):

@@ -80,7 +80,7 @@ def test_a_spec_may_ask_for_a_quorum_itself(api):
 @pytest.mark.parametrize("form, status, message", [
     ({"spec": SPEC, "redundancy": "3"}, 400, "redundancy must be 1 (each task runs once) or 2"),
     ({"spec": SPEC, "redundancy": "0"}, 400, "redundancy must be 1"),
-    ({"spec": SPEC, "redundancy": "x"}, 422, "valid integer"),
+    ({"spec": SPEC, "redundancy": "x"}, 422, "must be a whole number"),
     ({"spec": "redundancy = 3\n" + SPEC}, 400, "job spec: redundancy must be 1"),
     ({"spec": "redundancy = 2\n" + SPEC, "redundancy": "1"}, 400, "redundancy is 2 in the job spec but 1"),
     ({"mode": "single", "redundancy": "5"}, 400, "redundancy must be 1"),

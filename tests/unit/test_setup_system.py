@@ -14,8 +14,9 @@ SETUP = ROOT / "scripts" / "setup-system.sh"
 
 def setup(*args: str, env: dict | None = None, user: int | None = None) -> subprocess.CompletedProcess:
     prefix = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] if user is not None else []
-    return subprocess.run([*prefix, "bash", str(SETUP), *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=120)
+    # The script's text, not its path: another user may not be able to open the clone (in /root, 0700).
+    return subprocess.run([*prefix, "bash", "-c", SETUP.read_text(), str(SETUP), *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, timeout=120)
 
 
 def test_nothing_to_do_when_every_package_is_installed():

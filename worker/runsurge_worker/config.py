@@ -9,6 +9,7 @@ from pathlib import Path
 
 from runsurge_proto.settings import load_settings
 from runsurge_worker.hostload import parse_users
+from runsurge_worker.sandbox import BACKENDS
 from runsurge_worker.schedule import Schedule
 
 
@@ -67,6 +68,9 @@ class WorkerConfig:
         self.cpus = self.cpus or os.cpu_count() or 1
         self.slots = self.slots or self.cpus
         self.memory = self.memory or _total_memory() // 2
+        if self.sandbox not in BACKENDS:
+            raise ValueError(f"sandbox (RUNSURGE_SANDBOX, --sandbox): no sandbox {self.sandbox!r}; choose from "
+                             f"{', '.join(sorted(BACKENDS))}")
         if self.outside_hours not in ("finish", "suspend"):
             raise ValueError(f"outside_hours must be 'finish' or 'suspend', not {self.outside_hours!r}")
         for name in ("busy_cpu_percent", "max_cpu_percent"):

@@ -61,7 +61,10 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
     vm = cfg.sandbox in ("qemu", "virtualbox")
     opts = {"pool_size": cfg.pool_size, "vm_memory_mb": cfg.vm_memory_mb} if vm else {}
     sandbox = get_backend(cfg.sandbox, work_dir=cfg.home / "sandbox", image_dir=cfg.image_dir, **opts)
-    sandbox.start()
+    try:
+        sandbox.start()
+    except FileNotFoundError as e:  # no guest image: the message names the setting and how to build one
+        raise SystemExit(f"runsurge-worker: {e}") from None
     fetcher = Fetcher(cache, link, MAX_DATA_BYTES, ratelimit.bucket(cfg.download_limit_bps))
     runner = TaskRunner(cache, link, fetcher, sandbox, cfg.slots, cfg.memory, cfg.input_wait_s,
                         cfg.cache_max_bytes, EnvironmentCache(cfg.home / "environments", cfg.env_cache_bytes,
@@ -94,6 +97,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                     raise SystemExit(f"runsurge-worker: {detail}") from None
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     raise SystemExit(f"runsurge-worker: the master refused the registration: {detail}") from None
+                if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
+                    detail = (f"cannot reach the master's enrolment address {cfg.master_enroll} "
+                              f"(RUNSURGE_MASTER_ENROLL, --master-enroll): {detail}")
                 log.warning("cannot register yet (%s); retrying in %.0f s", detail, wait)
                 if stop.wait(wait):
                     return

@@ -42,11 +42,16 @@ def login(master_url: str, email: str, password: str) -> str:
             return json.load(resp)["access_token"]
     except urllib.error.HTTPError as e:
         detail = e.read().decode(errors="replace")[:200]
+        try:  # the master's {"detail": "..."} as the words it holds
+            detail = str(json.loads(detail)["detail"])
+        except (ValueError, KeyError, TypeError):
+            pass
         if e.code == 429:
             wait = e.headers.get("Retry-After", "")
             raise LoginThrottledError(f"login to {master_url} throttled: {detail}",
                                  float(wait) if wait.isdigit() else 60.0) from None
-        raise LoginError(f"login to {master_url} as {email} refused ({e.code}): {detail}") from None
+        raise LoginError(f"login to {master_url} as {email} refused: {detail} (the contributor account: "
+                         "RUNSURGE_EMAIL, RUNSURGE_PASSWORD or RUNSURGE_PASSWORD_FILE)") from None
     except (urllib.error.URLError, OSError) as e:
         raise LoginError(f"cannot reach the master at {master_url}: {e}") from None
 

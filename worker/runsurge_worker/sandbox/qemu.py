@@ -70,7 +70,8 @@ def resolve_image(image_dir: Path) -> tuple[Path, dict]:
         manifest = candidate / "manifest.json"
         if manifest.is_file():
             return candidate.resolve(), json.loads(manifest.read_text())
-    raise FileNotFoundError(f"no guest image in {image_dir}; build it: python vm-images/build.py")
+    raise FileNotFoundError(f"no guest image in {image_dir} (RUNSURGE_IMAGE_DIR, --image-dir): build it with "
+                            "`make image` (vm-images/build.py)")
 
 
 def kvm_usable() -> bool:
