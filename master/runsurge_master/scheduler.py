@@ -21,6 +21,7 @@ from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.live import LiveState
+from runsurge_master.metrics import PASS_SECONDS
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
@@ -106,7 +107,11 @@ class Scheduler:
                 if passed - checked >= tick:  # once a tick, not on every task's completion
                     checked = passed
                     self.cancel_remote(self.check_liveness())
-                for d in self.plan():
+                began = time.perf_counter()
+                dispatches = self.plan()
+                if dispatches:
+                    PASS_SECONDS.observe(time.perf_counter() - began)
+                for d in dispatches:
                     self._spawn(self._dispatch(d))
             except Exception:  # a bug here must not stop scheduling for good
                 log.exception("scheduling pass failed")

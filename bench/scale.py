@@ -1,0 +1,548 @@
+"""Scale benchmark: how far one master goes with many workers heartbeating and 10,000 tasks waiting.
+
+One real master (SQLite, or a throw-away PostgreSQL cluster started here as the tests do) and N
+simulated workers spread over a few client processes. Each simulated worker enrols for real: its own
+EC key and CSR (runsurge_worker.tls.WorkerTLS), NodeRegister on the enrolment port with the account's
+token (one HTTP login per client process, not per worker: the login KDF is deliberately slow and is not
+what this measures), then mutual TLS with the certificate it got, its own grpc.aio channel to the
+master and its own grpc.aio WorkerService server (the master dials each worker and checks its
+identity). It heartbeats at the interval the master gives it at registration (the master's default,
+as a real worker does), saying which tasks it holds. It accepts AssignTask and at once reports
+TaskComplete with plausible metering (no task runs, no logs are uploaded; the master's token on
+incoming calls is not verified: that is worker-side cost).
+
+Two windows per configuration (database x N):
+  - idle: the N workers only heartbeat;
+  - load: a 10,000-task no-op job is submitted over HTTP and the workers take and complete its tasks,
+    until the job is done or the window's time limit.
+Figures: the master's CPU (% of one core, utime + stime from /proc/PID/stat over the window), the
+heartbeat RPC latency p50/p99 as the simulated workers see it (client side: includes the TLS channel
+and the client's own event loop, so it is an upper bound of the master's handling), placement: the
+master's `runsurge_scheduling_pass_seconds` histogram (one scheduling pass that placed tasks: the
+placement decision, p50/p99 interpolated within its buckets) and `runsurge_scheduling_latency_seconds`
+(ready -> assigned, which includes the wait in the queue), completions/s (the master's done count over
+the window). Each configuration stops by itself and everything is torn down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import grpc
+import httpx
+
+from runsurge_pki.ca import MASTER_NAME, expect_identity
+from runsurge_proto import master_pb2, master_pb2_grpc, worker_pb2, worker_pb2_grpc
+from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "bench"))
+from dispatch import process_cpu_s, write_job  # noqa: E402
+
+from localnet import EMAIL, PASSWORD, LocalNet, free_port  # noqa: E402
+from quiet import OtherLoad  # noqa: E402
+
+PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+TASKS = 10_000
+REGISTER_AT_ONCE = 16  # registrations in flight per client process
+
+
+# -- simulated workers (in the client processes) -------------------------------------------------
+class SimWorker:
+    """One worker's master-facing side: its key, certificate, channel to the master and WorkerService."""
+
+    def __init__(self, home: Path, ca_file: Path, slots: int, memory: int, stats: dict):
+        from runsurge_worker.tls import WorkerTLS
+
+        self.tls = WorkerTLS(home, ca_file)
+        self.slots, self.memory, self.stats = slots, memory, stats
+        self.port = free_port()
+        self.fingerprint = os.urandom(16).hex()
+        self.worker_id = self.token = ""
+        self.held: dict[str, int] = {}  # task id -> memory reserved
+        self.interval_s = 2.0
+        self.channel: grpc.aio.Channel | None = None
+
+    async def register(self, enroll_stub, user_token: str, master_grpc: str) -> None:
+        self.again = (enroll_stub, user_token, master_grpc)
+        resp = await enroll_stub.NodeRegister(master_pb2.NodeRegisterRequest(
+            fingerprint=self.fingerprint, memory_bytes=self.memory, cpus=self.slots, slots=self.slots,
+            host="127.0.0.1", grpc_port=self.port, sandbox="process", csr_pem=self.tls.csr()),
+            metadata=bearer(user_token), timeout=60)
+        self.tls.set_certificate(resp.certificate_pem, resp.ca_pem)
+        self.worker_id, self.token = resp.worker_id, resp.worker_token
+        self.interval_s = resp.heartbeat_interval_s or 2.0
+        if self.channel is not None:  # registering again: the server keeps its identity
+            await self.channel.close()
+        else:
+            await self._serve()
+        self.channel = grpc.aio.secure_channel(master_grpc, self.tls.channel_credentials(),
+                                               options=CHANNEL_OPTIONS + expect_identity(MASTER_NAME))
+        self.stub = master_pb2_grpc.MasterServiceStub(self.channel)
+        self.metadata = bearer(self.token)
+
+    async def _serve(self) -> None:
+        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        worker_pb2_grpc.add_WorkerServiceServicer_to_server(_Servicer(self), self.server)
+        self.server.add_secure_port(f"127.0.0.1:{self.port}", grpc.ssl_server_credentials(
+            [(self.tls.key_pem, self.tls.cert_pem)], self.tls.ca_pem, require_client_auth=True))
+        await self.server.start()
+
+    async def beat_forever(self, phase: list[str]) -> None:
+        await asyncio.sleep(random.uniform(0, self.interval_s))  # workers start at different times
+        while True:
+            held = list(self.held)
+            req = master_pb2.NodeHeartbeatRequest(
+                worker_id=self.worker_id, running_tasks=min(len(held), self.slots),
+                memory_used_bytes=sum(self.held.values()), free_slots=max(0, self.slots - len(held)),
+                running_task_ids=held)
+            t0 = time.perf_counter()
+            try:
+                resp = await self.stub.NodeHeartbeat(req, metadata=self.metadata, timeout=10)
+                self.stats["beats"].setdefault(phase[0], []).append(time.perf_counter() - t0)
+                if resp.worker_token:
+                    self.metadata = (("authorization", f"Bearer {resp.worker_token}"),)
+                if resp.reregister:  # the master had declared it offline: as the real worker, register again
+                    self.stats["reregister"] += 1
+                    self.held.clear()
+                    await self.register(*self.again)
+            except grpc.aio.AioRpcError as e:
+                self.stats["errors"][f"heartbeat {e.code().name}"] = self.stats["errors"].get(
+                    f"heartbeat {e.code().name}", 0) + 1
+            await asyncio.sleep(max(0.0, self.interval_s - (time.perf_counter() - t0)))
+
+    async def complete(self, task_id: str, attempt: int) -> None:
+
+        wall, cpu, rss = random.uniform(0.02, 0.05), random.uniform(0.01, 0.02), random.randint(12, 20) << 20
+        try:
+            await self.stub.TaskComplete(master_pb2.TaskCompleteRequest(
+                worker_id=self.worker_id, task_id=task_id, status=master_pb2.TASK_STATUS_SUCCEEDED, exit_code=0,
+                wall_s=wall, cpu_s=cpu, mem_avg_bytes=rss * 3 // 4, mem_peak_bytes=rss, attempt=attempt,
+                usage=[master_pb2.UsageSample(t_s=wall, cpu_s=cpu, rss_bytes=rss)]),
+                metadata=self.metadata, timeout=30)
+            self.stats["completed"] += 1
+        except grpc.aio.AioRpcError as e:
+            key = f"TaskComplete {e.code().name}"
+            self.stats["errors"][key] = self.stats["errors"].get(key, 0) + 1
+        finally:
+            self.held.pop(task_id, None)
+
+
+class _Servicer(worker_pb2_grpc.WorkerServiceServicer):
+    """The calls the master makes to a worker; tasks complete at once."""
+
+    def __init__(self, w: SimWorker):
+        self.w = w
+
+    async def AssignTask(self, request, context):
+
+        self.w.held[request.task_id] = request.limits.memory_bytes
+        self.w.stats["assigned"] += 1
+        task = asyncio.get_running_loop().create_task(self.w.complete(request.task_id, request.attempt))
+        self.w.stats["pending"].add(task)
+        task.add_done_callback(self.w.stats["pending"].discard)
+        return worker_pb2.AssignTaskResponse(accepted=True)
+
+    async def NotifyData(self, request, context):
+        return worker_pb2.NotifyDataResponse()
+
+    async def GetWorkerStatus(self, request, context):
+        return worker_pb2.WorkerStatus(worker_id=self.w.worker_id, running_task_ids=list(self.w.held),
+                                       free_slots=max(0, self.w.slots - len(self.w.held)))
+
+    async def CancelTask(self, request, context):
+        self.w.held.pop(request.task_id, None)
+        return worker_pb2.CancelTaskResponse()
+
+    async def DeleteData(self, request, context):
+        return worker_pb2.DeleteDataResponse()
+
+
+def client_main(conn, home: Path, n: int, url: str, grpc_addr: str, enroll_addr: str, ca_file: Path,
+                slots: int, memory: int) -> None:
+    """One client process: n simulated workers on one asyncio loop; commands arrive on `conn`."""
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    asyncio.run(_client(conn, home, n, url, grpc_addr, enroll_addr, ca_file, slots, memory))
+
+
+async def _client(conn, home, n, url, grpc_addr, enroll_addr, ca_file, slots, memory) -> None:
+    from runsurge_worker.master_link import login
+
+    stats = {"beats": {}, "errors": {}, "assigned": 0, "completed": 0, "reregister": 0, "pending": set()}
+    phase = ["enrol"]
+    loop = asyncio.get_running_loop()
+    user_token = await loop.run_in_executor(None, login, url, EMAIL, PASSWORD)
+    ca_pem = ca_file.read_bytes()
+    enroll = grpc.aio.secure_channel(enroll_addr, grpc.ssl_channel_credentials(ca_pem),
+                                     options=CHANNEL_OPTIONS + expect_identity(MASTER_NAME))
+    enroll_stub = master_pb2_grpc.MasterServiceStub(enroll)
+    workers = [SimWorker(home / f"w{i}", ca_file, slots, memory, stats) for i in range(n)]
+    gate = asyncio.Semaphore(REGISTER_AT_ONCE)
+    beats = []
+
+    async def enrol(w: SimWorker) -> None:
+        async with gate:
+            await w.register(enroll_stub, user_token, grpc_addr)
+        beats.append(loop.create_task(w.beat_forever(phase)))
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(enrol(w) for w in workers))
+    await loop.run_in_executor(None, conn.send, ("ready", time.perf_counter() - t0))
+    while True:
+        cmd = await loop.run_in_executor(None, conn.recv)
+        if cmd[0] == "phase":
+            phase[0] = cmd[1]
+            conn.send(("ok",))
+        elif cmd[0] == "count":
+            conn.send(("count", stats["completed"], stats["assigned"]))
+        elif cmd[0] == "stop":
+            phase[0] = "stopping"
+            for b in beats:
+                b.cancel()
+            conn.send(("stats", {k: v for k, v in stats.items() if k != "pending"}))
+            return
+
+
+# -- the master and its database ---------------------------------------------------------------
+class PostgreSQL:
+    """A throw-away cluster on a unix socket (as tests/integration/test_postgresql.py starts it)."""
+
+    def __init__(self) -> None:
+        if PG_BIN is None:
+            raise SystemExit("PostgreSQL is not installed (apt-get install postgresql)")
+        self.data = Path(tempfile.mkdtemp(prefix="runsurge-bench-pg-"))
+        self.as_postgres = []
+        if os.geteuid() == 0:  # the server refuses to run as root
+            shutil.chown(self.data, "postgres", "postgres")
+            self.as_postgres = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+
+    def __enter__(self) -> str:
+        try:
+            subprocess.run([*self.as_postgres, PG_BIN / "initdb", "-D", self.data, "-U", "runsurge", "-A", "trust"],
+                           check=True, capture_output=True)
+            subprocess.run([*self.as_postgres, PG_BIN / "pg_ctl", "-D", self.data, "-w", "-l", self.data / "log",
+                            "start", "-o", f"-p {self.port} -k {self.data} -c listen_addresses=''"],
+                           check=True, capture_output=True)
+            subprocess.run([PG_BIN / "createdb", "-h", self.data, "-p", str(self.port), "-U", "runsurge",
+                            "runsurge"], check=True)
+        except BaseException:
+            self.__exit__()
+            raise
+        return f"postgresql+psycopg://runsurge@/runsurge?host={self.data}&port={self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run([*self.as_postgres, PG_BIN / "pg_ctl", "-D", self.data, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+    def lock_waits(self) -> int:
+        """Backends waiting on a lock right now."""
+        out = subprocess.run([PG_BIN / "psql", "-h", self.data, "-p", str(self.port), "-U", "runsurge", "-tAc",
+                              "select count(*) from pg_stat_activity where wait_event_type = 'Lock'", "runsurge"],
+                             capture_output=True, text=True)
+        return int(out.stdout.strip() or 0)
+
+
+def scrape(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def hist_quantile(before: dict, after: dict, name: str, q: float) -> float | None:
+    """q-quantile of a Prometheus histogram's observations between two scrapes (linear in the bucket)."""
+    buckets = []
+    for key, value in after.items():
+        m = re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"\}}', key)
+        if m:
+            buckets.append((float(m.group(1)), value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0
+    if not total:
+        return None
+    rank, lo, below = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if le == float("inf"):
+                return lo
+            return lo + (le - lo) * (rank - below) / max(count - below, 1e-9)
+        lo, below = le, count
+    return lo
+
+
+def pct(values: list[float], q: int) -> float | None:
+    if len(values) < 2:
+        return values[0] if values else None
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def tree_cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += process_cpu_s(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+@dataclass
+class Window:
+    seconds: float = 0.0
+    master_cpu_pct: float = 0.0
+    clients_cpu_pct: float = 0.0
+    beats: list[float] = field(default_factory=list)
+    completed: int = 0
+    pass_p50: float | None = None
+    pass_p99: float | None = None
+    wait_p50: float | None = None
+    wait_p99: float | None = None
+    passes: int = 0
+    lock_waits: int = 0
+
+
+@dataclass
+class Config:
+    db: str
+    workers: int
+    enrol_s: float = 0.0
+    idle: Window = field(default_factory=Window)
+    load: Window = field(default_factory=Window)
+    remaining: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    log_problems: dict[str, int] = field(default_factory=dict)
+    master_fds: int = 0
+    failure: str = ""
+
+
+LOG_PATTERNS = {"database is locked": "SQLite lock timeouts", "Too many open files": "fd limit",
+                "dispatch failed": "dispatch failures", "scheduling pass failed": "scheduler errors",
+                "QueuePool limit": "DB connection pool exhausted", "deadlock": "PostgreSQL deadlocks"}
+
+
+def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s: float, tmp: Path) -> Config:
+    from runsurge_master.config import MasterConfig
+
+    cfg = Config(db, n)
+    heartbeat_s = next(f.default for f in fields(MasterConfig) if f.name == "heartbeat_interval_s")
+    pg = PostgreSQL() if db == "postgresql" else None
+    root = tmp / f"{db}-{n}"
+    procs: list[tuple[mp.Process, object]] = []
+    with pg or contextlib.nullcontext() as pg_url:
+        net = LocalNet(root / "net", heartbeat_s=heartbeat_s,
+                       extra_env={"RUNSURGE_DATABASE_URL": pg_url} if pg_url else {})
+        try:
+            net.start_master()
+            master = net.master.pid
+            ctx = mp.get_context("spawn")
+            for c in range(clients):
+                share = n // clients + (c < n % clients)
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=client_main, args=(
+                    child, root / f"client{c}", share, net.url, f"127.0.0.1:{net.grpc_port}",
+                    f"127.0.0.1:{net.enroll_port}", net.ca_file, slots, 4 << 30), daemon=True)
+                p.start()
+                procs.append((p, parent))
+            t0 = time.monotonic()
+            deadline = t0 + max(120, n * 0.2)
+            for _, conn in procs:
+                if not conn.poll(max(1, deadline - time.monotonic())):
+                    raise TimeoutError(f"the simulated workers did not enrol within {deadline - t0:.0f}s")
+                conn.recv()
+            cfg.enrol_s = time.monotonic() - t0
+            _until_online(net.url, n, 60)
+
+            def tell(cmd):
+                for _, conn in procs:
+                    conn.send(cmd)
+                return [conn.recv() for _, conn in procs]
+
+            client_pids = [p.pid for p, _ in procs]
+            # idle: heartbeats only
+            tell(("phase", "idle"))
+            m0, c0, w0, s0 = process_cpu_s(master), tree_cpu_s(client_pids), time.monotonic(), scrape(net.url)
+            time.sleep(idle_s)
+            cfg.idle = _window(master, client_pids, m0, c0, w0, s0, scrape(net.url), net.url)
+            # load: 10,000 no-op tasks
+            client = net.client()
+            spec = write_job(root / "job", TASKS)
+            client.submit_spec(spec)  # the job's tasks are ready once this returns
+            tell(("phase", "load"))
+            m0, c0, w0, s0 = process_cpu_s(master), tree_cpu_s(client_pids), time.monotonic(), scrape(net.url)
+            done0 = sum(r[1] for r in tell(("count",)))
+            lock_peak = 0
+            while time.monotonic() - w0 < load_s:
+                time.sleep(1)
+                done = sum(r[1] for r in tell(("count",)))
+                if pg is not None:
+                    lock_peak = max(lock_peak, pg.lock_waits())
+                if done - done0 >= TASKS:
+                    break
+            s1 = scrape(net.url)
+            cfg.load = _window(master, client_pids, m0, c0, w0, s0, s1, net.url)
+            cfg.load.lock_waits = lock_peak
+            cfg.remaining = int(s1.get('runsurge_tasks{state="ready"}', 0))
+            cfg.master_fds = len(os.listdir(f"/proc/{master}/fd"))
+            for stats in (r[1] for r in tell(("stop",))):
+                cfg.idle.beats += stats["beats"].get("idle", [])
+                cfg.load.beats += stats["beats"].get("load", [])
+                for k, v in stats["errors"].items():
+                    cfg.errors[k] = cfg.errors.get(k, 0) + v
+                if stats["reregister"]:
+                    cfg.errors["told to re-register"] = cfg.errors.get("told to re-register", 0) + stats["reregister"]
+            log = net.log("master")
+            cfg.log_problems = {label: log.count(pat) for pat, label in LOG_PATTERNS.items() if pat in log}
+        except (OSError, RuntimeError, TimeoutError, EOFError, httpx.HTTPError) as e:  # fds ran out...: report it
+            cfg.failure = f"{type(e).__name__}: {e}"
+            log = (root / "net" / "master.log")
+            if log.exists():
+                text = log.read_text(errors="replace")
+                cfg.log_problems = {label: text.count(pat) for pat, label in LOG_PATTERNS.items() if pat in text}
+        finally:
+            for p, _ in procs:
+                if p.is_alive():
+                    p.terminate()
+            for p, _ in procs:
+                p.join(10)
+                if p.is_alive():
+                    p.kill()
+                    p.join()
+            net.stop()
+    return cfg
+
+
+
+
+def _until_online(url: str, n: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if scrape(url).get("runsurge_workers_online", 0) >= n:
+            return
+        time.sleep(1)
+    raise TimeoutError(f"fewer than {n} workers online after enrolling")
+
+
+def _window(master: int, clients: list[int], m0: float, c0: float, w0: float, s0: dict, s1: dict,
+            url: str) -> Window:
+    w = Window(seconds=time.monotonic() - w0)
+    w.master_cpu_pct = (process_cpu_s(master) - m0) / w.seconds * 100
+    w.clients_cpu_pct = (tree_cpu_s(clients) - c0) / w.seconds * 100
+    w.completed = int(s1.get('runsurge_tasks{state="done"}', 0) - s0.get('runsurge_tasks{state="done"}', 0))
+    w.passes = int(s1.get("runsurge_scheduling_pass_seconds_count", 0)
+                   - s0.get("runsurge_scheduling_pass_seconds_count", 0))
+    w.pass_p50 = hist_quantile(s0, s1, "runsurge_scheduling_pass_seconds", 0.5)
+    w.pass_p99 = hist_quantile(s0, s1, "runsurge_scheduling_pass_seconds", 0.99)
+    w.wait_p50 = hist_quantile(s0, s1, "runsurge_scheduling_latency_seconds", 0.5)
+    w.wait_p99 = hist_quantile(s0, s1, "runsurge_scheduling_latency_seconds", 0.99)
+    return w
+
+
+# -- report --------------------------------------------------------------------------------------
+def ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.1f}"
+
+
+def limit_of(c: Config, other_cpus: float) -> str:
+    """Which resource ran out, from the evidence gathered."""
+    if c.failure:
+        return f"did not complete: {c.failure}"
+    found = []
+    if c.load.master_cpu_pct >= 90 or c.idle.master_cpu_pct >= 90:
+        found.append("master CPU: its one process at ~100% of a core")
+    if c.log_problems:
+        found.append(", ".join(f"{label} x{k}" for label, k in c.log_problems.items()))
+    if c.load.lock_waits:
+        found.append(f"PostgreSQL lock waits (peak {c.load.lock_waits} backends)")
+    if c.errors:
+        found.append(", ".join(f"{k} x{v}" for k, v in c.errors.items()))
+    busy = (c.load.master_cpu_pct + c.load.clients_cpu_pct) / 100 + other_cpus
+    if busy >= 0.9 * (os.cpu_count() or 1):
+        found.append(f"machine CPU: master + simulated workers + others ~{busy:.1f} of {os.cpu_count()} CPUs")
+    return "; ".join(found) or "nothing ran out"
+
+
+def print_report(configs: list[Config], other: str, other_cpus: float) -> None:
+    print(f"\n{'db':<11} {'N':>5} {'enrol s':>7} | {'idle: master %':>14} {'hb p50':>7} {'hb p99':>7} | "
+          f"{'load: master %':>14} {'hb p50':>7} {'hb p99':>7} {'pass p50':>8} {'pass p99':>8} "
+          f"{'wait p50':>8} {'wait p99':>8} {'done/s':>7} {'left':>5} {'clients %':>9}")
+    for c in configs:
+        if c.failure and not c.load.seconds:
+            print(f"{c.db:<11} {c.workers:>5}  FAILED: {c.failure}")
+            continue
+        i, ld = c.idle, c.load
+        print(f"{c.db:<11} {c.workers:>5} {c.enrol_s:>7.1f} | {i.master_cpu_pct:>14.1f} {ms(pct(i.beats, 50)):>7} "
+              f"{ms(pct(i.beats, 99)):>7} | {ld.master_cpu_pct:>14.1f} {ms(pct(ld.beats, 50)):>7} "
+              f"{ms(pct(ld.beats, 99)):>7} {ms(ld.pass_p50):>8} {ms(ld.pass_p99):>8} {ms(ld.wait_p50):>8} "
+              f"{ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} {c.remaining:>5} {ld.clients_cpu_pct:>9.1f}")
+    print("\nms; master % = its CPU as % of one core; hb = heartbeat RPC latency seen by the simulated workers "
+          "(client side); pass = one scheduling pass that placed tasks (master's histogram); wait = ready -> "
+          "assigned (includes queueing); done/s over the load window; left = tasks still ready at its end; "
+          "clients % = the simulated workers' processes (they share the machine's CPUs with the master)")
+    print("\nwhere it tops out:")
+    for c in configs:
+        print(f"  {c.db:<11} N={c.workers:<5} {limit_of(c, other_cpus)}  (master fds at the end: {c.master_fds})")
+    print("\ntargets: 1,000 workers heartbeating < 50% of one core (idle window); placement pass p99 < 50 ms")
+    for c in configs:
+        if c.workers == 1000 and not c.failure:
+            print(f"  {c.db:<11} heartbeats {c.idle.master_cpu_pct:.0f}% "
+                  f"{'MET' if c.idle.master_cpu_pct < 50 else 'NOT met'}; pass p99 {ms(c.load.pass_p99)} ms "
+                  f"{'MET' if (c.load.pass_p99 or 1) < 0.05 else 'NOT met'}")
+    print(f"\n{other}")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", default="100,1000", help="N values, comma-separated (default 100,1000)")
+    p.add_argument("--db", default="sqlite,postgresql", help="databases (default sqlite,postgresql)")
+    p.add_argument("--clients", type=int, default=4, help="client processes for the simulated workers (default 4)")
+    p.add_argument("--slots", type=int, default=2, help="slots per simulated worker (default 2)")
+    p.add_argument("--idle", type=float, default=20, help="seconds of heartbeats only (default 20)")
+    p.add_argument("--load", type=float, default=60, help="time limit of the load window, seconds (default 60)")
+    args = p.parse_args()
+    ns = [int(x) for x in args.workers.split(",")]
+    dbs = args.db.split(",")
+    if any(n < 1 for n in ns) or not set(dbs) <= {"sqlite", "postgresql"} or args.clients < 1:
+        p.error("--workers must be positive numbers, --db sqlite and/or postgresql, --clients >= 1")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the master and clients inherit it
+    print(f"N = {ns} simulated workers x {args.slots} slots over {args.clients} client processes, {TASKS} no-op "
+          f"tasks, databases {dbs}; {os.cpu_count()} CPUs (shared with other sessions), RLIMIT_NOFILE {hard}")
+    load = OtherLoad()
+    configs = []
+    with tempfile.TemporaryDirectory(prefix="runsurge-bench-scale-") as tmp:
+        for db in dbs:
+            for n in ns:
+                c = run_config(db, n, min(args.clients, n), args.slots, args.idle, args.load, Path(tmp))
+                print(f"  {db} N={n}: done{' (' + c.failure + ')' if c.failure else ''}", flush=True)
+                configs.append(c)
+    other = load.stop()
+    m = re.search(r"used ([0-9.]+) of", other)
+    print_report(configs, other, float(m.group(1)) if m else 0.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
