@@ -253,6 +253,20 @@ class PostgreSQL:
                        capture_output=True)
         shutil.rmtree(self.data, ignore_errors=True)
 
+    def cpu_s(self) -> float:
+        """CPU seconds of the server: the postmaster, its live backends and those that exited."""
+        top = int((self.data / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{top}/stat").read_text().rsplit(")", 1)[1].split()
+        total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                f = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(f[1]) == top:
+                total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def lock_waits(self) -> int:
         """Backends waiting on a lock right now."""
         out = subprocess.run([PG_BIN / "psql", "-h", self.data, "-p", str(self.port), "-U", "runsurge", "-tAc",
@@ -313,6 +327,7 @@ class Window:
     seconds: float = 0.0
     master_cpu_pct: float = 0.0
     clients_cpu_pct: float = 0.0
+    db_cpu_pct: float | None = None  # the PostgreSQL server's processes (SQLite runs inside the master)
     beats: list[float] = field(default_factory=list)
     completed: int = 0
     pass_p50: float | None = None
@@ -328,6 +343,9 @@ class Config:
     db: str
     workers: int
     enrol_s: float = 0.0
+    submit_s: float = 0.0
+    submit_beats: list[float] = field(default_factory=list)  # heartbeats while the job was being submitted
+    states: dict[str, int] = field(default_factory=dict)  # tasks by state at the end
     idle: Window = field(default_factory=Window)
     load: Window = field(default_factory=Window)
     remaining: int = 0
@@ -380,17 +398,24 @@ def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s:
                 return [conn.recv() for _, conn in procs]
 
             client_pids = [p.pid for p, _ in procs]
+
+            def cpu(pids):
+                return tree_cpu_s(pids), pg.cpu_s() if pg else None
+
             # idle: heartbeats only
             tell(("phase", "idle"))
-            m0, c0, w0, s0 = process_cpu_s(master), tree_cpu_s(client_pids), time.monotonic(), scrape(net.url)
+            m0, c0, w0, s0 = process_cpu_s(master), cpu(client_pids), time.monotonic(), scrape(net.url)
             time.sleep(idle_s)
-            cfg.idle = _window(master, client_pids, m0, c0, w0, s0, scrape(net.url), net.url)
+            cfg.idle = _window(master, cpu, client_pids, m0, c0, w0, s0, scrape(net.url))
             # load: 10,000 no-op tasks
             client = net.client()
             spec = write_job(root / "job", TASKS)
+            tell(("phase", "submit"))
+            t0 = time.monotonic()
             client.submit_spec(spec)  # the job's tasks are ready once this returns
+            cfg.submit_s = time.monotonic() - t0
             tell(("phase", "load"))
-            m0, c0, w0, s0 = process_cpu_s(master), tree_cpu_s(client_pids), time.monotonic(), scrape(net.url)
+            m0, c0, w0, s0 = process_cpu_s(master), cpu(client_pids), time.monotonic(), scrape(net.url)
             done0 = sum(r[1] for r in tell(("count",)))
             lock_peak = 0
             while time.monotonic() - w0 < load_s:
@@ -401,13 +426,16 @@ def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s:
                 if done - done0 >= TASKS:
                     break
             s1 = scrape(net.url)
-            cfg.load = _window(master, client_pids, m0, c0, w0, s0, s1, net.url)
+            cfg.load = _window(master, cpu, client_pids, m0, c0, w0, s0, s1)
             cfg.load.lock_waits = lock_peak
             cfg.remaining = int(s1.get('runsurge_tasks{state="ready"}', 0))
+            cfg.states = {k[len('runsurge_tasks{state="'):-2]: int(v) for k, v in s1.items()
+                          if k.startswith('runsurge_tasks{state="') and v}
             cfg.master_fds = len(os.listdir(f"/proc/{master}/fd"))
             for stats in (r[1] for r in tell(("stop",))):
                 cfg.idle.beats += stats["beats"].get("idle", [])
                 cfg.load.beats += stats["beats"].get("load", [])
+                cfg.submit_beats += stats["beats"].get("submit", [])
                 for k, v in stats["errors"].items():
                     cfg.errors[k] = cfg.errors.get(k, 0) + v
                 if stats["reregister"]:
@@ -444,11 +472,14 @@ def _until_online(url: str, n: int, timeout_s: float) -> None:
     raise TimeoutError(f"fewer than {n} workers online after enrolling")
 
 
-def _window(master: int, clients: list[int], m0: float, c0: float, w0: float, s0: dict, s1: dict,
-            url: str) -> Window:
+def _window(master: int, cpu, clients: list[int], m0: float, c0: tuple, w0: float, s0: dict,
+            s1: dict) -> Window:
     w = Window(seconds=time.monotonic() - w0)
     w.master_cpu_pct = (process_cpu_s(master) - m0) / w.seconds * 100
-    w.clients_cpu_pct = (tree_cpu_s(clients) - c0) / w.seconds * 100
+    c1 = cpu(clients)
+    w.clients_cpu_pct = (c1[0] - c0[0]) / w.seconds * 100
+    if c1[1] is not None:
+        w.db_cpu_pct = (c1[1] - c0[1]) / w.seconds * 100
     w.completed = int(s1.get('runsurge_tasks{state="done"}', 0) - s0.get('runsurge_tasks{state="done"}', 0))
     w.passes = int(s1.get("runsurge_scheduling_pass_seconds_count", 0)
                    - s0.get("runsurge_scheduling_pass_seconds_count", 0))
@@ -464,48 +495,67 @@ def ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.1f}"
 
 
+def pct_s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f}"
+
+
 def limit_of(c: Config, other_cpus: float) -> str:
     """Which resource ran out, from the evidence gathered."""
     if c.failure:
         return f"did not complete: {c.failure}"
     found = []
-    if c.load.master_cpu_pct >= 90 or c.idle.master_cpu_pct >= 90:
-        found.append("master CPU: its one process at ~100% of a core")
+    for name, w in (("idle", c.idle), ("load", c.load)):
+        if w.master_cpu_pct >= 90:
+            found.append(f"master CPU ({name}): its one process at {w.master_cpu_pct:.0f}% of a core")
+        elif (pct(w.beats, 99) or 0) > 1.0:
+            found.append(f"master responsiveness ({name}): heartbeat p99 {pct(w.beats, 99):.1f} s with the master at "
+                         f"only {w.master_cpu_pct:.0f}% of a core: its event loop waits (database calls on the loop, "
+                         "or no CPU to be had)")
     if c.log_problems:
         found.append(", ".join(f"{label} x{k}" for label, k in c.log_problems.items()))
     if c.load.lock_waits:
         found.append(f"PostgreSQL lock waits (peak {c.load.lock_waits} backends)")
     if c.errors:
         found.append(", ".join(f"{k} x{v}" for k, v in c.errors.items()))
-    busy = (c.load.master_cpu_pct + c.load.clients_cpu_pct) / 100 + other_cpus
+    busy = (c.load.master_cpu_pct + c.load.clients_cpu_pct + (c.load.db_cpu_pct or 0)) / 100 + other_cpus
     if busy >= 0.9 * (os.cpu_count() or 1):
-        found.append(f"machine CPU: master + simulated workers + others ~{busy:.1f} of {os.cpu_count()} CPUs")
+        found.append(f"machine CPU: master + database + simulated workers + other programs ~{busy:.1f} of "
+                     f"{os.cpu_count()} CPUs")
     return "; ".join(found) or "nothing ran out"
 
 
 def print_report(configs: list[Config], other: str, other_cpus: float) -> None:
-    print(f"\n{'db':<11} {'N':>5} {'enrol s':>7} | {'idle: master %':>14} {'hb p50':>7} {'hb p99':>7} | "
-          f"{'load: master %':>14} {'hb p50':>7} {'hb p99':>7} {'pass p50':>8} {'pass p99':>8} "
-          f"{'wait p50':>8} {'wait p99':>8} {'done/s':>7} {'left':>5} {'clients %':>9}")
+    ok = [c for c in configs if c.load.seconds]
+    print(f"\nidle (heartbeats only)\n{'db':<11} {'N':>5} {'enrol s':>7} {'master %':>8} {'db %':>5} "
+          f"{'hb p50':>7} {'hb p99':>8} {'clients %':>9}")
+    for c in ok:
+        i = c.idle
+        print(f"{c.db:<11} {c.workers:>5} {c.enrol_s:>7.1f} {i.master_cpu_pct:>8.1f} {pct_s(i.db_cpu_pct):>5} "
+              f"{ms(pct(i.beats, 50)):>7} {ms(pct(i.beats, 99)):>8} {i.clients_cpu_pct:>9.1f}")
+    print(f"\nload ({TASKS} no-op tasks)\n{'db':<11} {'N':>5} {'submit s':>8} {'hb p99 (submit)':>15} "
+          f"{'master %':>8} {'db %':>5} {'hb p50':>7} {'hb p99':>8} {'pass p50':>8} {'pass p99':>8} {'passes':>6} "
+          f"{'wait p50':>8} {'wait p99':>8} {'done/s':>7} {'window s':>8}  tasks at the end")
+    for c in ok:
+        ld = c.load
+        print(f"{c.db:<11} {c.workers:>5} {c.submit_s:>8.1f} {ms(pct(c.submit_beats, 99)):>15} "
+              f"{ld.master_cpu_pct:>8.1f} {pct_s(ld.db_cpu_pct):>5} {ms(pct(ld.beats, 50)):>7} "
+              f"{ms(pct(ld.beats, 99)):>8} {ms(ld.pass_p50):>8} {ms(ld.pass_p99):>8} {ld.passes:>6} "
+              f"{ms(ld.wait_p50):>8} {ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} {ld.seconds:>8.0f}  "
+              + " ".join(f"{k} {v}" for k, v in sorted(c.states.items())))
     for c in configs:
-        if c.failure and not c.load.seconds:
+        if not c.load.seconds:
             print(f"{c.db:<11} {c.workers:>5}  FAILED: {c.failure}")
-            continue
-        i, ld = c.idle, c.load
-        print(f"{c.db:<11} {c.workers:>5} {c.enrol_s:>7.1f} | {i.master_cpu_pct:>14.1f} {ms(pct(i.beats, 50)):>7} "
-              f"{ms(pct(i.beats, 99)):>7} | {ld.master_cpu_pct:>14.1f} {ms(pct(ld.beats, 50)):>7} "
-              f"{ms(pct(ld.beats, 99)):>7} {ms(ld.pass_p50):>8} {ms(ld.pass_p99):>8} {ms(ld.wait_p50):>8} "
-              f"{ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} {c.remaining:>5} {ld.clients_cpu_pct:>9.1f}")
-    print("\nms; master % = its CPU as % of one core; hb = heartbeat RPC latency seen by the simulated workers "
-          "(client side); pass = one scheduling pass that placed tasks (master's histogram); wait = ready -> "
-          "assigned (includes queueing); done/s over the load window; left = tasks still ready at its end; "
-          "clients % = the simulated workers' processes (they share the machine's CPUs with the master)")
+    print("\nms unless said; master % / db % = CPU of the master process / the PostgreSQL server as % of one core; "
+          "hb = heartbeat RPC latency seen by the simulated workers (client side, an upper bound of the master's "
+          "handling); pass = one scheduling pass that placed tasks (the master's runsurge_scheduling_pass_seconds, "
+          "interpolated in its buckets); wait = ready -> assigned (runsurge_scheduling_latency_seconds: includes "
+          "the wait in the queue); done/s over the load window; clients % = the simulated workers' processes")
     print("\nwhere it tops out:")
     for c in configs:
         print(f"  {c.db:<11} N={c.workers:<5} {limit_of(c, other_cpus)}  (master fds at the end: {c.master_fds})")
     print("\ntargets: 1,000 workers heartbeating < 50% of one core (idle window); placement pass p99 < 50 ms")
-    for c in configs:
-        if c.workers == 1000 and not c.failure:
+    for c in ok:
+        if c.workers == 1000:
             print(f"  {c.db:<11} heartbeats {c.idle.master_cpu_pct:.0f}% "
                   f"{'MET' if c.idle.master_cpu_pct < 50 else 'NOT met'}; pass p99 {ms(c.load.pass_p99)} ms "
                   f"{'MET' if (c.load.pass_p99 or 1) < 0.05 else 'NOT met'}")
