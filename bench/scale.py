@@ -336,6 +336,7 @@ class Window:
     wait_p99: float | None = None
     passes: int = 0
     lock_waits: int = 0
+    online_end: int = 0  # workers online at the window's end
 
 
 @dataclass
@@ -344,6 +345,8 @@ class Config:
     workers: int
     enrol_s: float = 0.0
     submit_s: float = 0.0
+    online_before: int = 0  # workers online when the idle window began
+    offline_events: int = 0  # times the master declared a worker offline (missed heartbeats), whole run
     submit_beats: list[float] = field(default_factory=list)  # heartbeats while the job was being submitted
     states: dict[str, int] = field(default_factory=dict)  # tasks by state at the end
     idle: Window = field(default_factory=Window)
@@ -390,7 +393,7 @@ def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s:
                     raise TimeoutError(f"the simulated workers did not enrol within {deadline - t0:.0f}s")
                 conn.recv()
             cfg.enrol_s = time.monotonic() - t0
-            _until_online(net.url, n, 60)
+            cfg.online_before = _until_online(net.url, n, 60)
 
             def tell(cmd):
                 for _, conn in procs:
@@ -441,6 +444,7 @@ def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s:
                 if stats["reregister"]:
                     cfg.errors["told to re-register"] = cfg.errors.get("told to re-register", 0) + stats["reregister"]
             log = net.log("master")
+            cfg.offline_events = log.count("worker offline worker=")
             cfg.log_problems = {label: log.count(pat) for pat, label in LOG_PATTERNS.items() if pat in log}
         except (OSError, RuntimeError, TimeoutError, EOFError, httpx.HTTPError) as e:  # fds ran out...: report it
             cfg.failure = f"{type(e).__name__}: {e}"
@@ -463,18 +467,20 @@ def run_config(db: str, n: int, clients: int, slots: int, idle_s: float, load_s:
 
 
 
-def _until_online(url: str, n: int, timeout_s: float) -> None:
+def _until_online(url: str, n: int, timeout_s: float) -> int:
+    """Wait until all n are online, for at most timeout_s; how many are (a master that cannot keep them
+    all online is a result, not a failure of the bench)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if scrape(url).get("runsurge_workers_online", 0) >= n:
-            return
+    while True:
+        online = int(scrape(url).get("runsurge_workers_online", 0))
+        if online >= n or time.monotonic() > deadline:
+            return online
         time.sleep(1)
-    raise TimeoutError(f"fewer than {n} workers online after enrolling")
 
 
 def _window(master: int, cpu, clients: list[int], m0: float, c0: tuple, w0: float, s0: dict,
             s1: dict) -> Window:
-    w = Window(seconds=time.monotonic() - w0)
+    w = Window(seconds=time.monotonic() - w0, online_end=int(s1.get("runsurge_workers_online", 0)))
     w.master_cpu_pct = (process_cpu_s(master) - m0) / w.seconds * 100
     c1 = cpu(clients)
     w.clients_cpu_pct = (c1[0] - c0[0]) / w.seconds * 100
@@ -511,6 +517,8 @@ def limit_of(c: Config, other_cpus: float) -> str:
             found.append(f"master responsiveness ({name}): heartbeat p99 {pct(w.beats, 99):.1f} s with the master at "
                          f"only {w.master_cpu_pct:.0f}% of a core: its event loop waits (database calls on the loop, "
                          "or no CPU to be had)")
+    if c.offline_events:
+        found.append(f"heartbeats handled too late: workers declared offline x{c.offline_events} (then re-registered)")
     if c.log_problems:
         found.append(", ".join(f"{label} x{k}" for label, k in c.log_problems.items()))
     if c.load.lock_waits:
@@ -527,20 +535,22 @@ def limit_of(c: Config, other_cpus: float) -> str:
 def print_report(configs: list[Config], other: str, other_cpus: float) -> None:
     ok = [c for c in configs if c.load.seconds]
     print(f"\nidle (heartbeats only)\n{'db':<11} {'N':>5} {'enrol s':>7} {'master %':>8} {'db %':>5} "
-          f"{'hb p50':>7} {'hb p99':>8} {'clients %':>9}")
+          f"{'hb p50':>7} {'hb p99':>8} {'clients %':>9} {'online: start':>13} {'end':>5}")
     for c in ok:
         i = c.idle
         print(f"{c.db:<11} {c.workers:>5} {c.enrol_s:>7.1f} {i.master_cpu_pct:>8.1f} {pct_s(i.db_cpu_pct):>5} "
-              f"{ms(pct(i.beats, 50)):>7} {ms(pct(i.beats, 99)):>8} {i.clients_cpu_pct:>9.1f}")
+              f"{ms(pct(i.beats, 50)):>7} {ms(pct(i.beats, 99)):>8} {i.clients_cpu_pct:>9.1f} {c.online_before:>13} "
+              f"{i.online_end:>5}")
     print(f"\nload ({TASKS} no-op tasks)\n{'db':<11} {'N':>5} {'submit s':>8} {'hb p99 (submit)':>15} "
           f"{'master %':>8} {'db %':>5} {'hb p50':>7} {'hb p99':>8} {'pass p50':>8} {'pass p99':>8} {'passes':>6} "
-          f"{'wait p50':>8} {'wait p99':>8} {'done/s':>7} {'window s':>8}  tasks at the end")
+          f"{'wait p50':>8} {'wait p99':>8} {'done/s':>7} {'window s':>8} {'online':>6}  tasks at the end")
     for c in ok:
         ld = c.load
         print(f"{c.db:<11} {c.workers:>5} {c.submit_s:>8.1f} {ms(pct(c.submit_beats, 99)):>15} "
               f"{ld.master_cpu_pct:>8.1f} {pct_s(ld.db_cpu_pct):>5} {ms(pct(ld.beats, 50)):>7} "
               f"{ms(pct(ld.beats, 99)):>8} {ms(ld.pass_p50):>8} {ms(ld.pass_p99):>8} {ld.passes:>6} "
-              f"{ms(ld.wait_p50):>8} {ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} {ld.seconds:>8.0f}  "
+              f"{ms(ld.wait_p50):>8} {ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} "
+              f"{ld.seconds:>8.0f} {ld.online_end:>6}  "
               + " ".join(f"{k} {v}" for k, v in sorted(c.states.items())))
     for c in configs:
         if not c.load.seconds:
