@@ -306,6 +306,21 @@ def hist_quantile(before: dict, after: dict, name: str, q: float) -> float | Non
     return lo
 
 
+def hist_bucket(before: dict, after: dict, name: str, q: float) -> tuple[float, float] | None:
+    """The bucket (lower, upper bound) holding a histogram's q-quantile between two scrapes: for coarse buckets,
+    where interpolating would invent precision."""
+    buckets = sorted((float(m.group(1)), v - before.get(k, 0.0)) for k, v in after.items()
+                     if (m := re.fullmatch(rf'{name}_bucket\{{le="([^"]+)"\}}', k)))
+    if not buckets or not buckets[-1][1]:
+        return None
+    lo = 0.0
+    for le, count in buckets:
+        if count >= q * buckets[-1][1]:
+            return lo, le
+        lo = le
+    return lo, float("inf")
+
+
 def pct(values: list[float], q: int) -> float | None:
     if len(values) < 2:
         return values[0] if values else None
@@ -332,8 +347,8 @@ class Window:
     completed: int = 0
     pass_p50: float | None = None
     pass_p99: float | None = None
-    wait_p50: float | None = None
-    wait_p99: float | None = None
+    wait_p50: tuple[float, float] | None = None
+    wait_p99: tuple[float, float] | None = None
     passes: int = 0
     lock_waits: int = 0
     online_end: int = 0  # workers online at the window's end
@@ -491,14 +506,18 @@ def _window(master: int, cpu, clients: list[int], m0: float, c0: tuple, w0: floa
                    - s0.get("runsurge_scheduling_pass_seconds_count", 0))
     w.pass_p50 = hist_quantile(s0, s1, "runsurge_scheduling_pass_seconds", 0.5)
     w.pass_p99 = hist_quantile(s0, s1, "runsurge_scheduling_pass_seconds", 0.99)
-    w.wait_p50 = hist_quantile(s0, s1, "runsurge_scheduling_latency_seconds", 0.5)
-    w.wait_p99 = hist_quantile(s0, s1, "runsurge_scheduling_latency_seconds", 0.99)
+    w.wait_p50 = hist_bucket(s0, s1, "runsurge_scheduling_latency_seconds", 0.5)
+    w.wait_p99 = hist_bucket(s0, s1, "runsurge_scheduling_latency_seconds", 0.99)
     return w
 
 
 # -- report --------------------------------------------------------------------------------------
 def ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1000:.1f}"
+
+
+def span(b: tuple[float, float] | None) -> str:
+    return "-" if b is None else f"{b[0]:g}-{b[1]:g}s"
 
 
 def pct_s(v: float | None) -> str:
@@ -549,7 +568,7 @@ def print_report(configs: list[Config], other: str, other_cpus: float) -> None:
         print(f"{c.db:<11} {c.workers:>5} {c.submit_s:>8.1f} {ms(pct(c.submit_beats, 99)):>15} "
               f"{ld.master_cpu_pct:>8.1f} {pct_s(ld.db_cpu_pct):>5} {ms(pct(ld.beats, 50)):>7} "
               f"{ms(pct(ld.beats, 99)):>8} {ms(ld.pass_p50):>8} {ms(ld.pass_p99):>8} {ld.passes:>6} "
-              f"{ms(ld.wait_p50):>8} {ms(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} "
+              f"{span(ld.wait_p50):>8} {span(ld.wait_p99):>8} {ld.completed / ld.seconds:>7.1f} "
               f"{ld.seconds:>8.0f} {ld.online_end:>6}  "
               + " ".join(f"{k} {v}" for k, v in sorted(c.states.items())))
     for c in configs:
@@ -559,7 +578,8 @@ def print_report(configs: list[Config], other: str, other_cpus: float) -> None:
           "hb = heartbeat RPC latency seen by the simulated workers (client side, an upper bound of the master's "
           "handling); pass = one scheduling pass that placed tasks (the master's runsurge_scheduling_pass_seconds, "
           "interpolated in its buckets); wait = ready -> assigned (runsurge_scheduling_latency_seconds: includes "
-          "the wait in the queue); done/s over the load window; clients % = the simulated workers' processes")
+          "the wait in the queue; the bucket holding the quantile); done/s over the load window; "
+          "clients % = the simulated workers' processes")
     print("\nwhere it tops out:")
     for c in configs:
         print(f"  {c.db:<11} N={c.workers:<5} {limit_of(c, other_cpus)}  (master fds at the end: {c.master_fds})")
