@@ -91,19 +91,29 @@ class SimWorker:
         self.interval_s = resp.heartbeat_interval_s or 2.0
         if self.channel is not None:  # registering again: the server keeps its identity
             await self.channel.close()
-        else:
-            await self._serve()
+        elif not await self._serve():  # another process took the port meanwhile: register with another
+            self.port = free_port()
+            self.stats["errors"]["port taken, registered again"] = (
+                self.stats["errors"].get("port taken, registered again", 0) + 1)
+            return await self.register(enroll_stub, user_token, master_grpc)
         self.channel = grpc.aio.secure_channel(master_grpc, self.tls.channel_credentials(),
                                                options=CHANNEL_OPTIONS + expect_identity(MASTER_NAME))
         self.stub = master_pb2_grpc.MasterServiceStub(self.channel)
         self.metadata = bearer(self.token)
 
-    async def _serve(self) -> None:
-        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
-        worker_pb2_grpc.add_WorkerServiceServicer_to_server(_Servicer(self), self.server)
-        self.server.add_secure_port(f"127.0.0.1:{self.port}", grpc.ssl_server_credentials(
-            [(self.tls.key_pem, self.tls.cert_pem)], self.tls.ca_pem, require_client_auth=True))
-        await self.server.start()
+    async def _serve(self) -> bool:
+        # No SO_REUSEPORT (gRPC's default): two simulated workers sharing a port would answer each
+        # other's calls (the master then sees the wrong identity); a taken port fails here instead.
+        server = grpc.aio.server(options=[*CHANNEL_OPTIONS, ("grpc.so_reuseport", 0)])
+        worker_pb2_grpc.add_WorkerServiceServicer_to_server(_Servicer(self), server)
+        try:
+            server.add_secure_port(f"127.0.0.1:{self.port}", grpc.ssl_server_credentials(
+                [(self.tls.key_pem, self.tls.cert_pem)], self.tls.ca_pem, require_client_auth=True))
+        except RuntimeError:
+            return False
+        await server.start()
+        self.server = server
+        return True
 
     async def beat_forever(self, phase: list[str]) -> None:
         await asyncio.sleep(random.uniform(0, self.interval_s))  # workers start at different times
