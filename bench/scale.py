@@ -208,8 +208,17 @@ async def _client(conn, home, n, url, grpc_addr, enroll_addr, ca_file, slots, me
     beats = []
 
     async def enrol(w: SimWorker) -> None:
-        async with gate:
-            await w.register(enroll_stub, user_token, grpc_addr)
+        for attempt in range(5):  # as a real worker, retry a registration the master did not answer
+            try:
+                async with gate:
+                    await w.register(enroll_stub, user_token, grpc_addr)
+                break
+            except grpc.aio.AioRpcError as e:
+                key = f"NodeRegister {e.code().name}"
+                stats["errors"][key] = stats["errors"].get(key, 0) + 1
+                await asyncio.sleep(2 ** attempt)
+        else:
+            return  # this one never enrolled: it shows as a worker missing from "online"
         beats.append(loop.create_task(w.beat_forever(phase)))
 
     t0 = time.perf_counter()
