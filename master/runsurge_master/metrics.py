@@ -12,6 +12,8 @@ Counters and histograms are kept by this process (they restart from zero with it
     runsurge_scheduling_latency_seconds   from a task becoming ready (Task.ready_at) to its assignment
                                           (with prefetch, maybe into a busy worker's queue: "running"
                                           above counts the tasks that started)
+    runsurge_scheduling_pass_seconds      how long one scheduling pass that placed tasks took (the
+                                          placement decision itself, without the wait in the queue)
 
 The latency is observed by a session hook: after a transaction that set a task's status to
 "assigned" commits, (assigned_at - ready_at) goes into the histogram. So no scheduler code has to
@@ -36,6 +38,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 SCHEDULING_LATENCY = Histogram(
     "runsurge_scheduling_latency_seconds", "Time from a task becoming ready to its assignment to a worker",
     buckets=LATENCY_BUCKETS, registry=None)
+PASS_SECONDS = Histogram(
+    "runsurge_scheduling_pass_seconds", "Duration of a scheduling pass that placed at least one task",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=None)
 _PENDING = "runsurge.metrics.latencies"
 _hooks_installed = False
 
@@ -97,6 +102,7 @@ class _MasterCollector:
         yield CounterMetricFamily("runsurge_tasks_assigned", "Task placements made by the scheduler",
                                   value=self.sv.scheduler.assigned_total)
         yield from SCHEDULING_LATENCY.collect()
+        yield from PASS_SECONDS.collect()
 
 
 def metrics_router(sv) -> APIRouter:  # api.Services

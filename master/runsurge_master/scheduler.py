@@ -21,6 +21,7 @@ from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.live import LiveState
+from runsurge_master.metrics import PASS_SECONDS
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
@@ -196,8 +197,11 @@ class Scheduler:
 
     # -- placement -----------------------------------------------------------------------------
     def plan(self) -> list[Dispatch]:
+        began = time.perf_counter()
         with self.db.session() as s:
             dispatches, cancels = self._plan(s)
+        if dispatches:  # the placement decision's own time (bench/scale.py), not the wait in the queue
+            PASS_SECONDS.observe(time.perf_counter() - began)
         self.cancel_remote(cancels)  # after the commit: a moved task is no longer the old worker's
         return dispatches
 

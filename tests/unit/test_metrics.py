@@ -94,8 +94,15 @@ def test_the_scheduler_s_placements_are_observed(api):
         owner = s.get(Task, job["tasks"][0]["id"]).job.owner_id
         s.add(Worker(owner_id=owner, fingerprint="w" * 16, host="127.0.0.1", grpc_port=1, memory_bytes=1 << 30,
                      cpus=1, slots=1))
-    before = scrape(client)[("runsurge_scheduling_latency_seconds_count", ())]
+    before = scrape(client)
     assigned = sv.scheduler.assigned_total
     assert len(sv.scheduler.plan()) == 1  # places the task (sending it is another coroutine's job)
     assert sv.scheduler.assigned_total == assigned + 1
-    assert scrape(client)[("runsurge_scheduling_latency_seconds_count", ())] == before + 1
+    after = scrape(client)
+    assert after[("runsurge_scheduling_latency_seconds_count", ())] == \
+        before[("runsurge_scheduling_latency_seconds_count", ())] + 1
+    # the pass that placed it is timed too; a pass with nothing to place is not
+    passes = ("runsurge_scheduling_pass_seconds_count", ())
+    assert after[passes] == before.get(passes, 0) + 1
+    assert sv.scheduler.plan() == []
+    assert scrape(client)[passes] == after[passes]
