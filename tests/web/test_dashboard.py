@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import httpx
+from pages import log_in
 from playwright.sync_api import expect
 
 from localnet import EMAIL, PASSWORD
@@ -34,14 +35,6 @@ inputs = { "numbers.json" = "task:produce/numbers.json" }
 outputs = ["total.txt"]
 memory = "64MiB"
 """
-
-
-def log_in(page, url: str, email: str, password: str) -> None:
-    page.goto(f"{url}/ui/login")
-    page.fill("#login-form input[name=email]", email)
-    page.fill("#login-form input[name=password]", password)
-    page.click("#login-form button")
-    page.wait_for_url(f"{url}/ui/")
 
 
 def api_token(page) -> dict:

@@ -2,10 +2,11 @@
 "building environment" while a worker builds it (held by the worker's test hook, so it is seen)."""
 
 import pytest
+from pages import log_in
 from playwright.sync_api import expect
 from wheels import make_wheel
 
-from localnet import EMAIL, PASSWORD, LocalNet
+from localnet import LocalNet
 
 
 @pytest.fixture
@@ -29,11 +30,7 @@ def test_the_job_page_shows_the_environment_and_the_building_phase(envnet1, web,
     gate.touch()
     job_id = net.client().submit([tmp_path / "job.py"], mode="single", requirements="tinypkg==1.0\n")["id"]
 
-    page.goto(f"{url}/ui/login")
-    page.fill("#login-form input[name=email]", EMAIL)
-    page.fill("#login-form input[name=password]", PASSWORD)
-    page.click("#login-form button")
-    page.wait_for_url(f"{url}/ui/")
+    log_in(page, url)
     page.goto(f"{url}/ui/jobs/{job_id}")
     env_id = net.client().job(job_id)["tasks"][0]["environment"]["id"]
     expect(page.locator("#job-environment-box")).to_be_visible()

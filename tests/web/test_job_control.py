@@ -6,9 +6,8 @@ import re
 import time
 from pathlib import Path
 
+from pages import log_in
 from playwright.sync_api import expect
-
-from localnet import EMAIL, PASSWORD
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -28,11 +27,7 @@ def test_waiting_reasons_cancel_and_delete(net, web, tmp_path, publish_screensho
     client = net.client()
     job_id = client.submit_spec(tmp_path / "job.toml")["id"]
 
-    page.goto(f"{url}/ui/login")
-    page.fill("#login-form input[name=email]", EMAIL)
-    page.fill("#login-form input[name=password]", PASSWORD)
-    page.click("#login-form button")
-    page.wait_for_url(f"{url}/ui/")
+    log_in(page, url)
     page.goto(f"{url}/ui/jobs/{job_id[:8]}")  # a prefix of the id will do
     expect(page.locator("#job-name")).to_have_text("waits")
     expect(page.locator("#job-waiting")).to_be_visible()
@@ -98,11 +93,7 @@ def test_plan_preview_before_submitting(net, web):
     page, url = web.page, net.url
     files = [EXAMPLES / "auto" / "zscore.py", EXAMPLES / "auto" / "measurements.csv"]
     expected = net.client().plan(files, script="zscore.py")
-    page.goto(f"{url}/ui/login")
-    page.fill("#login-form input[name=email]", EMAIL)
-    page.fill("#login-form input[name=password]", PASSWORD)
-    page.click("#login-form button")
-    page.wait_for_url(f"{url}/ui/")
+    log_in(page, url)
     page.set_input_files("#files", [str(f) for f in files])
     page.select_option("#script", "zscore.py")
     page.click("#plan-button")

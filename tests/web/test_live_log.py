@@ -5,9 +5,8 @@ waits for the test to open a gate before the next, so "while it runs" is a fact,
 import re
 import uuid
 
+from pages import log_in
 from playwright.sync_api import expect
-
-from localnet import EMAIL, PASSWORD
 
 GATED = """# {nonce}
 import os, time
@@ -28,11 +27,7 @@ def test_the_job_page_follows_a_running_tasks_log_live(net, web, tmp_path, publi
     script.write_text(GATED.format(nonce=uuid.uuid4().hex, gates=str(gates)))
     job_id = net.client().submit([script], mode="single")["id"]
 
-    page.goto(f"{url}/ui/login")
-    page.fill("#login-form input[name=email]", EMAIL)
-    page.fill("#login-form input[name=password]", PASSWORD)
-    page.click("#login-form button")
-    page.wait_for_url(f"{url}/ui/")
+    log_in(page, url)
     page.goto(f"{url}/ui/jobs/{job_id}")
     row = page.locator("#tasks-table tbody tr").first
     expect(row.locator(".status")).to_have_text(re.compile("running"), timeout=60_000)
