@@ -14,6 +14,7 @@ from __future__ import annotations
 from runsurge_proto import master_pb2
 
 MAX_ITEMS = 10_000  # a heartbeat's lists are cut there (a worker holds far fewer)
+PHASES = frozenset(master_pb2.TaskPhase.values()) - {master_pb2.TASK_PHASE_UNSPECIFIED}
 
 
 class LiveState:
@@ -28,9 +29,7 @@ class LiveState:
     def heard(self, worker_id: str, request: master_pb2.NodeHeartbeatRequest) -> None:
         sent = self._sent.get(worker_id, set())
         self._environments[worker_id] = frozenset(e for e in request.environment_ids[:MAX_ITEMS] if e in sent)
-        known = set(master_pb2.TaskPhase.values())
-        self._phases[worker_id] = {p.task_id: p.phase for p in request.task_phases[:MAX_ITEMS]
-                                   if p.phase in known and p.phase != master_pb2.TASK_PHASE_UNSPECIFIED}
+        self._phases[worker_id] = {p.task_id: p.phase for p in request.task_phases[:MAX_ITEMS] if p.phase in PHASES}
 
     def sent(self, worker_id: str, environment_id: str) -> None:
         """The worker was given this environment's wheels (with a task): it may hold it from now on."""

@@ -16,10 +16,11 @@ import signal
 import socket
 import subprocess
 import time
+from functools import cached_property
 from pathlib import Path
 
 from .ports import DIE_WITH_PARENT, free_port
-from .shortpath import fits, private_dir, remove_private_dir
+from .shortpath import fits, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class SambaServer:
         self.dfree_path = state_dir / "smb-dfree.sh"
         self._proc: subprocess.Popen | None = None
 
-    @property
+    @cached_property
     def _socket_base(self) -> Path:
         """Where smbd's socket folders go (lock/msg.sock/PID, run/ncalrpc/NAME): the state folder,
         or a private short one when a long worker home would make those paths too long."""
@@ -144,7 +145,7 @@ class SambaServer:
             except subprocess.TimeoutExpired:
                 continue
         if self._socket_base != self.state_dir:
-            remove_private_dir(self.state_dir)
+            shutil.rmtree(self._socket_base, ignore_errors=True)
 
 
 def _kept_password(path: Path) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -21,7 +20,8 @@ def fits(path: Path, room: int = 0) -> bool:
 
 def private_dir(key: Path) -> Path:
     """A short folder of this user's only (0700), the same one for the same `key`. Refuses a folder
-    someone else made first (another local user could otherwise reach the sockets)."""
+    someone else made first (another local user could otherwise reach the sockets). Its user
+    removes it when done."""
     top = Path(tempfile.gettempdir()) / f"runsurge-{os.getuid()}"
     top.mkdir(mode=0o700, exist_ok=True)
     st = top.lstat()
@@ -32,7 +32,3 @@ def private_dir(key: Path) -> Path:
     d.mkdir(mode=0o700, exist_ok=True)
     return d
 
-
-def remove_private_dir(key: Path) -> None:
-    d = Path(tempfile.gettempdir()) / f"runsurge-{os.getuid()}" / hashlib.sha256(os.fsencode(key)).hexdigest()[:16]
-    shutil.rmtree(d, ignore_errors=True)

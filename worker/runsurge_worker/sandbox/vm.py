@@ -16,7 +16,7 @@ from . import ssh
 from .agent import GuestAgent
 from .commands import QemuSpec, overlay_cmd
 from .ports import DIE_WITH_PARENT, free_port
-from .shortpath import fits, private_dir, remove_private_dir
+from .shortpath import fits, private_dir
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class Vm:
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self.qmp_socket.parent != self.dir:  # a short folder of its own (socket_path)
-            remove_private_dir(self.dir)
+            shutil.rmtree(self.qmp_socket.parent, ignore_errors=True)
         if self.slot is not None:
             try:
                 self.slot.rmdir()  # only ever empty: a task's folder is never the VM's slot
