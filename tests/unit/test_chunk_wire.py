@@ -1,6 +1,8 @@
 """DataChunks built and parsed by hand (wire.file_chunk_messages / decode_chunk) against protobuf's own."""
 
 import hashlib
+import threading
+import time
 from concurrent import futures
 from pathlib import Path
 
@@ -150,4 +152,88 @@ def test_the_generated_stub_reads_raw_messages(tmp_path):
             assert [decode_chunk(m)[1] for m in chunk_stream(ch, PEER_DATA)(common_pb2.DataRequest())] == [
                 0, CHUNK_SIZE]
     finally:
+        server.stop(None)
+
+
+class _MasterLink(_Link):
+    def __init__(self, channel: grpc.Channel):
+        self.channel = channel
+
+
+def test_a_master_stream_broken_by_a_master_restart_is_started_again(tmp_path):
+    """The master is killed in the middle of a stream and a new one comes up on the same port: the
+    fetch waits for it and streams again instead of failing the task (seen in the chaos test)."""
+    data = b"m" * (3 * CHUNK_SIZE + 11)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    messages = list(file_chunk_messages(src))
+    first_chunk_sent = threading.Event()
+
+    class Dying:
+        def StreamData(self, request, context):
+            yield messages[0]
+            first_chunk_sent.set()
+            time.sleep(30)  # killed before it sends more
+
+    class Master:
+        def StreamData(self, request, context):
+            yield from messages
+
+    def serve(servicer, port: int = 0) -> tuple[grpc.Server, int]:
+        server = grpc.server(futures.ThreadPoolExecutor(2))
+        server.add_registered_method_handlers("runsurge.v1.MasterService", raw_chunk_handlers(servicer, "StreamData"))
+        port = server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        return server, port
+
+    dying, port = serve(Dying())
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    cache = Cache(tmp_path / "cache")
+    fetcher = Fetcher(cache, _MasterLink(channel), max_size=1 << 30)
+    loc = common_pb2.DataLocation(data_id=hashlib.sha256(data).hexdigest(), on_master=True, size=len(data))
+    result: list = []
+    t = threading.Thread(target=lambda: result.append(fetcher.fetch("t", loc)))
+    t.start()
+    master = None
+    try:
+        assert first_chunk_sent.wait(10)
+        dying.stop(None).wait()
+        master, _ = serve(Master(), port)
+        t.join(30)
+        assert result == ["master"]
+        assert cache.path(loc.data_id).read_bytes() == data
+    finally:
+        channel.close()
+        for s in (dying, master):
+            if s is not None:
+                s.stop(None)
+
+
+def test_a_peer_that_goes_away_mid_stream_fails_the_fetch_and_is_named(tmp_path, monkeypatch):
+    """A peer is not waited for: the master knows other copies."""
+    data = b"p" * (2 * CHUNK_SIZE)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    first = list(file_chunk_messages(src))[0]
+
+    class Peer:
+        def StreamData(self, request, context):
+            yield first
+            context.abort(grpc.StatusCode.UNAVAILABLE, "gone")
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_registered_method_handlers("runsurge.v1.WorkerService", raw_chunk_handlers(Peer(), "StreamData"))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    monkeypatch.setattr(grpc, "secure_channel", lambda address, _creds, options: grpc.insecure_channel(address))
+    fetcher = Fetcher(Cache(tmp_path / "cache"), _Link(), max_size=1 << 30)
+    loc = common_pb2.DataLocation(data_id=hashlib.sha256(data).hexdigest(), peer_address=f"127.0.0.1:{port}",
+                                  peer_worker_id="w" * 32, size=len(data))
+    try:
+        with pytest.raises(FetchError) as e:
+            fetcher.fetch("t", loc)
+        assert e.value.bad_peer == "w" * 32 and "UNAVAILABLE" in str(e.value)
+        assert [p for p in (tmp_path / "cache").rglob("*") if p.is_file()] == []
+    finally:
+        fetcher.close()
         server.stop(None)

@@ -20,6 +20,7 @@ log = logging.getLogger("runsurge.worker.fetch")
 PEER_DATA = "/runsurge.v1.WorkerService/StreamData"
 MASTER_DATA = "/runsurge.v1.MasterService/StreamData"
 MASTER_SCRIPT = "/runsurge.v1.MasterService/StreamPythonFile"
+MASTER_STREAM_ATTEMPTS = 6  # with wait_for_ready each attempt waits out a master restart's downtime
 
 
 class FetchError(RuntimeError):
@@ -63,7 +64,7 @@ class Fetcher:
                 rpc = chunk_stream(self._peer(loc.peer_address, loc.peer_worker_id), PEER_DATA)
             started = time.monotonic()
             try:
-                rx = self._receive(rpc, req, loc)
+                rx = self._receive_retrying(rpc, req, loc)
             except grpc.RpcError as e:  # a peer that cannot serve what the master said it holds is named
                 raise FetchError(f"fetching {loc.data_id[:12]} from {source} failed: {e.code().name} "
                                  f"{e.details()}", bad_peer="" if loc.on_master else loc.peer_worker_id,
@@ -77,6 +78,22 @@ class Fetcher:
         log.info("fetched data=%s size=%d from %s for task=%s in %.2fs", loc.data_id[:12], rx.size, source, task_id,
                  time.monotonic() - started)
         return source
+
+    def _receive_retrying(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
+                          loc: common_pb2.DataLocation) -> FileReceiver | None:
+        """A master killed in the middle of a stream breaks it (UNAVAILABLE); the restarted master
+        still lists the task as ours, so the stream is started again rather than the task failed.
+        A peer is not retried: the master knows other copies, and a dead peer should not hold us."""
+        for attempt in range(MASTER_STREAM_ATTEMPTS):
+            try:
+                return self._receive(rpc, req, loc)
+            except grpc.RpcError as e:
+                last = attempt + 1 == MASTER_STREAM_ATTEMPTS
+                if not loc.on_master or e.code() != grpc.StatusCode.UNAVAILABLE or last:
+                    raise
+                log.warning("stream of %s from master broke (%s); starting it again", loc.data_id[:12], e.details())
+                time.sleep(min(2.0, 0.2 * 2 ** attempt))
+        raise AssertionError("unreachable")
 
     def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
                  loc: common_pb2.DataLocation) -> FileReceiver | None:
