@@ -48,3 +48,33 @@ def test_cancel(sandbox):
     threading.Timer(0.5, cancel.set).start()
     result, _ = run(sandbox, "import time; time.sleep(60)", cancel=cancel)
     assert result.failure == "cancelled" and result.wall_s < 5
+
+
+TOUCH = "b = bytearray({mib} * 2**20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+
+
+def test_a_peak_between_two_samples_is_measured_and_over_the_limit_fails(sandbox):
+    """The script allocates, touches and exits at once: no sample sees it (the first comes after
+    5 ms), yet its peak is known from the interpreter itself, exactly, every time."""
+    for _ in range(5):
+        result, _ = run(sandbox, TOUCH.format(mib=120))
+        assert result.failure is None and 120 * 2**20 < result.mem_peak_bytes < 160 * 2**20
+        result, _ = run(sandbox, TOUCH.format(mib=120), Limits(memory_bytes=100 << 20, timeout_s=30))
+        assert result.exit_code is None and result.failure.startswith("memory limit exceeded (100 MiB)")
+
+
+def test_a_script_that_rebinds_every_name_is_still_measured(sandbox):
+    """The interpreter's report runs with the script's globals: it must need none of them."""
+    hostile = TOUCH.format(mib=120) + "os = open = Exception = next = len = None\n"
+    for _ in range(5):
+        result, _ = run(sandbox, hostile)
+        assert result.failure is None and 120 * 2**20 < result.mem_peak_bytes < 160 * 2**20
+        result, _ = run(sandbox, hostile, Limits(memory_bytes=100 << 20, timeout_s=30))
+        assert result.failure.startswith("memory limit exceeded")
+
+
+def test_a_script_cannot_lower_its_peak_by_renaming_itself(sandbox):
+    lie = TOUCH.format(mib=120) + ("import time; time.sleep(0.3)\n"
+                                   "open('/proc/self/comm', 'w').write('hwm1')\nimport os; os._exit(0)\n")
+    result, _ = run(sandbox, lie, Limits(memory_bytes=100 << 20, timeout_s=30))
+    assert result.failure.startswith("memory limit exceeded")  # its own samples saw it

@@ -95,14 +95,17 @@ class ProcessSandbox(SandboxBackend):
                     # Sample densely at first so short scripts are metered too; returns at exit.
                     if poller.poll(min(SAMPLE_INTERVAL_S, 0.005 * 2 ** meter.samples) * 1000):
                         break
+                reported = _reported_peak(proc.pid)  # before the reaping, which removes it
                 _, status, usage = os.wait4(proc.pid, 0)
                 proc.returncode = os.waitstatus_to_exitcode(status)
             finally:
                 os.close(pidfd)
                 _kill_group(proc.pid)  # leave no daemonised children behind
             wall = pause.active_s()
-        # VmHWM restarts at exec; ru_maxrss would include the worker's own pages from before the exec.
-        rss_peak = meter.rss_peak or usage.ru_maxrss * 1024
+        # Not ru_maxrss: it counts the worker's own pages from before the interpreter's exec.
+        rss_peak = max(meter.rss_peak, reported)
+        if failure is None and rss_peak > limits.memory_bytes:  # it exited between two samples
+            failure = memory_failure(limits.memory_bytes)
         return RunResult(exit_code=None if failure else proc.returncode, wall_s=wall,
                          cpu_s=max(0.0, usage.ru_utime + usage.ru_stime - before_s),
                          mem_avg_bytes=meter.avg or rss_peak, mem_peak_bytes=rss_peak, failure=failure,
@@ -114,6 +117,17 @@ class ProcessSandbox(SandboxBackend):
             meter.add(Path(f"/proc/{pid}/status").read_text(), Path(f"/proc/{pid}/stat").read_text())
         except (FileNotFoundError, ProcessLookupError):
             pass
+
+
+def _reported_peak(zombie: int) -> int:
+    """The peak (bytes) the task's interpreter left in its name as its script ended
+    (guestlauncher._report_peak); 0 when it could not (killed, os._exit)."""
+    try:
+        name = Path(f"/proc/{zombie}/comm").read_bytes().strip()
+    except OSError:
+        return 0
+    digits = name[3:]
+    return int(digits) * 1024 if name.startswith(b"hwm") and digits.isdigit() else 0
 
 
 def _kill_group(pid: int) -> None:
