@@ -7,7 +7,6 @@ are local to create_app, as real objects."""
 
 import logging
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -34,34 +33,21 @@ from runsurge_master import (
 )
 from runsurge_master import task_logs as task_logs_module
 from runsurge_master.api_docs import docs_router, document_errors
-from runsurge_master.auth import TokenError, TokenService, hash_password, verify_password
+from runsurge_master.auth import TokenError, hash_password, verify_password
 from runsurge_master.billing_api import billing_router
-from runsurge_master.config import MasterConfig, is_wildcard
-from runsurge_master.db import Database
+from runsurge_master.config import is_wildcard
 from runsurge_master.http_security import LoginLimiter, own_job
 from runsurge_master.jobspec import SpecError, format_size
 from runsurge_master.live import LiveState
 from runsurge_master.metrics import metrics_router
 from runsurge_master.models import DataLocation, DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
 from runsurge_master.quorum import FAILED
-from runsurge_master.scheduler import Scheduler
-from runsurge_master.store import ObjectStore
-from runsurge_master.tls import MasterTLS
+from runsurge_master.services import Services
 from runsurge_master.web import web_router
 from runsurge_pki.ca import fingerprint
 from runsurge_proto.wire import CHUNK_SIZE, IntegrityError
 
 log = logging.getLogger("runsurge.api")
-
-
-@dataclass
-class Services:
-    cfg: MasterConfig
-    db: Database
-    tokens: TokenService
-    store: ObjectStore
-    scheduler: Scheduler
-    tls: MasterTLS
 
 
 class Credentials(BaseModel):
@@ -413,21 +399,28 @@ def create_app(sv: Services) -> FastAPI:
 
         return submission.prepare(sv.cfg, req, memory, observations)
 
-    def _request(request: Request, files: list[UploadFile] | None, **form) -> submission.Request:
+    def _request(files: Files = None, spec: SpecField = None, mode: ModeField = None, script: ScriptField = None,
+                 aggregator: AggregatorField = None, chunks: ChunksField = None,
+                 redundancy: RedundancyField = None, memory: MemoryField = None,
+                 requirements: RequirementsField = None) -> submission.Request:
+        """The submission form, shared by submit and plan."""
         files = files or []  # a spec naming no file gets the spec's own error, not "files: Field required"
         if len(files) > sv.cfg.max_job_files:
             raise HTTPException(400, f"at most {sv.cfg.max_job_files} files per job")
-        return submission.Request(files=files, names=submission.upload_names(files), **form)
+        try:
+            names = submission.upload_names(files)
+        except SpecError as e:
+            raise HTTPException(400, str(e)) from None
+        return submission.Request(files=files, names=names, spec=spec, mode=mode, script=script,
+                                  aggregator=aggregator, chunks=chunks, redundancy=redundancy, memory=memory,
+                                  requirements=requirements)
+
+    SubmissionForm = Annotated[submission.Request, Depends(_request)]  # noqa: N806 - a type alias
 
     @app.post("/api/jobs", status_code=201, max_body_size=uploads, responses={400: {"description": BAD_JOB}})
-    def submit(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
-               script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-               redundancy: RedundancyField = None, memory: MemoryField = None,
-               requirements: RequirementsField = None) -> JobOut:
+    def submit(user: UserId, req: SubmissionForm) -> JobOut:
         try:
-            with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy,
-                                         memory=memory, requirements=requirements)) as job:
+            with _prepare(user, req) as job:
                 env_id, task_envs = _environments(job)
                 stored = _store(job.sources)
                 try:
@@ -449,15 +442,10 @@ def create_app(sv: Services) -> FastAPI:
         return out
 
     @app.post("/api/plan", max_body_size=uploads, responses={400: {"description": BAD_JOB}})
-    def plan(request: Request, user: UserId, files: Files = None, spec: SpecField = None, mode: ModeField = None,
-             script: ScriptField = None, aggregator: AggregatorField = None, chunks: ChunksField = None,
-             redundancy: RedundancyField = None, memory: MemoryField = None,
-             requirements: RequirementsField = None) -> PlanOut:
+    def plan(user: UserId, req: SubmissionForm) -> PlanOut:
         """What a submission would become (tasks, dependencies, memory, and why), without running it."""
         try:
-            with _prepare(user, _request(request, files, spec=spec, mode=mode, script=script,
-                                         aggregator=aggregator, chunks=chunks, redundancy=redundancy,
-                                         memory=memory, requirements=requirements)) as job:
+            with _prepare(user, req) as job:
                 kinds = {t.name: t.kind for t in job.planned}
                 seconds = {t.name: t.seconds for t in job.planned}
                 return PlanOut(mode=job.mode, explanation=job.explanation, tasks=[

@@ -111,9 +111,7 @@ def _bill_out(bill: dict) -> BillOut:
                    due_credits=billing.format_credits(bill["due"]))
 
 
-def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # api.Services
-    """The routes; also makes this database's charges use the master's configured tariff."""
-    billing.use_tariff(sv.db.engine, billing.Tariff.from_config(sv.cfg))
+def billing_router(sv, current_user: Callable[..., str]) -> APIRouter:  # services.Services
     router = APIRouter(tags=["billing"])
     UserId = Annotated[str, Depends(current_user)]  # noqa: N806 - a type alias
 

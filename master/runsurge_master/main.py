@@ -16,8 +16,8 @@ import grpc
 import uvicorn
 from sqlalchemy.exc import IntegrityError
 
-from runsurge_master import accounts, store_gc
-from runsurge_master.api import Services, create_app
+from runsurge_master import accounts, billing, store_gc
+from runsurge_master.api import create_app
 from runsurge_master.auth import TokenService, hash_password, load_or_create_key
 from runsurge_master.config import MasterConfig, is_wildcard, load_config
 from runsurge_master.db import Database
@@ -25,6 +25,7 @@ from runsurge_master.grpc_service import MasterServicer, make_check
 from runsurge_master.logs import setup_logging
 from runsurge_master.models import User
 from runsurge_master.scheduler import Scheduler
+from runsurge_master.services import Services
 from runsurge_master.store import ObjectStore
 from runsurge_master.tls import MasterTLS
 from runsurge_pki.ca import fingerprint
@@ -41,8 +42,10 @@ def build(cfg: MasterConfig) -> Services:
     db.upgrade()
     tokens = TokenService(load_or_create_key(cfg.home / "jwt_ed25519.pem"))
     tls = MasterTLS(cfg, db)
+    tariff = billing.Tariff.from_config(cfg)
+    billing.use_tariff(db.engine, tariff)  # lifecycle's charges find it by engine
     return Services(cfg=cfg, db=db, tokens=tokens, store=ObjectStore(cfg.store_dir),
-                    scheduler=Scheduler(db, cfg, tokens, tls), tls=tls)
+                    scheduler=Scheduler(db, cfg, tokens, tls), tls=tls, tariff=tariff)
 
 
 async def start_grpc(sv: Services, port: int, enrollment: bool) -> grpc.aio.Server:

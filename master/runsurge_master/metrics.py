@@ -69,7 +69,7 @@ def _observe(s: Session) -> None:
 
 
 class _MasterCollector:
-    def __init__(self, sv) -> None:  # api.Services
+    def __init__(self, sv) -> None:  # services.Services
         self.sv = sv
 
     def collect(self):
@@ -105,7 +105,7 @@ class _MasterCollector:
         yield from PASS_SECONDS.collect()
 
 
-def metrics_router(sv) -> APIRouter:  # api.Services
+def metrics_router(sv) -> APIRouter:  # services.Services
     install_hooks()
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_MasterCollector(sv))

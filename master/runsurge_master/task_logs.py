@@ -27,7 +27,7 @@ class LogChunk:
 
 
 def read(sv, task_id: str, user: str, stream: str, offset: int) -> LogChunk:
-    """`sv`: api.Services. 404 for a task not the user's, 503 when its worker cannot be reached."""
+    """`sv`: services.Services. 404 for a task not the user's, 503 when its worker cannot be reached."""
     with sv.db.session() as s:
         t = s.get(Task, task_id)
         if t is None or t.job.owner_id != user or t.job.status == "deleted":

@@ -25,7 +25,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 JOB_ID = re.compile(r"^[0-9a-f]{4,32}$")  # an id or a prefix of it, as the API takes
 
 
-def web_router(sv) -> APIRouter:  # api.Services
+def web_router(sv) -> APIRouter:  # services.Services
     templates = Jinja2Templates(directory=str(TEMPLATES))
     router = APIRouter(include_in_schema=False)
 

@@ -375,3 +375,12 @@ def test_a_job_with_nothing_billed_cannot_be_paid(api):
         "job_id": job["id"], "unit": "micro-credits", "lines": [], "total": 0, "paid": 0, "due": 0,
         "total_credits": "0.000000", "due_credits": "0.000000"}
     assert client.post(f"/api/jobs/{job['id']}/pay", headers=alice).status_code == 409
+
+
+def test_the_configured_tariff_prices_charges_without_the_http_app_being_built(tmp_path):
+    """Charges come from lifecycle (gRPC reports too), so the tariff is the master's config, not a side
+    effect of building the billing routes."""
+    sv = build(load_config(home=tmp_path / "m", price_cpu_hour=7, price_gib_hour=3, platform_fee_percent=25))
+    assert sv.tariff == Tariff(cpu_hour=7, gib_hour=3, fee_percent=25)
+    with sv.db.session() as s:
+        assert billing.tariff_for(s) == sv.tariff
