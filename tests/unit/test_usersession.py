@@ -73,3 +73,9 @@ def test_no_logind_is_no_signal():
     # This container has loginctl but no systemd as PID 1: no sessions, no error.
     assert sessions() == []
     assert active_session(30) is None
+
+
+def test_show_without_a_session_id_is_not_a_session():
+    # Captured from a real logind (systemd 252.39, the guest image plus dbus and libpam-systemd):
+    # `loginctl show-session -p...` with no session to name prints the manager's idle hint.
+    assert parse_show("IdleHint=yes\nIdleSinceHint=1796655716521050\n") == []
