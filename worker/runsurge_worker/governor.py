@@ -28,6 +28,7 @@ from runsurge_worker.hostload import HostLoad, on_battery, parse_users
 from runsurge_worker.sandbox.base import SandboxBackend
 from runsurge_worker.schedule import Schedule
 from runsurge_worker.tasks import TaskRunner
+from runsurge_worker.usersession import active_session
 
 log = logging.getLogger("runsurge.worker.governor")
 STATUS_FILE = "status.json"
@@ -90,6 +91,8 @@ class Governor:
             return "stopping", False
         if self._host_busy(now):
             return f"host busy: {self.cpu_other:.0%} CPU used by other processes", True
+        if self.cfg.suspend_when_user_active and (s := active_session(self.cfg.resume_after_idle_s)):
+            return f"user active on {s.where()}", True
         if self.cfg.suspend_on_battery and on_battery():
             return "on battery", True
         if not self.schedule.allows(when):
@@ -144,6 +147,7 @@ class Governor:
                                  "resume_after_idle_s": self.cfg.resume_after_idle_s,
                                  "max_suspended_s": self.cfg.max_suspended_s,
                                  "suspend_on_battery": self.cfg.suspend_on_battery,
+                                 "suspend_when_user_active": self.cfg.suspend_when_user_active,
                                  "outside_hours": self.cfg.outside_hours}}
 
     def write_status(self) -> None:
