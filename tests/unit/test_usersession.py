@@ -79,3 +79,32 @@ def test_show_without_a_session_id_is_not_a_session():
     # Captured from a real logind (systemd 252.39, the guest image plus dbus and libpam-systemd):
     # `loginctl show-session -p...` with no session to name prints the manager's idle hint.
     assert parse_show("IdleHint=yes\nIdleSinceHint=1796655716521050\n") == []
+
+
+def _fake_loginctl(tmp_path, monkeypatch, show: str) -> None:
+    """A `loginctl` on PATH that prints what logind's would (no logind can run in this container)."""
+    (tmp_path / "list.txt").write_text(LIST)
+    (tmp_path / "show.txt").write_text(show)
+    exe = tmp_path / "loginctl"
+    exe.write_text(f"#!/bin/sh\ncase \"$2\" in list-sessions) cat {tmp_path}/list.txt;; "
+                   f"show-session) cat {tmp_path}/show.txt;; esac\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    monkeypatch.delenv("XDG_SESSION_ID", raising=False)
+
+
+def test_the_governor_suspends_while_a_user_is_active_and_not_when_told_not_to(tmp_path, monkeypatch):
+    from datetime import datetime
+
+    from runsurge_worker.config import WorkerConfig
+    from runsurge_worker.governor import Governor
+
+    _fake_loginctl(tmp_path, monkeypatch, SHOW)
+    decide = lambda **cfg: Governor(WorkerConfig(**cfg), None, None, lambda: None).decide(0.0, datetime.now())  # noqa: E731
+    assert decide() == ("user active on seat0 session 3", True)
+    assert decide(suspend_when_user_active=False) == ("", False)
+    idle = SHOW.replace("Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nIdleHint=no",
+                        "Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nIdleHint=yes")
+    assert idle != SHOW
+    _fake_loginctl(tmp_path, monkeypatch, idle)
+    assert decide() == ("", False)  # idle since long ago (IdleSinceHint 0 is "unknown": long enough)
