@@ -58,6 +58,8 @@ class Scheduler:
         self._background: set[asyncio.Task] = set()
         self.assigned_total = 0
         self.live = LiveState()  # what the last heartbeats said: environments held, task phases
+        self._last_check: float | None = None  # monotonic time of the last liveness check
+        self._stall_end = utcnow()  # when the master last woke from a stall of its own
 
     # -- events --------------------------------------------------------------------------------
     def wake(self) -> None:
@@ -168,9 +170,24 @@ class Scheduler:
                 for loc in self._dispatch_for(t, workers[t.worker_id], workers, holders, sizes, vouched).notices]
 
     # -- liveness ------------------------------------------------------------------------------
+    def master_stalled(self) -> bool:
+        """Whether the master itself was late since the last check (an event loop blocked by a long
+        pass, a heartbeat backlog, a paused process): checks run once a tick, so a longer gap means
+        the beats of that time could not be heard, and silence then is no worker's fault."""
+        now = time.monotonic()
+        last, self._last_check = self._last_check, now
+        tick = min(SAFETY_TICK_S, self.cfg.heartbeat_interval_s)
+        if last is not None and now - last > tick + self.cfg.heartbeat_interval_s:
+            log.warning("master stalled %.1f s: every worker gets a fresh liveness window", now - last - tick)
+            self._stall_end = utcnow()
+            return True
+        return False
+
     def check_liveness(self) -> list[tuple[str, str]]:
         cutoff = utcnow() - timedelta(seconds=self.cfg.heartbeat_interval_s * self.cfg.missed_heartbeats)
         cancels: list[tuple[str, str]] = []
+        if self.master_stalled() or self._stall_end >= cutoff:  # a window counts only time the master was awake
+            return cancels
         with self.db.session() as s:
             for w in s.scalars(select(Worker).where(Worker.online, Worker.last_heartbeat < cutoff)):
                 log.warning("worker offline worker=%s (no heartbeat since %s)", w.id, w.last_heartbeat)

@@ -19,6 +19,7 @@ from runsurge_proto import master_pb2
 from runsurge_proto.interceptor import AuthInterceptor
 from runsurge_proto.wire import CHANNEL_OPTIONS
 from runsurge_worker import cpucap, ratelimit
+from runsurge_worker.backoff import Backoff
 from runsurge_worker.cache import Cache
 from runsurge_worker.config import WorkerConfig, load_config
 from runsurge_worker.environments import EnvironmentCache
@@ -83,13 +84,14 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
 
     try:
         backoff = 2.0
+        retry = Backoff(base_s=1.0, cap_s=60.0)  # full jitter: a returning master is not hit by every worker at once
         while True:
             try:
                 register()
                 break
             except (LoginError, grpc.RpcError) as e:
                 detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
-                wait = 2.0
+                wait = retry.next()
                 if isinstance(e, LoginThrottledError):  # someone is guessing from our address: wait, never give up
                     wait = max(e.retry_after_s, backoff)
                     backoff = min(300.0, backoff * 2)
@@ -100,7 +102,7 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
                     detail = (f"cannot reach the master's enrolment address {cfg.master_enroll} "
                               f"(RUNSURGE_MASTER_ENROLL, --master-enroll): {detail}")
-                log.warning("cannot register yet (%s); retrying in %.0f s", detail, wait)
+                log.warning("cannot register yet (%s); retrying in %.1f s", detail, wait)
                 if stop.wait(wait):
                     return
         if server.add_secure_port(f"{cfg.listen}:{port}", tls.server_credentials()) == 0:

@@ -15,6 +15,7 @@ import grpc
 from runsurge_pki.ca import MASTER_NAME, expect_identity
 from runsurge_proto import master_pb2, master_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
+from runsurge_worker.backoff import Backoff, phase
 from runsurge_worker.config import WorkerConfig
 from runsurge_worker.tls import WorkerTLS
 
@@ -106,6 +107,8 @@ class MasterLink:
                        stop: threading.Event,
                        delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None) -> None:
         failures = 0
+        offline = Backoff(base_s=self.heartbeat_interval_s, cap_s=60.0)
+        first = True
         while True:  # the first beat at once: it makes a freshly registered worker schedulable
             try:
                 if self.tls.renewal_due():
@@ -123,8 +126,15 @@ class MasterLink:
                 for task_id in resp.cancel_task_ids:
                     cancel(task_id)
                 if resp.reregister:
-                    log.warning("the master had declared this worker offline: registering again")
+                    # Every worker an overloaded master dropped hears this in the same interval: wait a
+                    # jittered, growing delay so they do not all register in the same second.
+                    wait = offline.next()
+                    log.warning("the master had declared this worker offline: registering again in %.1f s", wait)
+                    if stop.wait(wait):
+                        return
                     reregister()
+                else:
+                    offline.reset()
             except (grpc.RpcError, LoginError) as e:
                 failures += 1
                 if failures in (1, 10) or failures % 100 == 0:
@@ -135,7 +145,9 @@ class MasterLink:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
-            self._kick.wait(self.heartbeat_interval_s)
+            # After the first beat, a random phase: workers started together then beat spread out.
+            self._kick.wait(phase(self.heartbeat_interval_s) if first else self.heartbeat_interval_s)
+            first = False
             self._kick.clear()
             if stop.is_set():
                 return
