@@ -175,3 +175,52 @@ def test_a_report_on_a_closed_link_is_dropped_quietly(worker):
     runner.link.stub = master_pb2_grpc.MasterServiceStub(channel)
     channel.close()
     runner._call("TaskComplete", master_pb2.TaskCompleteRequest(worker_id="w1", task_id="t1"))  # returns
+
+
+def test_a_task_cancelled_while_its_log_is_uploaded_ends_quietly_as_cancelled(worker, caplog):
+    """The owner cancels while the worker uploads the task's log: the master refuses the upload
+    ("not your task"). That is the end of the task, not a crash of the worker."""
+    from concurrent import futures
+
+    import grpc
+
+    from runsurge_proto import master_pb2_grpc
+
+    class Refusing(master_pb2_grpc.MasterServiceServicer):
+        def __init__(self):
+            self.completions = []
+
+        def ReceiveData(self, request_iterator, context):
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
+
+        def TaskComplete(self, request, context):
+            self.completions.append(request.status)
+            return master_pb2.Ack()
+
+        def TaskStarted(self, request, context):
+            return master_pb2.Ack()
+
+    runner, sandbox, _, assign = worker
+    servicer = Refusing()
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    master_pb2_grpc.add_MasterServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    runner.link.stub = master_pb2_grpc.MasterServiceStub(channel)
+    real_run = sandbox.run
+
+    def run_with_a_log(task_dir, script, limits, cancel):
+        (task_dir / "log.out").write_text("some output\n")
+        return real_run(task_dir, script, limits, cancel)
+
+    sandbox.run = run_with_a_log
+    try:
+        sandbox.finish("t1")
+        assign("t1")
+        until(lambda: runner.task_ids() == [])
+        assert servicer.completions == [S.TASK_STATUS_CANCELLED]
+        assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL") or r.exc_info]
+    finally:
+        channel.close()
+        server.stop(None)

@@ -343,6 +343,14 @@ class TaskRunner:
         except FetchError as e:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
             report.bad_peer_worker_id, report.bad_data_id = e.bad_peer, e.data_id
+        except grpc.RpcError as e:  # an upload of its results or logs
+            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION):
+                # the master no longer counts this task as ours: cancelled, or moved, while it ended
+                log.info("task %s is no longer ours (%s): its results are dropped", req.task_id, e.details())
+                report.status = S.TASK_STATUS_CANCELLED
+            else:
+                report.status, report.error = (S.TASK_STATUS_WORKER_ERROR,
+                                               f"upload to the master failed: {e.code().name} {e.details()}")
         except Exception as e:  # a worker bug must still end in a report, never a silent hang
             log.exception("task %s crashed in the worker", req.task_id)
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, f"worker error: {e}"
