@@ -50,6 +50,7 @@ import httpx
 from runsurge_pki.ca import MASTER_NAME, expect_identity
 from runsurge_proto import master_pb2, master_pb2_grpc, worker_pb2, worker_pb2_grpc
 from runsurge_proto.wire import CHANNEL_OPTIONS, bearer
+from runsurge_worker.backoff import Backoff
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -117,6 +118,7 @@ class SimWorker:
 
     async def beat_forever(self, phase: list[str]) -> None:
         await asyncio.sleep(random.uniform(0, self.interval_s))  # workers start at different times
+        offline = Backoff(base_s=self.interval_s, cap_s=60.0)  # the real worker's (master_link.py)
         while True:
             held = list(self.held)
             req = master_pb2.NodeHeartbeatRequest(
@@ -129,10 +131,13 @@ class SimWorker:
                 self.stats["beats"].setdefault(phase[0], []).append(time.perf_counter() - t0)
                 if resp.worker_token:
                     self.metadata = (("authorization", f"Bearer {resp.worker_token}"),)
-                if resp.reregister:  # the master had declared it offline: as the real worker, register again
+                if resp.reregister:  # declared offline: as the real worker, register again after a jittered wait
                     self.stats["reregister"] += 1
                     self.held.clear()
+                    await asyncio.sleep(offline.next())
                     await self.register(*self.again)
+                else:
+                    offline.reset()
             except grpc.aio.AioRpcError as e:
                 self.stats["errors"][f"heartbeat {e.code().name}"] = self.stats["errors"].get(
                     f"heartbeat {e.code().name}", 0) + 1
