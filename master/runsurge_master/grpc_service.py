@@ -256,9 +256,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
         if outcome == "lost":
             return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
-        if outcome == "cancelled":
-            t.status = "cancelled"
-            return []
+        if outcome == "cancelled":  # not asked for (the master's own cancels are stopped runs): a lost run
+            return lifecycle.requeue_task(s, t, "the worker cancelled it", self.cfg.max_attempts, w.id)
         if outcome == "released":
             lifecycle.release_task(s, t, detail)
             return []
