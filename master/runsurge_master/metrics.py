@@ -56,6 +56,11 @@ def install_hooks() -> None:
     _hooks_installed = True
 
 
+def observe_scheduling_latency(s: Session, seconds: float) -> None:
+    """A task placed `seconds` after it became ready: observed once its transaction commits."""
+    s.info.setdefault(_PENDING, []).append(seconds)
+
+
 def _note_assignments(s: Session, _ctx) -> None:
     for obj in s.dirty:
         if isinstance(obj, Task) and obj.status == "assigned" and obj.assigned_at and obj.ready_at:
