@@ -243,6 +243,13 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
     return job
 
 
+def new_replica(s: Session, task: Task, worker_id: str) -> TaskReplica:
+    """A quorum task's replica just placed on `worker_id` (its attempt: the task's run number)."""
+    replica = TaskReplica(task_id=task.id, attempt=task.attempts, worker_id=worker_id, status=R.ASSIGNED)
+    s.add(replica)
+    return replica
+
+
 def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> None:
     """Record that `worker_id` (None: the master) holds the object. The master's own copy was measured
     as it was stored: its size corrects one a worker reported before."""
