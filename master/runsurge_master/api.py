@@ -554,7 +554,7 @@ def create_app(sv: Services) -> FastAPI:
             job = own_job(s, job_id, user)
             if job.status == "running":
                 raise HTTPException(409, f"job {job.id} still runs: cancel it first (runsurge cancel {job.id[:8]})")
-            job.status = "deleted"
+            lifecycle.transition(s, job, lifecycle.J.DELETED)
             s.flush()
             gone, drop = store_gc.forget_job(s, job)
         for data_id in gone:  # after the commit: a failed request deletes nothing

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 
 import grpc
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from runsurge_master import benching, billing, environments, lifecycle, metering, quorum, replicas, usage
 from runsurge_master.auth import Claims, TokenError, TokenService
@@ -177,9 +177,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
 
     @staticmethod
     def _started(s, request) -> None:  # one UPDATE, no ORM load: this is on every task's path
-        if not s.execute(update(Task).where(Task.id == request.task_id, Task.worker_id == request.worker_id,
-                                            Task.status == "assigned").values(status="running",
-                                                                              started_at=utcnow())).rowcount:
+        if not lifecycle.transition_rows(s, Task, (lifecycle.T.ASSIGNED,), lifecycle.T.RUNNING,
+                                         Task.id == request.task_id, Task.worker_id == request.worker_id):
             replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
 
     async def TaskComplete(self, request, context):
@@ -256,9 +255,8 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
         if outcome == "lost":
             return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
-        if outcome == "cancelled":
-            t.status = "cancelled"
-            return []
+        if outcome == "cancelled":  # not asked for (the master's own cancels are stopped runs): a lost run
+            return lifecycle.requeue_task(s, t, "the worker cancelled it", self.cfg.max_attempts, w.id)
         if outcome == "released":
             lifecycle.release_task(s, t, detail)
             return []

@@ -1,11 +1,24 @@
-"""Job and task state transitions. Every change to a job's state goes through these functions,
-each called inside one database transaction by the HTTP API, the gRPC service or the scheduler.
+"""The state machine of tasks, quorum replicas and jobs. Every state change of any of them is made
+here, by `transition` (one object) or `transition_rows` (one UPDATE, on TaskStarted's hot path), each
+inside the caller's transaction. A change not in the table raises IllegalTransition and changes
+nothing; one in it does its bookkeeping (timestamps, the job's end, the scheduling latency metric,
+billing) and logs one DEBUG line. The named steps below (finish_task_ok, fail_task, requeue_task, ...)
+are the events that cause transitions, with the INFO lines operators read.
 
-Task states: pending (waits for a producer) → ready → assigned → running → done | failed | cancelled.
-A running task whose worker stopped and saved its VM is checkpointed: it stays that worker's for the
-grace window and runs on when the worker comes back (→ running), or is released after it (→ ready).
-Job states: running → done | failed | cancelled (by its owner); a finished job may then be deleted.
-A quorum task (redundancy > 1) runs as replicas; replicas.py moves it through the same states.
+Task: pending (waits for a producer) → ready → assigned (sent to a worker, maybe queued there) →
+running → done | failed | cancelled. A worker fault or release puts an assigned or running task back
+to ready; a queued task may move to another worker (assigned → assigned). A running task whose worker
+stopped and saved its VM is checkpointed: it stays that worker's for the grace window and runs on when
+the worker comes back (→ running), or is released after it (→ ready). Lineage re-runs a done producer
+(done → ready) whose output was lost, and its ready consumer waits for it again (→ pending). A quorum
+task (redundancy > 1) runs as replicas (replicas.py) and may be decided while ready or pending, as
+its replicas report.
+Replica: assigned → running → done (a vote) | lost (a worker fault) | cancelled.
+Job: running → done | failed | cancelled (by its owner); a finished job may then be deleted; a done job
+runs again (→ running) when lineage re-runs one of its tasks.
+
+Callers: the HTTP API (create, cancel, delete), the gRPC service (reports, registration), the
+scheduler (placement, liveness, reconciliation) and replicas.py (quorum tasks).
 """
 
 from __future__ import annotations
@@ -13,11 +26,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
-from runsurge_master import billing
+from runsurge_master import billing, metrics
 from runsurge_master.jobspec import JobSpec
 from runsurge_master.models import (
     DataLocation,
@@ -33,8 +47,167 @@ from runsurge_master.models import (
 )
 
 log = logging.getLogger("runsurge.lifecycle")
-ACTIVE = ("assigned", "running")
-OPEN = ("pending", "ready", "assigned", "running", "checkpointed")
+
+
+class TaskState(StrEnum):
+    PENDING = "pending"
+    READY = "ready"
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    CHECKPOINTED = "checkpointed"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ReplicaState(StrEnum):
+    ASSIGNED = "assigned"
+    RUNNING = "running"
+    DONE = "done"
+    LOST = "lost"
+    CANCELLED = "cancelled"
+
+
+class JobState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    DELETED = "deleted"
+
+
+T, R, J = TaskState, ReplicaState, JobState
+ACTIVE = (T.ASSIGNED, T.RUNNING)  # a worker holds it (a replica in these states too)
+OPEN = (T.PENDING, T.READY, T.ASSIGNED, T.RUNNING, T.CHECKPOINTED)
+
+
+class IllegalTransition(RuntimeError):  # noqa: N818 (the issue's name for it)
+    """A state change the table does not list: a bug in the caller."""
+
+
+# -- bookkeeping ---------------------------------------------------------------------------------
+class Stamp:
+    """Bookkeeping that only sets columns to now (or clears them): the same for one object and for
+    the rows of a set-based UPDATE (transition_rows)."""
+
+    def __init__(self, *now: str, clear: tuple[str, ...] = ()) -> None:
+        self.now, self.clear = now, clear
+
+    def values(self) -> dict:
+        at = utcnow()
+        return {c: at for c in self.now} | dict.fromkeys(self.clear)
+
+    def __call__(self, s: Session, obj, frm: str, billable: bool) -> None:
+        for column, value in self.values().items():
+            setattr(obj, column, value)
+
+
+def _task_ready(s: Session, task: Task, frm: str, billable: bool) -> None:
+    """Queued for placement by anyone: since when is the scheduling latency's start."""
+    task.ready_at = utcnow()
+    task.worker_id = None
+
+
+def _task_assigned(s: Session, task: Task, frm: str, billable: bool) -> None:
+    """Placed (a plain task: on the worker_id given with it; a quorum task: once all its replicas are)."""
+    task.assigned_at = utcnow()
+    if frm == T.READY and task.ready_at is not None:  # a move between queues is not a new placement
+        metrics.observe_scheduling_latency(s, (task.assigned_at - task.ready_at).total_seconds())
+
+
+def _task_done(s: Session, task: Task, frm: str, billable: bool) -> None:
+    """Billed; the job is done with its last task (one COUNT, not every task row of the job loaded
+    per completion: O(N^2) over a job)."""
+    task.finished_at = utcnow()
+    billing.charge_task(s, task, T.DONE)
+    job = task.job
+    if job.status == J.RUNNING and not s.scalar(
+            select(func.count()).select_from(Task).where(Task.job_id == job.id, Task.status != T.DONE)):
+        transition(s, job, J.DONE)
+        log.info("job done job=%s", job.id)
+
+
+def _task_failed(s: Session, task: Task, frm: str, billable: bool) -> None:
+    """`billable`: the user's own script failed (its run used the contributor's machine); not when the
+    fault was the workers' (see billing.py)."""
+    task.finished_at = utcnow()
+    if billable:
+        billing.charge_task(s, task, T.FAILED)
+
+
+def _nothing(s: Session, obj, frm: str, billable: bool) -> None:
+    pass
+
+
+Handler = Callable[[Session, object, str, bool], None]
+_finished = Stamp("finished_at")
+_started = Stamp("started_at")
+
+# {(from, to): bookkeeping}, one table per kind of object, after dask/distributed's _TRANSITIONS_TABLE.
+TASK_TRANSITIONS: dict[tuple[str, str], Handler] = {
+    (T.PENDING, T.READY): _task_ready,            # its inputs are all there
+    (T.READY, T.PENDING): _nothing,               # an input was lost: its producer runs again first
+    (T.READY, T.ASSIGNED): _task_assigned,        # placed
+    (T.ASSIGNED, T.ASSIGNED): _task_assigned,     # moved from a busy worker's queue to an idle worker
+    (T.ASSIGNED, T.RUNNING): _started,            # TaskStarted
+    (T.CHECKPOINTED, T.RUNNING): Stamp(clear=("checkpointed_at",)),  # resumed: the run's start is kept
+    (T.ASSIGNED, T.CHECKPOINTED): Stamp("checkpointed_at"),  # a start not reported yet comes with its end
+    (T.RUNNING, T.CHECKPOINTED): Stamp("checkpointed_at"),
+    (T.ASSIGNED, T.READY): _task_ready,           # requeued (worker fault) or released
+    (T.RUNNING, T.READY): _task_ready,
+    (T.CHECKPOINTED, T.READY): _task_ready,       # its worker did not resume it
+    (T.DONE, T.READY): _task_ready,               # lineage: its output was lost
+    (T.ASSIGNED, T.DONE): _task_done,             # a short run's start is folded into its end
+    (T.RUNNING, T.DONE): _task_done,
+    (T.READY, T.DONE): _task_done,                # quorum: decided while waiting for one more replica
+    (T.PENDING, T.DONE): _task_done,              # quorum: decided while a lost input was recomputed
+    (T.PENDING, T.FAILED): _task_failed,          # quorum: retry budget used or no majority
+    (T.READY, T.FAILED): _task_failed,
+    (T.ASSIGNED, T.FAILED): _task_failed,
+    (T.RUNNING, T.FAILED): _task_failed,
+    **{(state, T.CANCELLED): _finished for state in OPEN},  # its job ended
+}
+REPLICA_TRANSITIONS: dict[tuple[str, str], Handler] = {
+    (R.ASSIGNED, R.RUNNING): _started,
+    **{(state, end): _finished for state in (R.ASSIGNED, R.RUNNING) for end in (R.DONE, R.LOST, R.CANCELLED)},
+}
+JOB_TRANSITIONS: dict[tuple[str, str], Handler] = {
+    **{(J.RUNNING, end): _finished for end in (J.DONE, J.FAILED, J.CANCELLED)},
+    **{(end, J.DELETED): _nothing for end in (J.DONE, J.FAILED, J.CANCELLED)},
+    (J.DONE, J.RUNNING): _nothing,  # lineage re-runs a producer whose output was lost
+}
+TABLES: dict[type, dict[tuple[str, str], Handler]] = {
+    Task: TASK_TRANSITIONS, TaskReplica: REPLICA_TRANSITIONS, Job: JOB_TRANSITIONS}
+
+
+def transition(s: Session, obj: Task | TaskReplica | Job, to: str, billable: bool = True, **fields) -> None:
+    """Move `obj` to state `to` and do that transition's bookkeeping. `fields`: columns set with it
+    (error=..., worker_id=... of an assignment). `billable`: for a failed task, whether it is charged."""
+    frm = obj.status
+    handler = TABLES[type(obj)].get((frm, to))
+    if handler is None:
+        raise IllegalTransition(f"{type(obj).__name__} {obj.id}: {frm} -> {to} is not a transition")
+    obj.status = to
+    for column, value in fields.items():
+        setattr(obj, column, value)
+    handler(s, obj, frm, billable)
+    log.debug("%s=%s %s -> %s", type(obj).__name__.lower(), obj.id, frm, to)
+
+
+def transition_rows(s: Session, model: type[Task] | type[TaskReplica], froms: tuple[str, ...], to: str,
+                    *where) -> int:
+    """transition() as one UPDATE, for the rows matching `where` that are in one of `froms` (TaskStarted
+    is on every task's path: no ORM load). Only transitions whose bookkeeping is a Stamp may be made so.
+    Returns how many rows moved."""
+    handlers = {TABLES[model].get((frm, to)) for frm in froms}
+    if None in handlers:
+        raise IllegalTransition(f"{model.__name__}: not every one of {', '.join(froms)} -> {to} is a transition")
+    (stamp,) = handlers
+    if not isinstance(stamp, Stamp):
+        raise TypeError(f"{model.__name__} -> {to} has per-object bookkeeping: use transition()")
+    moved = s.execute(update(model).where(model.status.in_(froms), *where).values(status=to, **stamp.values()))
+    log.debug("%s rows: %d %s -> %s", model.__name__.lower(), moved.rowcount, "|".join(froms), to)
+    return moved.rowcount
 
 
 def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str],
@@ -42,7 +215,7 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
     """Rows for a validated spec. `uploads` maps uploaded file name → data id (already stored);
     `environments` task name → its environment id (resolved), `environment_id` the job-wide one."""
     environments = environments or {}
-    job = Job(owner_id=owner_id, name=spec.name, status="running", environment_id=environment_id)
+    job = Job(owner_id=owner_id, name=spec.name, status=J.RUNNING, environment_id=environment_id)
     s.add(job)
     s.flush()
     consumed = spec.consumed()
@@ -52,7 +225,9 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
                     script_data_id=uploads[t.script], memory_bytes=t.memory_bytes,
                     memory_estimated=not t.memory_stated, cpus=t.cpus,
                     timeout_s=t.timeout_s, collect_all_outputs=t.outputs is None, redundancy=spec.redundancy or 1,
-                    status="pending" if spec.producers_of(t) else "ready", environment_id=environments.get(t.name))
+                    status=T.PENDING if spec.producers_of(t) else T.READY, environment_id=environments.get(t.name))
+        if task.status == T.READY:  # created ready: its scheduling latency starts now
+            task.ready_at = utcnow()
         s.add(task)
         tasks[t.name] = task
     s.flush()
@@ -66,6 +241,13 @@ def create_job(s: Session, owner_id: str, spec: JobSpec, uploads: dict[str, str]
         if rows:
             s.execute(insert(model), rows)
     return job
+
+
+def new_replica(s: Session, task: Task, worker_id: str) -> TaskReplica:
+    """A quorum task's replica just placed on `worker_id` (its attempt: the task's run number)."""
+    replica = TaskReplica(task_id=task.id, attempt=task.attempts, worker_id=worker_id, status=R.ASSIGNED)
+    s.add(replica)
+    return replica
 
 
 def ensure_data(s: Session, data_id: str, size: int, worker_id: str | None) -> None:
@@ -98,9 +280,7 @@ def record_outputs(s: Session, task: Task, worker_id: str, outputs: dict[str, tu
 
 def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) -> None:
     """Record outputs (name → (data id, size)) and release the tasks waiting for them."""
-    task.status = "done"
-    task.finished_at = utcnow()
-    billing.charge_task(s, task, "done")
+    transition(s, task, T.DONE)  # billed, and the job done with its last task
     declared = {o.name: o for o in task.outputs}
     for name, (data_id, size) in outputs.items():
         out = declared.get(name)
@@ -115,20 +295,14 @@ def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) 
                   .values(data_id=out.data_id))
     for consumer_id in set(s.scalars(select(TaskInput.task_id).where(TaskInput.producer_task_id == task.id))):
         consumer = s.get(Task, consumer_id)
-        if consumer.status == "pending" and all(i.data_id for i in consumer.inputs):
-            consumer.status = "ready"
-    job = task.job
-    # One COUNT, not every task row of the job loaded per completion (O(N^2) over a job).
-    if not s.scalar(select(func.count()).select_from(Task).where(Task.job_id == job.id, Task.status != "done")):
-        job.status = "done"
-        job.finished_at = utcnow()
-        log.info("job done job=%s", job.id)
+        if consumer.status == T.PENDING and all(i.data_id for i in consumer.inputs):
+            transition(s, consumer, T.READY)
 
 
 def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers: bool) -> list[tuple[str, str]]:
     """The job ends as `status`: its open tasks are cancelled; returns (worker id, task id) of the runs
     (and quorum replicas) to stop. `drop_queued_workers`: a task that had not started forgets its worker."""
-    job.status, job.error, job.finished_at = status, error, utcnow()
+    transition(s, job, status, error=error)
     to_cancel = []
     for t in job.tasks:
         if t.status in ACTIVE and t.worker_id:
@@ -138,16 +312,15 @@ def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers:
         if t.status in OPEN:
             if drop_queued_workers and t.status not in ACTIVE:
                 t.worker_id = None
-            t.status = "cancelled"
-            t.finished_at = utcnow()
+            transition(s, t, T.CANCELLED)
     return to_cancel
 
 
 def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
     """Fail the job; returns (worker id, task id) of tasks still running, to be cancelled."""
-    if job.status != "running":
+    if job.status != J.RUNNING:
         return []
-    to_cancel = _end_job(s, job, "failed", error, drop_queued_workers=False)
+    to_cancel = _end_job(s, job, J.FAILED, error, drop_queued_workers=False)
     log.info("job failed job=%s error=%s", job.id, error.splitlines()[0] if error else "")
     return to_cancel
 
@@ -156,25 +329,21 @@ def cancel_job(s: Session, job: Job) -> list[tuple[str, str]]:
     """The owner stops the job: queued and waiting tasks are dropped, running ones (and quorum replicas)
     are stopped on their workers (the returned (worker id, task id) pairs). A stopped task keeps its
     worker, so that worker's last report of it is still billed for what ran (stopped_run_report)."""
-    to_cancel = _end_job(s, job, "cancelled", "cancelled by its owner", drop_queued_workers=True)
+    to_cancel = _end_job(s, job, J.CANCELLED, "cancelled by its owner", drop_queued_workers=True)
     log.info("job cancelled job=%s stopping=%d", job.id, len(to_cancel))
     return to_cancel
 
 
 def stopped_run_report(task: Task, worker_id: str) -> bool:
     """Whether a worker's report is the end of a run its owner's cancel stopped (billed for what ran)."""
-    return (task.status == "cancelled" and task.job.status == "cancelled" and task.worker_id == worker_id
+    return (task.status == T.CANCELLED and task.job.status == J.CANCELLED and task.worker_id == worker_id
             and task.redundancy == 1)  # a repeated report changes nothing: a run is billed once (billing.py)
 
 
 def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list[tuple[str, str]]:
     """The task failed and so does its job. `billable`: the user's own script failed (its run used the
     contributor's machine, so it is charged); False when the fault was the workers' (see billing.py)."""
-    task.status = "failed"
-    task.error = error
-    task.finished_at = utcnow()
-    if billable:
-        billing.charge_task(s, task, "failed")
+    transition(s, task, T.FAILED, billable=billable, error=error)
     to_cancel = cancel_replicas(s, task) if task.redundancy > 1 else []
     return to_cancel + fail_job(s, task.job, f"task {task.name!r} failed: {error}")
 
@@ -197,8 +366,7 @@ def retry_with_more_memory(s: Session, task: Task, error: str) -> bool:
     task.error = (f"killed at its memory limit ({task.memory_bytes >> 20} MiB, RunSurge's estimate): "
                   f"running again with {more >> 20} MiB")
     task.memory_bytes = more
-    task.status = "ready"
-    task.worker_id = None
+    transition(s, task, T.READY)
     return True
 
 
@@ -206,7 +374,7 @@ def cancel_replicas(s: Session, task: Task) -> list[tuple[str, str]]:
     """A quorum task stops (decided, failed, its job failed): its replicas still running stop too."""
     to_cancel = []
     for r in s.scalars(select(TaskReplica).where(TaskReplica.task_id == task.id, TaskReplica.status.in_(ACTIVE))):
-        r.status, r.finished_at = "cancelled", utcnow()
+        transition(s, r, R.CANCELLED)
         to_cancel.append((r.worker_id, task.id))
     return to_cancel
 
@@ -246,9 +414,7 @@ def requeue_task(s: Session, task: Task, reason: str, max_attempts: int,
     log.info("requeue task=%s attempt=%d faults=%d reason=%s", task.id, task.attempts, task.faults, reason)
     if failed is not None:
         return failed
-    task.status = "ready"
-    task.worker_id = None
-    task.error = f"{reason}; it runs again on a worker that has not faulted on it"
+    transition(s, task, T.READY, error=f"{reason}; it runs again on a worker that has not faulted on it")
     return []
 
 
@@ -256,10 +422,7 @@ def release_task(s: Session, task: Task, reason: str) -> None:
     """The worker gave the task back, not its fault (its owner stopped it or kept the machine busy too
     long): it runs again on any worker, with no fault counted and nothing billed for the run."""
     log.info("released task=%s by worker=%s: %s", task.id, task.worker_id, reason)
-    task.status = "ready"
-    task.worker_id = None
-    task.started_at = task.checkpointed_at = None
-    task.error = f"{reason}; it runs again"
+    transition(s, task, T.READY, started_at=None, checkpointed_at=None, error=f"{reason}; it runs again")
 
 
 def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
@@ -280,16 +443,17 @@ def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
             if any(h in live_workers for h in holders):  # a worker's copy: the master's never serves an output
                 continue
         producer = s.get(Task, inp.producer_task_id)
-        if producer.status == "done":
+        if producer.status == T.DONE:
             log.info("lineage: re-running task=%s for lost data=%s", producer.id, inp.data_id[:12])
-            producer.status = "ready"
-            producer.worker_id = None
-            task.job.status = "running"
+            transition(s, producer, T.READY)
+            if task.job.status == J.DONE:
+                transition(s, task.job, J.RUNNING)
         reopened = True
+    if reopened and task.status != T.PENDING:
+        transition(s, task, T.PENDING)
     if reopened:
-        task.status = "pending"
         for inp in task.inputs:
-            if inp.producer_task_id and s.get(Task, inp.producer_task_id).status != "done":
+            if inp.producer_task_id and s.get(Task, inp.producer_task_id).status != T.DONE:
                 inp.data_id = None
     return reopened
 
@@ -298,17 +462,16 @@ def checkpoint_task(s: Session, task: Task) -> None:
     """Its worker stopped and saved the run to resume it: the task stays that worker's (not ACTIVE:
     the worker's loss does not re-queue it) until it comes back or the grace window ends."""
     log.info("checkpointed task=%s on worker=%s", task.id, task.worker_id)
-    task.status = "checkpointed"
-    task.checkpointed_at = utcnow()
+    transition(s, task, T.CHECKPOINTED)
 
 
 def resume_checkpoints(s: Session, worker_id: str, resuming: set[str]) -> None:
     """The worker registered again: the checkpoints it says it resumes run on (the run's start is
     kept: it is one run); any other checkpoint it held is gone, so that task runs elsewhere."""
-    for task in s.scalars(select(Task).where(Task.worker_id == worker_id, Task.status == "checkpointed")):
+    for task in s.scalars(select(Task).where(Task.worker_id == worker_id, Task.status == T.CHECKPOINTED)):
         if task.id in resuming:
             log.info("resumed task=%s on worker=%s", task.id, worker_id)
-            task.status, task.checkpointed_at = "running", None
+            transition(s, task, T.RUNNING)
         else:
             release_task(s, task, "its worker came back without its checkpoint")
 
@@ -317,7 +480,7 @@ def expire_checkpoints(s: Session, grace_s: float) -> int:
     """Checkpoints whose worker did not come back within `grace_s` run again elsewhere (released: no
     fault, nothing billed). Returns how many."""
     cutoff = utcnow() - timedelta(seconds=grace_s)
-    tasks = s.scalars(select(Task).where(Task.status == "checkpointed", Task.checkpointed_at < cutoff)).all()
+    tasks = s.scalars(select(Task).where(Task.status == T.CHECKPOINTED, Task.checkpointed_at < cutoff)).all()
     for task in tasks:
         release_task(s, task, f"its worker did not resume its checkpoint within {grace_s:g} s")
     return len(tasks)

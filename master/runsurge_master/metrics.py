@@ -26,7 +26,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from sqlalchemy import event, func, inspect, select
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from runsurge_master.models import Job, Task, TaskReplica, Worker
@@ -50,17 +50,14 @@ def install_hooks() -> None:
     global _hooks_installed
     if _hooks_installed:
         return
-    event.listen(Session, "after_flush", _note_assignments)
     event.listen(Session, "after_commit", _observe)
     event.listen(Session, "after_rollback", lambda s: s.info.pop(_PENDING, None))
     _hooks_installed = True
 
 
-def _note_assignments(s: Session, _ctx) -> None:
-    for obj in s.dirty:
-        if isinstance(obj, Task) and obj.status == "assigned" and obj.assigned_at and obj.ready_at:
-            if "assigned" in (inspect(obj).attrs.status.history.added or ()):
-                s.info.setdefault(_PENDING, []).append((obj.assigned_at - obj.ready_at).total_seconds())
+def observe_scheduling_latency(s: Session, seconds: float) -> None:
+    """A task placed `seconds` after it became ready: observed once its transaction commits."""
+    s.info.setdefault(_PENDING, []).append(seconds)
 
 
 def _observe(s: Session) -> None:

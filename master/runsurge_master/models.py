@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
@@ -206,13 +206,6 @@ class Task(Base):
     inputs: Mapped[list[TaskInput]] = relationship(back_populates="task", cascade="all, delete-orphan",
                                                    foreign_keys="TaskInput.task_id")
     outputs: Mapped[list[TaskOutput]] = relationship(back_populates="task", cascade="all, delete-orphan")
-
-    @validates("status")
-    def _stamp_ready(self, _key: str, status: str) -> str:
-        """Whichever code path makes a task ready, remember when (scheduling latency = assigned_at - ready_at)."""
-        if status == "ready" and self.status != "ready":
-            self.ready_at = utcnow()
-        return status
 
 
 class TaskFault(Base):

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from runsurge_master import lifecycle, quorum
-from runsurge_master.models import Task, TaskReplica, Worker, utcnow
+from runsurge_master.lifecycle import R, T
+from runsurge_master.models import Task, TaskReplica, Worker
 from runsurge_master.placement import Capacity, ReadyTask
 from runsurge_master.quorum import ReplicaNeed
 
@@ -95,19 +96,17 @@ def place(todo: list[ReadyTask], caps: list[Capacity], needs: dict[str, ReplicaN
 def start(s: Session, task: Task, worker_id: str, need: ReplicaNeed) -> None:
     """Record a replica just placed (its attempt: the task's run number, already counted); the task
     is assigned once all the replicas it needs are."""
-    s.add(TaskReplica(task_id=task.id, attempt=task.attempts, worker_id=worker_id, status="assigned"))
+    lifecycle.new_replica(s, task, worker_id)
     need.count -= 1
-    if need.count <= 0 and task.status == "ready":
-        task.status, task.assigned_at = "assigned", utcnow()
+    if need.count <= 0 and task.status == T.READY:
+        lifecycle.transition(s, task, T.ASSIGNED)
 
 
 def started(s: Session, task_id: str, worker_id: str) -> None:
     """TaskStarted from a replica's worker."""
-    if s.execute(update(TaskReplica).where(TaskReplica.task_id == task_id, TaskReplica.worker_id == worker_id,
-                                           TaskReplica.status == "assigned")
-                 .values(status="running", started_at=utcnow())).rowcount:
-        s.execute(update(Task).where(Task.id == task_id, Task.status == "assigned")
-                  .values(status="running", started_at=utcnow()))
+    if lifecycle.transition_rows(s, TaskReplica, (R.ASSIGNED,), R.RUNNING, TaskReplica.task_id == task_id,
+                                 TaskReplica.worker_id == worker_id):
+        lifecycle.transition_rows(s, Task, (T.ASSIGNED,), T.RUNNING, Task.id == task_id)
 
 
 # -- reports and faults --------------------------------------------------------------------------
@@ -117,11 +116,11 @@ def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, m
     ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size)). `blame`:
     the worker a loss is counted against (default: the replica's)."""
     if outcome == "released":  # its worker gave it back (stopping, suspended too long): no fault
-        replica.status, replica.error, replica.finished_at = "lost", detail, utcnow()
+        lifecycle.transition(s, replica, R.LOST, error=detail)
         return _settle(s, task)
     if outcome in ("lost", "cancelled"):  # a replica the master did not cancel has no business stopping
         return lose(s, task, replica, detail or "the worker cancelled it", max_attempts, blame)
-    replica.status, replica.finished_at = "done", utcnow()
+    lifecycle.transition(s, replica, R.DONE)
     if outcome == "failed":
         replica.result, replica.error = quorum.FAILED, detail
     else:
@@ -136,7 +135,7 @@ def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts
          blame: str | None = None) -> Cancels:
     """The replica's worker could not finish it (lost, crashed, could not fetch): place another, unless
     the task used its retry budget (max_attempts worker faults), which fails the job unbilled."""
-    replica.status, replica.error, replica.finished_at = "lost", reason, utcnow()
+    lifecycle.transition(s, replica, R.LOST, error=reason)
     task.error = reason
     log.info("replica lost task=%s attempt=%d worker=%s reason=%s", task.id, replica.attempt, replica.worker_id, reason)
     failed = lifecycle.worker_fault(s, task, blame or replica.worker_id, reason, max_attempts)
@@ -162,8 +161,8 @@ def _settle(s: Session, task: Task) -> Cancels:
             r.verdict = "differ"
         log.warning("quorum: no majority for task=%s among %d replicas", task.id, len(reps))
         return lifecycle.fail_task(s, task, quorum.NO_MAJORITY, billable=False)  # nobody's result is vouched for
-    if d.wanted > len(reps) and task.status != "pending":  # pending: lost inputs are recomputed first (lineage)
-        task.status, task.worker_id = "ready", None
+    if d.wanted > len(reps) and task.status not in (T.PENDING, T.READY):  # pending: lost inputs first (lineage)
+        lifecycle.transition(s, task, T.READY)
     return []
 
 

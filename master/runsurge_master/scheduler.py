@@ -302,7 +302,7 @@ class Scheduler:
             if t.id in needs:  # one more replica of a quorum task (whose worker_id stays unset)
                 replicas.start(s, t, w.id, needs[t.id])
             else:
-                t.status, t.worker_id, t.assigned_at = "assigned", w.id, utcnow()
+                lifecycle.transition(s, t, lifecycle.T.ASSIGNED, worker_id=w.id)
             dispatches.append(self._dispatch_for(t, w, workers, holders, sizes, vouched))
         self.assigned_total += len(dispatches)
         return dispatches, [(old, t.id) for t, _, old in moved]

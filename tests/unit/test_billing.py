@@ -2,7 +2,6 @@
 run, never a charge for a worker's fault) and the HTTP routes (bill, pay, earnings)."""
 
 import random
-from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +13,7 @@ from runsurge_master.api import create_app
 from runsurge_master.billing import GIB, Tariff, Usage, quote
 from runsurge_master.config import load_config
 from runsurge_master.db import Database
+from runsurge_master.jobspec import parse_spec
 from runsurge_master.main import build
 from runsurge_master.models import DataObject, Job, LedgerEntry, LedgerTransaction, Task, User, Worker, utcnow
 
@@ -285,17 +285,14 @@ def test_the_ledger_refuses_unbalanced_or_fractional_postings(world):
         assert s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
 
 
-def test_ready_at_follows_the_status():
-    t = Task(status="ready")
-    assert t.ready_at is not None
-    p = Task(status="pending")
-    assert p.ready_at is None
-    p.status = "ready"
-    first = p.ready_at
-    assert first is not None
-    p.ready_at = first - timedelta(seconds=5)
-    p.status = "ready"  # already ready: the stamp stays
-    assert p.ready_at == first - timedelta(seconds=5)
+def test_ready_at_is_stamped_when_a_task_becomes_ready(world):
+    spec = parse_spec('[[tasks]]\nname = "make"\nscript = "s.py"\noutputs = ["x"]\n[[tasks]]\nname = "use"\n'
+                      'script = "s.py"\ninputs = { "x" = "task:make/x" }\n', {"s.py"}, 1 << 20, 3600, 100)
+    with world.db.session() as s:
+        make, use = lifecycle.create_job(s, world.owner.id, spec, {"s.py": "0" * 64}).tasks
+        assert make.ready_at is not None and use.ready_at is None  # created ready; waits for its producer
+        lifecycle.transition(s, use, lifecycle.T.READY)
+        assert use.ready_at is not None
 
 
 # -- HTTP --------------------------------------------------------------------------------------
