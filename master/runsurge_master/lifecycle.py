@@ -449,9 +449,9 @@ def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
             if task.job.status == J.DONE:
                 transition(s, task.job, J.RUNNING)
         reopened = True
-    if reopened and task.status != T.PENDING:
-        transition(s, task, T.PENDING)
     if reopened:
+        if task.status != T.PENDING:
+            transition(s, task, T.PENDING)
         for inp in task.inputs:
             if inp.producer_task_id and s.get(Task, inp.producer_task_id).status != T.DONE:
                 inp.data_id = None

@@ -84,16 +84,16 @@ class Fetcher:
         """A master killed in the middle of a stream breaks it (UNAVAILABLE); the restarted master
         still lists the task as ours, so the stream is started again rather than the task failed.
         A peer is not retried: the master knows other copies, and a dead peer should not hold us."""
-        for attempt in range(MASTER_STREAM_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 return self._receive(rpc, req, loc)
             except grpc.RpcError as e:
-                last = attempt + 1 == MASTER_STREAM_ATTEMPTS
-                if not loc.on_master or e.code() != grpc.StatusCode.UNAVAILABLE or last:
+                attempt += 1
+                if not loc.on_master or e.code() != grpc.StatusCode.UNAVAILABLE or attempt == MASTER_STREAM_ATTEMPTS:
                     raise
                 log.warning("stream of %s from master broke (%s); starting it again", loc.data_id[:12], e.details())
-                time.sleep(min(2.0, 0.2 * 2 ** attempt))
-        raise AssertionError("unreachable")
+                time.sleep(min(2.0, 0.1 * 2 ** attempt))
 
     def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
                  loc: common_pb2.DataLocation) -> FileReceiver | None:

@@ -37,6 +37,8 @@ LOG_READ_MAX = 1 << 20  # most bytes of a running task's log one ReadTaskLog ret
 LOG_NAMES = {"stdout": STDOUT_NAME, "stderr": STDERR_NAME}
 ERROR_TAIL = 4000  # characters of stderr quoted in a failure
 REPORT_PATIENCE_S = 600
+# The master's "not your task (any more)": final, never retried.
+REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
 # A start is reported this long after it happened; a task that ends sooner has its start folded into
 # its TaskComplete (the master takes the start from the run's wall time): one call fewer per short task.
 START_REPORT_DELAY_S = 0.05
@@ -344,8 +346,7 @@ class TaskRunner:
             report.status, report.error = S.TASK_STATUS_WORKER_ERROR, str(e)
             report.bad_peer_worker_id, report.bad_data_id = e.bad_peer, e.data_id
         except grpc.RpcError as e:  # an upload of its results or logs
-            if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.FAILED_PRECONDITION):
-                # the master no longer counts this task as ours: cancelled, or moved, while it ended
+            if e.code() in REFUSED:  # the master no longer counts this task as ours: cancelled, or moved
                 log.info("task %s is no longer ours (%s): its results are dropped", req.task_id, e.details())
                 report.status = S.TASK_STATUS_CANCELLED
             else:
@@ -545,7 +546,7 @@ class TaskRunner:
                 getattr(self.link.stub, method)(request, metadata=self.link.metadata(), timeout=30)
                 return
             except grpc.RpcError as e:
-                if e.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED):
+                if e.code() in REFUSED:
                     log.info("%s for task %s refused: %s", method, request.task_id, e.details())
                     return
                 attempt += 1
