@@ -68,6 +68,7 @@ def test_guest_commands():
     mount = guest_mount_cmd(".slot-1", "worker", "secret")
     assert mount.startswith("mount -t cifs //10.0.2.100/runsurge/.slot-1 /mnt/runsurge -o ")
     assert "vers=3.0" in mount and "uid=1000" in mount
+    assert ",hard" in mount  # calls wait through a reconnect (a restored VM's new smbd), never fail
 
 
 def test_samba_config_is_loopback_only_smb3_and_private(tmp_path):

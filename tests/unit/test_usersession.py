@@ -1,16 +1,16 @@
 """Desktop idle detection from logind (worker/runsurge_worker/usersession.py).
 
-The loginctl texts are in the format systemd 252 (Debian 12) prints: `list-sessions --no-legend`
-columns SESSION UID USER SEAT TTY, `show-session -p... ID...` Key=value blocks separated by blank
-lines (properties in the bus's order, not the -p order)."""
+The loginctl texts are in the format systemd 252 (Debian 12) prints for `show-session -p... ID...`:
+Key=value blocks separated by blank lines (properties in the bus's order, not the -p order). The
+session ids come from logind's state folder (/run/systemd/sessions: a file per session, and a
+`ID.ref` FIFO per session pam_systemd holds open)."""
 
-from runsurge_worker.usersession import active_session, parse_ids, parse_show, sessions, user_active
+import os
 
-LIST = """\
-      3 1000 alice seat0 tty2
-      5 1000 alice
-      7 1001 bob         pts/0
-"""
+from runsurge_worker import usersession
+from runsurge_worker.usersession import active_session, parse_show, session_ids, sessions, user_active
+
+IDS = ["3", "5", "7"]
 
 SHOW = """\
 Id=3
@@ -19,6 +19,7 @@ Seat=seat0
 Type=wayland
 Class=user
 Active=yes
+Remote=no
 IdleHint=no
 IdleSinceHint=0
 
@@ -28,6 +29,7 @@ Seat=
 Type=unspecified
 Class=manager
 Active=yes
+Remote=no
 IdleHint=no
 IdleSinceHint=0
 
@@ -37,18 +39,31 @@ Seat=
 Type=tty
 Class=user
 Active=yes
+Remote=yes
 IdleHint=yes
 IdleSinceHint=1796650000000000
 """
 NOW = 1796650000.0  # the moment bob went idle (IdleSinceHint is µs since the epoch)
 
 
-def test_parse_listing_and_properties():
-    assert parse_ids(LIST) == ["3", "5", "7"]
+def _logind_folder(folder) -> None:
+    folder.mkdir()
+    for i in IDS:
+        (folder / i).write_text("# This is private data. Do not parse.\nUID=1000\nACTIVE=1\n")
+    os.mkfifo(folder / "3.ref")  # pam_systemd's reference to session 3: not a session
+    (folder / ".#7abc").write_text("")  # logind's temporary while it rewrites a session's file
+
+
+def test_parse_ids_and_properties(tmp_path):
+    _logind_folder(tmp_path / "sessions")
+    assert session_ids(tmp_path / "sessions") == IDS
+    assert session_ids(tmp_path / "none") == []  # no logind
     s3, s5, s7 = parse_show(SHOW)
     assert (s3.id, s3.seat, s3.type, s3.klass, s3.active, s3.idle) == ("3", "seat0", "wayland", "user", True, False)
     assert s5.klass == "manager"
     assert s7.idle and s7.idle_since == NOW and s7.where() == "session 7"
+    assert s7.remote and not s3.remote
+    assert parse_show(SHOW.replace("Remote=yes\n", "")).pop().remote  # no Remote property: no seat says it
     assert s3.where() == "seat0 session 3"
 
 
@@ -59,8 +74,9 @@ def test_busy_graphical_session_counts():
 def test_manager_idle_and_own_sessions_do_not_count():
     _, s5, s7 = parse_show(SHOW)
     assert user_active([s5], 30, now=NOW) is None  # the user manager is never idle: not a person
-    assert user_active([s7], 30, now=NOW + 31) is None  # idle longer than resume_after_idle_s
-    assert user_active([s7], 30, now=NOW + 10).id == "7"  # idle, but not long enough yet
+    assert user_active([s7], 30, now=NOW + 31, remote=True) is None  # idle longer than resume_after_idle_s
+    assert user_active([s7], 30, now=NOW + 10, remote=True).id == "7"  # idle, but not long enough yet
+    assert user_active([s7], 30, now=NOW + 10) is None  # an SSH login counts only when asked
     assert user_active(parse_show(SHOW), 30, now=NOW + 3600, own="3") is None  # the worker's own
 
 
@@ -81,30 +97,53 @@ def test_show_without_a_session_id_is_not_a_session():
     assert parse_show("IdleHint=yes\nIdleSinceHint=1796655716521050\n") == []
 
 
-def _fake_loginctl(tmp_path, monkeypatch, show: str) -> None:
-    """A `loginctl` on PATH that prints what logind's would (no logind can run in this container)."""
-    (tmp_path / "list.txt").write_text(LIST)
+def _fake_logind(tmp_path, monkeypatch, show: str):
+    """logind's state folder and a `loginctl` on PATH that prints what logind's would (no logind can
+    run in this container); it logs each run. Returns the log."""
+    if not (tmp_path / "sessions").exists():
+        _logind_folder(tmp_path / "sessions")
+    monkeypatch.setattr(usersession, "SESSIONS_DIR", tmp_path / "sessions")
     (tmp_path / "show.txt").write_text(show)
+    calls = tmp_path / "calls.txt"
+    calls.write_text("")
     exe = tmp_path / "loginctl"
-    exe.write_text(f"#!/bin/sh\ncase \"$2\" in list-sessions) cat {tmp_path}/list.txt;; "
-                   f"show-session) cat {tmp_path}/show.txt;; esac\n")
+    exe.write_text(f'#!/bin/sh\necho "$*" >> {calls}\n'
+                   f"case \"$2\" in show-session) cat {tmp_path}/show.txt;; *) exit 1;; esac\n")
     exe.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     monkeypatch.delenv("XDG_SESSION_ID", raising=False)
+    return calls
 
 
-def test_the_governor_suspends_while_a_user_is_active_and_not_when_told_not_to(tmp_path, monkeypatch):
+def _decide(**cfg):
     from datetime import datetime
 
     from runsurge_worker.config import WorkerConfig
     from runsurge_worker.governor import Governor
 
-    _fake_loginctl(tmp_path, monkeypatch, SHOW)
-    decide = lambda **cfg: Governor(WorkerConfig(**cfg), None, None, lambda: None).decide(0.0, datetime.now())  # noqa: E731
-    assert decide() == ("user active on seat0 session 3", True)
-    assert decide(suspend_when_user_active=False) == ("", False)
-    idle = SHOW.replace("Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nIdleHint=no",
-                        "Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nIdleHint=yes")
+    return Governor(WorkerConfig(**cfg), None, None, lambda: None).decide(0.0, datetime.now())
+
+
+def test_the_governor_suspends_while_a_user_is_active_and_not_when_told_not_to(tmp_path, monkeypatch):
+    calls = _fake_logind(tmp_path, monkeypatch, SHOW)
+    assert _decide() == ("user active on seat0 session 3", True)
+    # One loginctl run per look, naming every session logind holds.
+    assert calls.read_text().splitlines() == ["--no-pager show-session " + " ".join(
+        f"-p{p}" for p in usersession.PROPS) + " 3 5 7"]
+    assert _decide(suspend_when_user_active=False) == ("", False)
+    idle = SHOW.replace("Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nRemote=no\nIdleHint=no",
+                        "Id=3\nName=alice\nSeat=seat0\nType=wayland\nClass=user\nActive=yes\nRemote=no\nIdleHint=yes")
     assert idle != SHOW
-    _fake_loginctl(tmp_path, monkeypatch, idle)
-    assert decide() == ("", False)  # idle since long ago (IdleSinceHint 0 is "unknown": long enough)
+    _fake_logind(tmp_path, monkeypatch, idle)
+    assert _decide() == ("", False)  # idle since long ago (IdleSinceHint 0 is "unknown": long enough)
+
+
+def test_an_ssh_login_in_use_suspends_only_when_remote_users_count(tmp_path, monkeypatch):
+    # bob on pts/0 over SSH (no seat, Remote=yes), typing now; alice's desktop is idle.
+    show = SHOW.replace("Active=yes\nRemote=no\nIdleHint=no\nIdleSinceHint=0\n\nId=5",
+                        "Active=yes\nRemote=no\nIdleHint=yes\nIdleSinceHint=0\n\nId=5")
+    show = show.replace("IdleHint=yes\nIdleSinceHint=1796650000000000", "IdleHint=no\nIdleSinceHint=0")
+    _fake_logind(tmp_path, monkeypatch, show)
+    assert _decide() == ("", False)  # the default: a server's owner logs in all the time
+    assert _decide(suspend_when_remote_user_active=True) == ("user active on session 7", True)
+    assert _decide(suspend_when_remote_user_active=True, suspend_when_user_active=False) == ("", False)

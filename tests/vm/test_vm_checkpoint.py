@@ -70,12 +70,6 @@ def results(client, job_id: str, out: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in client.download_results(job_id, out)}
 
 
-# A known bug, not a flaky test: sometimes the restored guest's first writes to the share fail with
-# EBADF (its CIFS connection to smbd died with the saved QEMU process and the task runs before the
-# mount has reconnected). Left visible as xfail until the guest agent holds the task until the share
-# answers; strict=False so a run where the race is won still passes.
-@pytest.mark.xfail(strict=False, raises=AssertionError,
-                   reason="known bug: EBADF on the share right after a restore (CIFS reconnect race)")
 def test_a_vm_task_checkpointed_by_sigterm_resumes_after_the_restart_and_counts_once(vmnet, tmp_path):
     (tmp_path / "chain.py").write_text(SCRIPT)
     client = vmnet.client()

@@ -51,7 +51,8 @@ class WorkerConfig:
     suspend_after_s: float = 1.0             # ...for this long
     resume_after_idle_s: float = 30.0        # resume once below it this long
     suspend_on_battery: bool = True          # suspend while a laptop runs on battery
-    suspend_when_user_active: bool = True         # suspend while a desktop/tty session is not idle (logind)
+    suspend_when_user_active: bool = True    # suspend while a desktop/tty session is not idle (logind)
+    suspend_when_remote_user_active: bool = False  # ...an SSH login (no seat) too
     max_suspended_s: float = 1800.0          # give a task stopped this long back to the master (0: never)
     hours: str = ""                          # take work only in these windows, e.g. "19:00-08:00" (empty: always)
     days: str = ""                           # ...on these days, e.g. "mon-fri" (empty: every day)

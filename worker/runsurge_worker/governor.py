@@ -91,7 +91,8 @@ class Governor:
             return "stopping", False
         if self._host_busy(now):
             return f"host busy: {self.cpu_other:.0%} CPU used by other processes", True
-        if self.cfg.suspend_when_user_active and (s := active_session(self.cfg.resume_after_idle_s)):
+        if self.cfg.suspend_when_user_active and (
+                s := active_session(self.cfg.resume_after_idle_s, remote=self.cfg.suspend_when_remote_user_active)):
             return f"user active on {s.where()}", True
         if self.cfg.suspend_on_battery and on_battery():
             return "on battery", True
@@ -148,6 +149,7 @@ class Governor:
                                  "max_suspended_s": self.cfg.max_suspended_s,
                                  "suspend_on_battery": self.cfg.suspend_on_battery,
                                  "suspend_when_user_active": self.cfg.suspend_when_user_active,
+                                 "suspend_when_remote_user_active": self.cfg.suspend_when_remote_user_active,
                                  "outside_hours": self.cfg.outside_hours}}
 
     def write_status(self) -> None:

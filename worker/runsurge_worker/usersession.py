@@ -1,13 +1,16 @@
 """Whether a person is using this machine now, from systemd-logind's sessions (IdleHint /
 IdleSinceHint, set by the desktop's screen saver / idle monitor or by tty input).
 
-It runs `loginctl` (systemd's own client, present wherever logind runs) rather than talking D-Bus:
-the standard library has no D-Bus client and the worker takes no extra dependency for it. No
-logind (no systemd, a container) means "no desktop signal": never an error.
+One `loginctl show-session` per look (systemd's own client, present wherever logind runs) rather
+than D-Bus: the standard library has no D-Bus client and the worker takes no extra dependency for
+it. The session ids come from logind's own state folder (one file per session), so no second
+`loginctl list-sessions` runs on each of the governor's ticks. No logind (no systemd, a container)
+means "no desktop signal": never an error.
 
-Only sessions of class "user" with type x11/wayland/mir/tty that are active on their seat count:
-not greeters, lock screens, `manager`/`background` sessions (user managers, cron, services), and not
-the worker's own session (XDG_SESSION_ID).
+Only sessions of class "user" with type x11/wayland/mir/tty that are active count: not greeters,
+lock screens, `manager`/`background` sessions (user managers, cron, services), and not the worker's
+own session (XDG_SESSION_ID). Sessions without a seat (SSH logins: logind's Remote=yes) count only
+when asked (`suspend_when_remote_user_active`): on a server its owner logs in remotely all the time.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-PROPS = ("Id", "Name", "Seat", "Type", "Class", "Active", "IdleHint", "IdleSinceHint")
+PROPS = ("Id", "Name", "Seat", "Type", "Class", "Active", "Remote", "IdleHint", "IdleSinceHint")
+SESSIONS_DIR = Path("/run/systemd/sessions")  # logind's: a file per session, named by its id
 PERSON_TYPES = {"x11", "wayland", "mir", "tty"}
 
 
@@ -32,6 +37,7 @@ class Session:
     active: bool
     idle: bool
     idle_since: float  # seconds since the epoch; 0 when unknown
+    remote: bool = False  # logged in over the network (SSH), or at no seat
 
     def where(self) -> str:
         return f"{self.seat + ' ' if self.seat else ''}session {self.id}"
@@ -48,25 +54,31 @@ def parse_show(text: str) -> list[Session]:
         out.append(Session(id=kv["Id"], user=kv.get("Name", ""), seat=kv.get("Seat", ""),
                            type=kv.get("Type", ""), klass=kv.get("Class", ""),
                            active=kv.get("Active") == "yes", idle=kv.get("IdleHint") == "yes",
+                           remote=kv.get("Remote") == "yes" or not kv.get("Seat"),
                            idle_since=int(since) / 1e6 if since.isdigit() else 0.0))
     return out
 
 
-def parse_ids(text: str) -> list[str]:
-    """`loginctl list-sessions --no-legend` output → session ids (the first column)."""
-    return [line.split()[0] for line in text.splitlines() if line.split()]
+def session_ids(folder: Path) -> list[str]:
+    """The sessions logind holds now: its state folder's session files (not its `.#` temporaries)."""
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_file() and not e.name.startswith("."))
+    except OSError:  # no logind
+        return []
 
 
-def counts(s: Session, own: str | None) -> bool:
-    return s.klass == "user" and s.type in PERSON_TYPES and s.active and s.id != own
+def counts(s: Session, own: str | None, remote: bool) -> bool:
+    return (s.klass == "user" and s.type in PERSON_TYPES and s.active and s.id != own
+            and (remote or not s.remote))
 
 
 def user_active(sessions: list[Session], idle_for_s: float, now: float | None = None,
-                own: str | None = None) -> Session | None:
-    """The first counted session in use: not idle, or idle for less than `idle_for_s`."""
+                own: str | None = None, remote: bool = False) -> Session | None:
+    """The first counted session in use: not idle, or idle for less than `idle_for_s`. Sessions
+    without a seat count only with `remote`."""
     now = time.time() if now is None else now
     for s in sessions:
-        if counts(s, own) and (not s.idle or now - s.idle_since < idle_for_s):
+        if counts(s, own, remote) and (not s.idle or now - s.idle_since < idle_for_s):
             return s
     return None
 
@@ -79,18 +91,18 @@ def _loginctl(*args: str) -> str | None:
         r = subprocess.run([exe, "--no-pager", *args], capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return r.stdout if r.returncode == 0 else None  # "not booted with systemd", bus down: no signal
+    # A session that ended since its id was read fails the call but not the others' blocks; "not
+    # booted with systemd" or a bus that is down print nothing: no signal.
+    return r.stdout
 
 
 def sessions() -> list[Session]:
-    """The host's logind sessions, [] without logind."""
-    listing = _loginctl("list-sessions", "--no-legend")
-    ids = parse_ids(listing or "")
+    """The host's logind sessions, [] without logind: one `loginctl` run."""
+    ids = session_ids(SESSIONS_DIR)
     if not ids:
         return []
-    shown = _loginctl("show-session", *(f"-p{p}" for p in PROPS), *ids)
-    return parse_show(shown or "")
+    return parse_show(_loginctl("show-session", *(f"-p{p}" for p in PROPS), *ids) or "")
 
 
-def active_session(idle_for_s: float) -> Session | None:
-    return user_active(sessions(), idle_for_s, own=os.environ.get("XDG_SESSION_ID"))
+def active_session(idle_for_s: float, remote: bool = False) -> Session | None:
+    return user_active(sessions(), idle_for_s, own=os.environ.get("XDG_SESSION_ID"), remote=remote)

@@ -72,7 +72,8 @@ class GuestAgent:
             agent._chan.exec_command(f"exec python3 -c {shlex.quote(RELAY_SOURCE)}")
         except Exception as exc:  # paramiko raises many kinds
             raise GuestLostError(f"cannot reach the guest agent again: {exc!r}") from exc
-        agent.pid = int(agent.call("attach", timeout=timeout, time=time.time())["attached"])
+        reply = agent.call("attach", timeout=timeout, time=time.time())
+        agent.pid, agent.phases = int(reply["attached"]), {"share_s": reply.get("share_s", 0.0)}
         return agent
 
     def call(self, op: str, timeout: float = REPLY_TIMEOUT_S, **args) -> dict:

@@ -98,6 +98,11 @@ def guest_mount_cmd(share_subdir: str, user: str, password: str) -> str:
         f"uid={GUEST_UID}", f"gid={GUEST_UID}", "file_mode=0644", "dir_mode=0755",
         # The folder behind the mount is swapped in when a task starts: do not pin inode numbers.
         "noserverino", "actimeo=1",
+        # A restored guest's SMB connection is to a new smbd: while cifs reconnects, a soft mount
+        # (the default) fails a call that waits more than one 10 s round (EHOSTDOWN, and EBADF
+        # when a handle of the old session cannot be reopened). Hard: the call waits for the share
+        # instead; the worker, not the guest, decides when a share is lost (it destroys the VM).
+        "hard",
     ])
     src = f"//{SMB_GUEST_ADDR}/runsurge/{share_subdir}"
     return f"mount -t cifs {shlex.quote(src)} {GUEST_MOUNT} -o {shlex.quote(opts)}"

@@ -27,7 +27,8 @@ Protocol: one JSON object per line on stdin, one reply per line on stdout.
               writes are synced to the share and the agent stops reading its SSH channel (whose TCP
               connection does not survive the restore) and serves connections on AGENT_SOCKET instead,
               one at a time, each through a relay an SSH command starts (agent.RELAY_SOURCE)
-  {"op": "attach", "time"} -> {"attached": PID}  first line on such a connection: the clock is set again
+  {"op": "attach", "time"} -> {"attached": PID, "share_s"}  first line on such a connection: the clock is set
+              again, the share is reconnected (share_s: how long it took), then the task thawed
 Errors reply {"error": TEXT}. User code cannot reach this process: it is root's, and the task
 only ever holds its own end of the go pipe.
 """
@@ -95,19 +96,31 @@ def _freeze(frozen: bool) -> None:
 
 
 def _share_back(timeout: float = 60.0) -> None:
-    """After a restore the share's SMB connection is new: until the cifs client has reconnected,
-    calls on it fail (EAGAIN was seen). Touch it here, not in the task: a file is opened and read
-    until that works twice in a row."""
+    """After a restore the share's SMB connection is a new one, to a new smbd: until the cifs client
+    has reconnected, calls that reach the server fail (EAGAIN, and EBADF on the handles of the old
+    session). Reconnect here, not in the task: a round trip no client cache can answer (a new file
+    created, written, fsync'ed, removed), until it works twice in a row. Raises when the share
+    never answers: the worker then gives the task back instead of thawing it onto a dead mount."""
     deadline, ok = time.monotonic() + timeout, 0
-    while ok < 2 and time.monotonic() < deadline:
+    probe = os.path.join(MOUNT, ".rs-share-probe")
+    while ok < 2:
         try:
-            names = [n for n in os.listdir(MOUNT) if os.path.isfile(os.path.join(MOUNT, n))]
-            if names:
-                with open(os.path.join(MOUNT, names[0]), "rb") as f:
-                    f.read(1)
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"x")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
             ok += 1
-        except OSError:
+        except OSError as exc:
             ok = 0
+            try:
+                os.unlink(probe)  # left by a try that failed after its create
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the share did not answer after the restore: {exc}") from None
             time.sleep(0.1)
 
 
@@ -320,9 +333,11 @@ class Agent:
 
     def attach(self, msg: dict) -> dict:
         time.clock_settime(time.CLOCK_REALTIME, msg["time"])  # it stood still while the VM was saved
+        t0 = time.monotonic()
         _share_back()
+        share_s = time.monotonic() - t0
         _freeze(False)
-        return {"attached": self.proc.pid}
+        return {"attached": self.proc.pid, "share_s": share_s}
 
     def kill(self, msg: dict | None = None) -> dict:
         # Every process of the task, children that outlived the script (setsid) included, before its

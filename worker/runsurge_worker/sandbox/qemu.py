@@ -338,7 +338,8 @@ class QemuSandbox(SandboxBackend):
         _remove_tree(checkpoint)
         done["restore_s"] += time.monotonic() - t0
         done["resumes"] += 1
-        log.info("restored task %s in %.2fs (%.2fs to SSH)", meta["task_id"], time.monotonic() - t0, ssh_s)
+        log.info("restored task %s in %.2fs (%.2fs to SSH, %.2fs for the share to answer)", meta["task_id"],
+                 time.monotonic() - t0, ssh_s, vm.agent.phases["share_s"])
         with self._lock:
             self._running.add(vm)
         try:
