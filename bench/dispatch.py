@@ -122,6 +122,7 @@ class RunSurge:
 
     def __init__(self, root: Path, slots: int, timeout_s: float):
         self.root, self.timeout_s, self.jobs = root, timeout_s, 0
+        self.per_call: dict[str, float] = {}  # tasks per AssignTasks / CompleteTasks call, last round
         self.net = LocalNet(root / "net", sandbox="process", slots=slots)
         self.db: sqlite3.Connection | None = None
 
@@ -148,15 +149,30 @@ class RunSurge:
         spec = (write_chain if chain else write_job)(self.root / f"job{self.jobs}", n)
         client = self.client
         pids = {"master": self.net.master.pid, **{f"worker{i}": p.pid for i, p in self.net.workers.items()}}
+        calls0 = self.task_calls()
         cpu0 = {name: process_cpu_s(pid) for name, pid in pids.items()}
         t0 = time.time()
         job_id = client.submit_spec(spec)["id"]
         self._wait(job_id)
         cpu = {name: (process_cpu_s(pid) - cpu0[name]) * 1000 / n for name, pid in pids.items()}
+        calls = {k: v - calls0.get(k, 0) for k, v in self.task_calls().items()}
+        for method in ("AssignTasks", "CompleteTasks"):
+            if calls.get(("calls", method)):
+                self.per_call[method] = calls[("tasks", method)] / calls[("calls", method)]
         rows = self.db.execute("SELECT finished_at, cpu_s FROM tasks WHERE job_id = ?", (job_id,)).fetchall()
         cpu["script (median)"] = statistics.median(r[1] for r in rows) * 1000
         finished = sorted(utc_seconds(r[0]) for r in rows)
         return Result("RunSurge", n, max(finished) - t0, [f - t0 for f in finished], job_id, cpu)
+
+    def task_calls(self) -> dict[tuple[str, str], float]:
+        """The master's counts of task-carrying calls and the tasks they carried (absent before batching)."""
+        import httpx
+        from prometheus_client.parser import text_string_to_metric_families
+
+        names = {"runsurge_task_calls_total": "calls", "runsurge_task_call_tasks_total": "tasks"}
+        text = httpx.get(f"{self.net.url}/metrics", timeout=10).text
+        return {(names[smp.name], smp.labels["method"]): smp.value for fam in text_string_to_metric_families(text)
+                for smp in fam.samples if smp.name in names}
 
     def _wait(self, job_id: str) -> None:
         deadline = time.monotonic() + self.timeout_s
@@ -360,6 +376,7 @@ def main() -> int:
                 for label in dask.variants:
                     rounds.setdefault(label, []).append(dask.run(label, args.tasks))
             phases = rs.phases(median_round(rounds["RunSurge"]).job_id)
+            per_call = rs.per_call
     quiet = load.stop()
 
     results = [median_round(r) for r in rounds.values()]
@@ -367,6 +384,7 @@ def main() -> int:
         print_chain(results, rounds)
         rs_cpu = median_round(rounds["RunSurge"]).cpu_ms
         print("\nRunSurge CPU ms per step: " + "  ".join(f"{name} {ms:.1f}" for name, ms in rs_cpu.items()))
+        print("RunSurge tasks per call: " + ("  ".join(f"{m} {v:.2f}" for m, v in per_call.items()) or "n/a"))
         print(f"\n{quiet}")
         return 0
     print_table(results, rounds)
@@ -374,6 +392,8 @@ def main() -> int:
     for name, seconds in phases.items():
         print(f"  {name:<46} {seconds * 1000:7.1f} ms")
     rs_cpu = median_round(rounds["RunSurge"]).cpu_ms
+    print("\nRunSurge tasks per call (last round): " + ("  ".join(f"{m} {v:.2f}" for m, v in per_call.items())
+                                                   or "n/a (one task per AssignTask / TaskComplete)"))
     print("\nRunSurge CPU ms per task (median round; from /proc/PID/stat, the scripts' CPU from their rusage):")
     print("  " + "  ".join(f"{name} {ms:.1f}" for name, ms in rs_cpu.items()))
     print_verdict(results[0], results[1:])
