@@ -45,7 +45,6 @@ class CompletionReporter:
         self.link = link
         self._ready = threading.Condition()
         self._queue: list[_Pending] = []
-        self.calls = 0  # CompleteTasks calls made
         # A daemon, so a worker stopping while the master is away does not wait for it.
         threading.Thread(target=self._loop, name="report-completions", daemon=True).start()
 
@@ -80,7 +79,6 @@ class CompletionReporter:
 
     def _deliver(self, batch: list[_Pending]) -> list[_Pending]:
         """One CompleteTasks call; returns the reports to send again."""
-        self.calls += 1
         try:
             resp = self.link.stub.CompleteTasks(master_pb2.CompleteTasksRequest(reports=[p.report for p in batch]),
                                                 metadata=self.link.metadata(), timeout=30)
