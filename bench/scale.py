@@ -7,9 +7,9 @@ token (one HTTP login per client process, not per worker: the login KDF is delib
 what this measures), then mutual TLS with the certificate it got, its own grpc.aio channel to the
 master and its own grpc.aio WorkerService server (the master dials each worker and checks its
 identity). It heartbeats at the interval the master gives it at registration (the master's default,
-as a real worker does), saying which tasks it holds. It accepts AssignTask and at once reports
-TaskComplete with plausible metering (no task runs, no logs are uploaded; the master's token on
-incoming calls is not verified: that is worker-side cost).
+as a real worker does), saying which tasks it holds. It accepts AssignTasks and at once reports
+each completion (CompleteTasks, one report a call) with plausible metering (no task runs, no logs
+are uploaded; the master's token on incoming calls is not verified: that is worker-side cost).
 
 Two windows per configuration (database x N):
   - idle: the N workers only heartbeat;
@@ -147,14 +147,19 @@ class SimWorker:
 
         wall, cpu, rss = random.uniform(0.02, 0.05), random.uniform(0.01, 0.02), random.randint(12, 20) << 20
         try:
-            await self.stub.TaskComplete(master_pb2.TaskCompleteRequest(
-                worker_id=self.worker_id, task_id=task_id, status=master_pb2.TASK_STATUS_SUCCEEDED, exit_code=0,
-                wall_s=wall, cpu_s=cpu, mem_avg_bytes=rss * 3 // 4, mem_peak_bytes=rss, attempt=attempt,
-                usage=[master_pb2.UsageSample(t_s=wall, cpu_s=cpu, rss_bytes=rss)]),
-                metadata=self.metadata, timeout=30)
-            self.stats["completed"] += 1
+            (answer,) = (await self.stub.CompleteTasks(master_pb2.CompleteTasksRequest(reports=[
+                master_pb2.TaskCompleteRequest(
+                    worker_id=self.worker_id, task_id=task_id, status=master_pb2.TASK_STATUS_SUCCEEDED, exit_code=0,
+                    wall_s=wall, cpu_s=cpu, mem_avg_bytes=rss * 3 // 4, mem_peak_bytes=rss, attempt=attempt,
+                    usage=[master_pb2.UsageSample(t_s=wall, cpu_s=cpu, rss_bytes=rss)])]),
+                metadata=self.metadata, timeout=30)).results
+            if answer.result == master_pb2.REPORT_RESULT_ACKNOWLEDGED:
+                self.stats["completed"] += 1
+            else:
+                key = f"CompleteTasks {master_pb2.ReportResult.Name(answer.result)}"
+                self.stats["errors"][key] = self.stats["errors"].get(key, 0) + 1
         except grpc.aio.AioRpcError as e:
-            key = f"TaskComplete {e.code().name}"
+            key = f"CompleteTasks {e.code().name}"
             self.stats["errors"][key] = self.stats["errors"].get(key, 0) + 1
         finally:
             self.held.pop(task_id, None)
@@ -166,14 +171,15 @@ class _Servicer(worker_pb2_grpc.WorkerServiceServicer):
     def __init__(self, w: SimWorker):
         self.w = w
 
-    async def AssignTask(self, request, context):
-
-        self.w.held[request.task_id] = request.limits.memory_bytes
-        self.w.stats["assigned"] += 1
-        task = asyncio.get_running_loop().create_task(self.w.complete(request.task_id, request.attempt))
-        self.w.stats["pending"].add(task)
-        task.add_done_callback(self.w.stats["pending"].discard)
-        return worker_pb2.AssignTaskResponse(accepted=True)
+    async def AssignTasks(self, request, context):
+        for t in request.tasks:
+            self.w.held[t.task_id] = t.limits.memory_bytes
+            self.w.stats["assigned"] += 1
+            task = asyncio.get_running_loop().create_task(self.w.complete(t.task_id, t.attempt))
+            self.w.stats["pending"].add(task)
+            task.add_done_callback(self.w.stats["pending"].discard)
+        return worker_pb2.AssignTasksResponse(results=[worker_pb2.AssignTaskResponse(accepted=True)
+                                                       for _ in request.tasks])
 
     async def NotifyData(self, request, context):
         return worker_pb2.NotifyDataResponse()

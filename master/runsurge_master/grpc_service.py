@@ -3,6 +3,7 @@ handler then checks that the caller acts only as itself and only on its own task
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import re
@@ -18,6 +19,7 @@ from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.group_commit import GroupCommit, RefusedError
 from runsurge_master.jobspec import SpecError, check_file_name
+from runsurge_master.metrics import TASK_CALL_TASKS, TASK_CALLS
 from runsurge_master.models import (
     DataLocation,
     DataObject,
@@ -40,7 +42,9 @@ from runsurge_proto.wire import IntegrityError, file_chunk_messages, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
 WORKER_TOKEN_TTL_S = 3600
+MAX_REPORTS_PER_CALL = 512  # a worker sends what finished during its previous call: far fewer
 S = master_pb2.TaskStatus
+R = master_pb2.ReportResult
 
 
 def make_check(tokens: TokenService, tls: MasterTLS, enrollment: bool):
@@ -181,15 +185,30 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                                          Task.id == request.task_id, Task.worker_id == request.worker_id):
             replicas.started(s, request.task_id, request.worker_id)  # if it is a quorum task's replica
 
-    async def TaskComplete(self, request, context):
-        await self._as_worker(request.worker_id, context)
-        try:
-            cancels = await self.commits.run(lambda s: self._completed(s, request))
-        except RefusedError as e:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
-        self.scheduler.cancel_remote(cancels)
+    async def CompleteTasks(self, request, context):
+        """Each report is a group-commit run of its own (so one call's reports usually share a
+        transaction) and is answered once committed; one refused or failed report costs the others
+        nothing. A report done twice (re-sent after a lost answer) is refused: it is no longer active."""
+        if not 0 < len(request.reports) <= MAX_REPORTS_PER_CALL:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"a call carries 1 to {MAX_REPORTS_PER_CALL} reports, not {len(request.reports)}")
+        for worker_id in {r.worker_id for r in request.reports}:
+            await self._as_worker(worker_id, context)
+        TASK_CALLS.labels("CompleteTasks").inc()
+        TASK_CALL_TASKS.labels("CompleteTasks").inc(len(request.reports))
+        outcomes = await asyncio.gather(*(self.commits.run(lambda s, r=r: self._completed(s, r))
+                                          for r in request.reports), return_exceptions=True)
+        resp = master_pb2.CompleteTasksResponse()
+        for outcome in outcomes:
+            if isinstance(outcome, RefusedError):
+                resp.results.add(result=R.REPORT_RESULT_REFUSED, reason=str(outcome))
+            elif isinstance(outcome, BaseException):  # group_commit logged it; the worker sends it again
+                resp.results.add(result=R.REPORT_RESULT_FAILED, reason=f"not recorded: {type(outcome).__name__}")
+            else:
+                resp.results.add(result=R.REPORT_RESULT_ACKNOWLEDGED)
+                self.scheduler.cancel_remote(outcome)
         self.scheduler.wake()
-        return master_pb2.Ack()
+        return resp
 
     def _completed(self, s, request) -> list[tuple[str, str]]:
         t = s.get(Task, request.task_id)

@@ -14,6 +14,8 @@ Counters and histograms are kept by this process (they restart from zero with it
                                           above counts the tasks that started)
     runsurge_scheduling_pass_seconds      how long one scheduling pass that placed tasks took (the
                                           placement decision itself, without the wait in the queue)
+    runsurge_task_calls_total{method}     AssignTasks calls made, CompleteTasks calls received
+    runsurge_task_call_tasks_total{method}  the tasks (assignments, completions) they carried
 
 The latency is observed by a session hook: after a transaction that set a task's status to
 "assigned" commits, (assigned_at - ready_at) goes into the histogram. So no scheduler code has to
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
@@ -41,6 +43,10 @@ SCHEDULING_LATENCY = Histogram(
 PASS_SECONDS = Histogram(
     "runsurge_scheduling_pass_seconds", "Duration of a scheduling pass that placed at least one task",
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=None)
+# Batching at work: tasks per call = call_tasks / calls.
+TASK_CALLS = Counter("runsurge_task_calls", "Task-carrying gRPC calls (AssignTasks made, CompleteTasks received)",
+                     ["method"], registry=None)
+TASK_CALL_TASKS = Counter("runsurge_task_call_tasks", "Tasks carried by those calls", ["method"], registry=None)
 _PENDING = "runsurge.metrics.latencies"
 _hooks_installed = False
 
@@ -100,6 +106,8 @@ class _MasterCollector:
                                   value=self.sv.scheduler.assigned_total)
         yield from SCHEDULING_LATENCY.collect()
         yield from PASS_SECONDS.collect()
+        yield from TASK_CALLS.collect()
+        yield from TASK_CALL_TASKS.collect()
 
 
 def metrics_router(sv) -> APIRouter:  # services.Services

@@ -21,7 +21,7 @@ from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.live import LiveState
-from runsurge_master.metrics import PASS_SECONDS
+from runsurge_master.metrics import PASS_SECONDS, TASK_CALL_TASKS, TASK_CALLS
 from runsurge_master.models import DataLocation, DataObject, Heartbeat, Task, TaskInput, TaskReplica, Worker, utcnow
 from runsurge_master.placement import Capacity, ReadyTask, place
 from runsurge_master.tls import MasterTLS
@@ -45,6 +45,14 @@ class Dispatch:
     address: str
     request: worker_pb2.AssignTaskRequest
     notices: list[common_pb2.DataLocation] = field(default_factory=list)
+
+
+def by_worker(dispatches: list[Dispatch]) -> list[list[Dispatch]]:
+    """One AssignTasks call per worker a pass placed tasks on (in placement order)."""
+    groups: dict[str, list[Dispatch]] = {}
+    for d in dispatches:
+        groups.setdefault(d.worker_id, []).append(d)
+    return list(groups.values())
 
 
 class Scheduler:
@@ -109,8 +117,8 @@ class Scheduler:
                 if passed - checked >= tick:  # once a tick, not on every task's completion
                     checked = passed
                     self.cancel_remote(self.check_liveness())
-                for d in self.plan():
-                    self._spawn(self._dispatch(d))
+                for batch in by_worker(self.plan()):
+                    self._spawn(self._dispatch(batch))
             except Exception:  # a bug here must not stop scheduling for good
                 log.exception("scheduling pass failed")
 
@@ -453,34 +461,52 @@ class Scheduler:
             self._channels[worker_id] = known
         return known[2]
 
-    async def _dispatch(self, d: Dispatch) -> None:
-        stub = self.stub(d.worker_id, d.address)
+    async def _dispatch(self, batch: list[Dispatch]) -> None:
+        """The tasks one pass placed on one worker, in one AssignTasks call; then each accepted
+        task's NotifyData. A failed call fails each of its tasks, a refused task only itself."""
+        stub = self.stub(batch[0].worker_id, batch[0].address)
         md = self._metadata()
+        TASK_CALLS.labels("AssignTasks").inc()
+        TASK_CALL_TASKS.labels("AssignTasks").inc(len(batch))
         try:
-            resp = await stub.AssignTask(d.request, metadata=md, timeout=15)
-            if not resp.accepted:
-                raise RuntimeError(f"worker refused the task: {resp.reason}")
-            for loc in d.notices:
-                await stub.NotifyData(worker_pb2.NotifyDataRequest(task_id=d.request.task_id, location=loc),
-                                      metadata=md, timeout=15)
+            resp = await stub.AssignTasks(worker_pb2.AssignTasksRequest(tasks=[d.request for d in batch]),
+                                          metadata=md, timeout=15)
+            if len(resp.results) != len(batch):
+                raise RuntimeError(f"the worker answered {len(resp.results)} of {len(batch)} tasks")
         except (grpc.aio.AioRpcError, RuntimeError) as e:
-            reason = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
-            log.warning("dispatch failed task=%s worker=%s: %s", d.request.task_id, d.worker_id, reason)
-            with self.db.session() as s:
-                t = s.get(Task, d.request.task_id)
-                cancels = []
-                if t.status in lifecycle.ACTIVE and t.worker_id == d.worker_id:
-                    cancels = lifecycle.requeue_task(s, t, f"could not assign: {reason}", self.cfg.max_attempts)
-                elif (r := replicas.active(s, t, d.worker_id)) is not None and r.attempt == d.request.attempt:
-                    cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts)
-                w = s.get(Worker, d.worker_id)
-                if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
-                    if w.online:
-                        cancels += self.worker_lost(s, w, "worker unreachable")
-                else:  # it answered, and would not take the task
-                    benching.fault(w, f"could not assign: {reason}")
-            self.cancel_remote(cancels)
-            self._wake.set()
+            for d in batch:
+                self._undispatch(d, e)
+            return
+        for d, answer in zip(batch, resp.results, strict=True):
+            try:
+                if not answer.accepted:
+                    raise RuntimeError(f"worker refused the task: {answer.reason}")
+                for loc in d.notices:
+                    await stub.NotifyData(worker_pb2.NotifyDataRequest(task_id=d.request.task_id, location=loc),
+                                          metadata=md, timeout=15)
+            except (grpc.aio.AioRpcError, RuntimeError) as e:
+                self._undispatch(d, e)
+
+    def _undispatch(self, d: Dispatch, e: grpc.aio.AioRpcError | RuntimeError) -> None:
+        """A task that did not reach its worker goes back (or its replica is lost); an unreachable
+        worker is offline, one that refused counts a fault."""
+        reason = e.details() if isinstance(e, grpc.aio.AioRpcError) else str(e)
+        log.warning("dispatch failed task=%s worker=%s: %s", d.request.task_id, d.worker_id, reason)
+        with self.db.session() as s:
+            t = s.get(Task, d.request.task_id)
+            cancels = []
+            if t.status in lifecycle.ACTIVE and t.worker_id == d.worker_id:
+                cancels = lifecycle.requeue_task(s, t, f"could not assign: {reason}", self.cfg.max_attempts)
+            elif (r := replicas.active(s, t, d.worker_id)) is not None and r.attempt == d.request.attempt:
+                cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts)
+            w = s.get(Worker, d.worker_id)
+            if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
+                if w.online:
+                    cancels += self.worker_lost(s, w, "worker unreachable")
+            else:  # it answered, and would not take the task
+                benching.fault(w, f"could not assign: {reason}")
+        self.cancel_remote(cancels)
+        self._wake.set()
 
     async def _cancel(self, pairs: list[tuple[str, str]]) -> None:
         for worker_id, task_id in pairs:

@@ -25,6 +25,13 @@ class TaskStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATUS_CANCELLED: _ClassVar[TaskStatus]
     TASK_STATUS_RELEASED: _ClassVar[TaskStatus]
     TASK_STATUS_CHECKPOINTED: _ClassVar[TaskStatus]
+
+class ReportResult(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPORT_RESULT_UNSPECIFIED: _ClassVar[ReportResult]
+    REPORT_RESULT_ACKNOWLEDGED: _ClassVar[ReportResult]
+    REPORT_RESULT_REFUSED: _ClassVar[ReportResult]
+    REPORT_RESULT_FAILED: _ClassVar[ReportResult]
 TASK_PHASE_UNSPECIFIED: TaskPhase
 TASK_PHASE_FETCHING_INPUTS: TaskPhase
 TASK_PHASE_BUILDING_ENVIRONMENT: TaskPhase
@@ -37,6 +44,10 @@ TASK_STATUS_WORKER_ERROR: TaskStatus
 TASK_STATUS_CANCELLED: TaskStatus
 TASK_STATUS_RELEASED: TaskStatus
 TASK_STATUS_CHECKPOINTED: TaskStatus
+REPORT_RESULT_UNSPECIFIED: ReportResult
+REPORT_RESULT_ACKNOWLEDGED: ReportResult
+REPORT_RESULT_REFUSED: ReportResult
+REPORT_RESULT_FAILED: ReportResult
 
 class NodeRegisterRequest(_message.Message):
     __slots__ = ("fingerprint", "memory_bytes", "cpus", "slots", "host", "grpc_port", "sandbox", "cached_data_ids", "csr_pem", "checkpointed_task_ids")
@@ -177,6 +188,26 @@ class TaskCompleteRequest(_message.Message):
     resumes: int
     usage: _containers.RepeatedCompositeFieldContainer[UsageSample]
     def __init__(self, worker_id: _Optional[str] = ..., task_id: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., exit_code: _Optional[int] = ..., wall_s: _Optional[float] = ..., cpu_s: _Optional[float] = ..., mem_avg_bytes: _Optional[int] = ..., mem_peak_bytes: _Optional[int] = ..., outputs: _Optional[_Iterable[_Union[OutputData, _Mapping]]] = ..., error: _Optional[str] = ..., stdout_data_id: _Optional[str] = ..., stderr_data_id: _Optional[str] = ..., attempt: _Optional[int] = ..., bad_peer_worker_id: _Optional[str] = ..., bad_data_id: _Optional[str] = ..., restore_s: _Optional[float] = ..., resumes: _Optional[int] = ..., usage: _Optional[_Iterable[_Union[UsageSample, _Mapping]]] = ...) -> None: ...
+
+class CompleteTasksRequest(_message.Message):
+    __slots__ = ("reports",)
+    REPORTS_FIELD_NUMBER: _ClassVar[int]
+    reports: _containers.RepeatedCompositeFieldContainer[TaskCompleteRequest]
+    def __init__(self, reports: _Optional[_Iterable[_Union[TaskCompleteRequest, _Mapping]]] = ...) -> None: ...
+
+class TaskCompleteResult(_message.Message):
+    __slots__ = ("result", "reason")
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    result: ReportResult
+    reason: str
+    def __init__(self, result: _Optional[_Union[ReportResult, str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class CompleteTasksResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[TaskCompleteResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[TaskCompleteResult, _Mapping]]] = ...) -> None: ...
 
 class UsageSample(_message.Message):
     __slots__ = ("t_s", "cpu_s", "rss_bytes")

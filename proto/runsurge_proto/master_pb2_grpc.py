@@ -54,10 +54,10 @@ class MasterServiceStub:
                 request_serializer=runsurge_dot_v1_dot_master__pb2.TaskStartedRequest.SerializeToString,
                 response_deserializer=runsurge_dot_v1_dot_master__pb2.Ack.FromString,
                 _registered_method=True)
-        self.TaskComplete = channel.unary_unary(
-                '/runsurge.v1.MasterService/TaskComplete',
-                request_serializer=runsurge_dot_v1_dot_master__pb2.TaskCompleteRequest.SerializeToString,
-                response_deserializer=runsurge_dot_v1_dot_master__pb2.Ack.FromString,
+        self.CompleteTasks = channel.unary_unary(
+                '/runsurge.v1.MasterService/CompleteTasks',
+                request_serializer=runsurge_dot_v1_dot_master__pb2.CompleteTasksRequest.SerializeToString,
+                response_deserializer=runsurge_dot_v1_dot_master__pb2.CompleteTasksResponse.FromString,
                 _registered_method=True)
         self.StreamData = channel.unary_stream(
                 '/runsurge.v1.MasterService/StreamData',
@@ -101,8 +101,10 @@ class MasterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def TaskComplete(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def CompleteTasks(self, request, context):
+        """The worker's completions, as many as finished while its previous call was in flight (each
+        answered on its own, after its commit).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -144,10 +146,10 @@ def add_MasterServiceServicer_to_server(servicer, server):
                     request_deserializer=runsurge_dot_v1_dot_master__pb2.TaskStartedRequest.FromString,
                     response_serializer=runsurge_dot_v1_dot_master__pb2.Ack.SerializeToString,
             ),
-            'TaskComplete': grpc.unary_unary_rpc_method_handler(
-                    servicer.TaskComplete,
-                    request_deserializer=runsurge_dot_v1_dot_master__pb2.TaskCompleteRequest.FromString,
-                    response_serializer=runsurge_dot_v1_dot_master__pb2.Ack.SerializeToString,
+            'CompleteTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteTasks,
+                    request_deserializer=runsurge_dot_v1_dot_master__pb2.CompleteTasksRequest.FromString,
+                    response_serializer=runsurge_dot_v1_dot_master__pb2.CompleteTasksResponse.SerializeToString,
             ),
             'StreamData': grpc.unary_stream_rpc_method_handler(
                     servicer.StreamData,
@@ -261,7 +263,7 @@ class MasterService:
             _registered_method=True)
 
     @staticmethod
-    def TaskComplete(request,
+    def CompleteTasks(request,
             target,
             options=(),
             channel_credentials=None,
@@ -274,9 +276,9 @@ class MasterService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/runsurge.v1.MasterService/TaskComplete',
-            runsurge_dot_v1_dot_master__pb2.TaskCompleteRequest.SerializeToString,
-            runsurge_dot_v1_dot_master__pb2.Ack.FromString,
+            '/runsurge.v1.MasterService/CompleteTasks',
+            runsurge_dot_v1_dot_master__pb2.CompleteTasksRequest.SerializeToString,
+            runsurge_dot_v1_dot_master__pb2.CompleteTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

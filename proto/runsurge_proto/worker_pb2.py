@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from runsurge_proto import common_pb2 as runsurge_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/worker.proto\x12\x0brunsurge.v1\x1a\x18runsurge/v1/common.proto\"8\n\tTaskInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"8\n\x0e\x45xpectedOutput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10upload_to_master\x18\x02 \x01(\x08\"o\n\nTaskLimits\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x02 \x01(\r\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x14\n\x0coutput_bytes\x18\x04 \x01(\x04\x12\x14\n\x0coutput_files\x18\x05 \x01(\r\"\xda\x02\n\x11\x41ssignTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0escript_data_id\x18\x03 \x01(\t\x12\x13\n\x0bscript_name\x18\x04 \x01(\t\x12&\n\x06inputs\x18\x05 \x03(\x0b\x32\x16.runsurge.v1.TaskInput\x12,\n\x07outputs\x18\x06 \x03(\x0b\x32\x1b.runsurge.v1.ExpectedOutput\x12\x1b\n\x13\x63ollect_all_outputs\x18\x07 \x01(\x08\x12\'\n\x06limits\x18\x08 \x01(\x0b\x32\x17.runsurge.v1.TaskLimits\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r\x12\x16\n\x0e\x65nvironment_id\x18\x14 \x01(\t\x12\x32\n\x12\x65nvironment_wheels\x18\x15 \x03(\x0b\x32\x16.runsurge.v1.TaskInput\"6\n\x12\x41ssignTaskResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"Q\n\x11NotifyDataRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12+\n\x08location\x18\x02 \x01(\x0b\x32\x19.runsurge.v1.DataLocation\"\x14\n\x12NotifyDataResponse\"\x15\n\x13WorkerStatusRequest\"\x83\x01\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x18\n\x10running_task_ids\x18\x02 \x03(\t\x12\x12\n\nfree_slots\x18\x03 \x01(\r\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x17\n\x0f\x63\x61\x63hed_data_ids\x18\x05 \x03(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x12\x43\x61ncelTaskResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"%\n\x11\x44\x65leteDataRequest\x12\x10\n\x08\x64\x61ta_ids\x18\x01 \x03(\t\"%\n\x12\x44\x65leteDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"X\n\x12ReadTaskLogRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x11\n\tmax_bytes\x18\x04 \x01(\r\"I\n\x13ReadTaskLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x04\x12\x0f\n\x07running\x18\x03 \x01(\x08\x32\xaf\x04\n\rWorkerService\x12M\n\nAssignTask\x12\x1e.runsurge.v1.AssignTaskRequest\x1a\x1f.runsurge.v1.AssignTaskResponse\x12M\n\nNotifyData\x12\x1e.runsurge.v1.NotifyDataRequest\x1a\x1f.runsurge.v1.NotifyDataResponse\x12@\n\nStreamData\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12N\n\x0fGetWorkerStatus\x12 .runsurge.v1.WorkerStatusRequest\x1a\x19.runsurge.v1.WorkerStatus\x12M\n\nCancelTask\x12\x1e.runsurge.v1.CancelTaskRequest\x1a\x1f.runsurge.v1.CancelTaskResponse\x12M\n\nDeleteData\x12\x1e.runsurge.v1.DeleteDataRequest\x1a\x1f.runsurge.v1.DeleteDataResponse\x12P\n\x0bReadTaskLog\x12\x1f.runsurge.v1.ReadTaskLogRequest\x1a .runsurge.v1.ReadTaskLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18runsurge/v1/worker.proto\x12\x0brunsurge.v1\x1a\x18runsurge/v1/common.proto\"8\n\tTaskInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x61ta_id\x18\x02 \x01(\t\x12\x0c\n\x04size\x18\x03 \x01(\x04\"8\n\x0e\x45xpectedOutput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x18\n\x10upload_to_master\x18\x02 \x01(\x08\"o\n\nTaskLimits\x12\x14\n\x0cmemory_bytes\x18\x01 \x01(\x04\x12\x0c\n\x04\x63pus\x18\x02 \x01(\r\x12\x11\n\ttimeout_s\x18\x03 \x01(\x01\x12\x14\n\x0coutput_bytes\x18\x04 \x01(\x04\x12\x14\n\x0coutput_files\x18\x05 \x01(\r\"\xda\x02\n\x11\x41ssignTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x16\n\x0escript_data_id\x18\x03 \x01(\t\x12\x13\n\x0bscript_name\x18\x04 \x01(\t\x12&\n\x06inputs\x18\x05 \x03(\x0b\x32\x16.runsurge.v1.TaskInput\x12,\n\x07outputs\x18\x06 \x03(\x0b\x32\x1b.runsurge.v1.ExpectedOutput\x12\x1b\n\x13\x63ollect_all_outputs\x18\x07 \x01(\x08\x12\'\n\x06limits\x18\x08 \x01(\x0b\x32\x17.runsurge.v1.TaskLimits\x12\x0f\n\x07\x61ttempt\x18\t \x01(\r\x12\x16\n\x0e\x65nvironment_id\x18\x14 \x01(\t\x12\x32\n\x12\x65nvironment_wheels\x18\x15 \x03(\x0b\x32\x16.runsurge.v1.TaskInput\"6\n\x12\x41ssignTaskResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\"C\n\x12\x41ssignTasksRequest\x12-\n\x05tasks\x18\x01 \x03(\x0b\x32\x1e.runsurge.v1.AssignTaskRequest\"G\n\x13\x41ssignTasksResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.runsurge.v1.AssignTaskResponse\"Q\n\x11NotifyDataRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12+\n\x08location\x18\x02 \x01(\x0b\x32\x19.runsurge.v1.DataLocation\"\x14\n\x12NotifyDataResponse\"\x15\n\x13WorkerStatusRequest\"\x83\x01\n\x0cWorkerStatus\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x18\n\x10running_task_ids\x18\x02 \x03(\t\x12\x12\n\nfree_slots\x18\x03 \x01(\r\x12\x19\n\x11memory_used_bytes\x18\x04 \x01(\x04\x12\x17\n\x0f\x63\x61\x63hed_data_ids\x18\x05 \x03(\t\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"#\n\x12\x43\x61ncelTaskResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\"%\n\x11\x44\x65leteDataRequest\x12\x10\n\x08\x64\x61ta_ids\x18\x01 \x03(\t\"%\n\x12\x44\x65leteDataResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"X\n\x12ReadTaskLogRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\x11\n\tmax_bytes\x18\x04 \x01(\r\"I\n\x13ReadTaskLogResponse\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\x12\x13\n\x0bnext_offset\x18\x02 \x01(\x04\x12\x0f\n\x07running\x18\x03 \x01(\x08\x32\xb2\x04\n\rWorkerService\x12P\n\x0b\x41ssignTasks\x12\x1f.runsurge.v1.AssignTasksRequest\x1a .runsurge.v1.AssignTasksResponse\x12M\n\nNotifyData\x12\x1e.runsurge.v1.NotifyDataRequest\x1a\x1f.runsurge.v1.NotifyDataResponse\x12@\n\nStreamData\x12\x18.runsurge.v1.DataRequest\x1a\x16.runsurge.v1.DataChunk0\x01\x12N\n\x0fGetWorkerStatus\x12 .runsurge.v1.WorkerStatusRequest\x1a\x19.runsurge.v1.WorkerStatus\x12M\n\nCancelTask\x12\x1e.runsurge.v1.CancelTaskRequest\x1a\x1f.runsurge.v1.CancelTaskResponse\x12M\n\nDeleteData\x12\x1e.runsurge.v1.DeleteDataRequest\x1a\x1f.runsurge.v1.DeleteDataResponse\x12P\n\x0bReadTaskLog\x12\x1f.runsurge.v1.ReadTaskLogRequest\x1a .runsurge.v1.ReadTaskLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,26 +42,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNTASKREQUEST']._serialized_end=643
   _globals['_ASSIGNTASKRESPONSE']._serialized_start=645
   _globals['_ASSIGNTASKRESPONSE']._serialized_end=699
-  _globals['_NOTIFYDATAREQUEST']._serialized_start=701
-  _globals['_NOTIFYDATAREQUEST']._serialized_end=782
-  _globals['_NOTIFYDATARESPONSE']._serialized_start=784
-  _globals['_NOTIFYDATARESPONSE']._serialized_end=804
-  _globals['_WORKERSTATUSREQUEST']._serialized_start=806
-  _globals['_WORKERSTATUSREQUEST']._serialized_end=827
-  _globals['_WORKERSTATUS']._serialized_start=830
-  _globals['_WORKERSTATUS']._serialized_end=961
-  _globals['_CANCELTASKREQUEST']._serialized_start=963
-  _globals['_CANCELTASKREQUEST']._serialized_end=999
-  _globals['_CANCELTASKRESPONSE']._serialized_start=1001
-  _globals['_CANCELTASKRESPONSE']._serialized_end=1036
-  _globals['_DELETEDATAREQUEST']._serialized_start=1038
-  _globals['_DELETEDATAREQUEST']._serialized_end=1075
-  _globals['_DELETEDATARESPONSE']._serialized_start=1077
-  _globals['_DELETEDATARESPONSE']._serialized_end=1114
-  _globals['_READTASKLOGREQUEST']._serialized_start=1116
-  _globals['_READTASKLOGREQUEST']._serialized_end=1204
-  _globals['_READTASKLOGRESPONSE']._serialized_start=1206
-  _globals['_READTASKLOGRESPONSE']._serialized_end=1279
-  _globals['_WORKERSERVICE']._serialized_start=1282
-  _globals['_WORKERSERVICE']._serialized_end=1841
+  _globals['_ASSIGNTASKSREQUEST']._serialized_start=701
+  _globals['_ASSIGNTASKSREQUEST']._serialized_end=768
+  _globals['_ASSIGNTASKSRESPONSE']._serialized_start=770
+  _globals['_ASSIGNTASKSRESPONSE']._serialized_end=841
+  _globals['_NOTIFYDATAREQUEST']._serialized_start=843
+  _globals['_NOTIFYDATAREQUEST']._serialized_end=924
+  _globals['_NOTIFYDATARESPONSE']._serialized_start=926
+  _globals['_NOTIFYDATARESPONSE']._serialized_end=946
+  _globals['_WORKERSTATUSREQUEST']._serialized_start=948
+  _globals['_WORKERSTATUSREQUEST']._serialized_end=969
+  _globals['_WORKERSTATUS']._serialized_start=972
+  _globals['_WORKERSTATUS']._serialized_end=1103
+  _globals['_CANCELTASKREQUEST']._serialized_start=1105
+  _globals['_CANCELTASKREQUEST']._serialized_end=1141
+  _globals['_CANCELTASKRESPONSE']._serialized_start=1143
+  _globals['_CANCELTASKRESPONSE']._serialized_end=1178
+  _globals['_DELETEDATAREQUEST']._serialized_start=1180
+  _globals['_DELETEDATAREQUEST']._serialized_end=1217
+  _globals['_DELETEDATARESPONSE']._serialized_start=1219
+  _globals['_DELETEDATARESPONSE']._serialized_end=1256
+  _globals['_READTASKLOGREQUEST']._serialized_start=1258
+  _globals['_READTASKLOGREQUEST']._serialized_end=1346
+  _globals['_READTASKLOGRESPONSE']._serialized_start=1348
+  _globals['_READTASKLOGRESPONSE']._serialized_end=1421
+  _globals['_WORKERSERVICE']._serialized_start=1424
+  _globals['_WORKERSERVICE']._serialized_end=1986
 # @@protoc_insertion_point(module_scope)

@@ -73,6 +73,18 @@ class AssignTaskResponse(_message.Message):
     reason: str
     def __init__(self, accepted: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
+class AssignTasksRequest(_message.Message):
+    __slots__ = ("tasks",)
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[AssignTaskRequest]
+    def __init__(self, tasks: _Optional[_Iterable[_Union[AssignTaskRequest, _Mapping]]] = ...) -> None: ...
+
+class AssignTasksResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[AssignTaskResponse]
+    def __init__(self, results: _Optional[_Iterable[_Union[AssignTaskResponse, _Mapping]]] = ...) -> None: ...
+
 class NotifyDataRequest(_message.Message):
     __slots__ = ("task_id", "location")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]

@@ -36,10 +36,10 @@ class WorkerServiceStub:
         Args:
             channel: A grpc.Channel.
         """
-        self.AssignTask = channel.unary_unary(
-                '/runsurge.v1.WorkerService/AssignTask',
-                request_serializer=runsurge_dot_v1_dot_worker__pb2.AssignTaskRequest.SerializeToString,
-                response_deserializer=runsurge_dot_v1_dot_worker__pb2.AssignTaskResponse.FromString,
+        self.AssignTasks = channel.unary_unary(
+                '/runsurge.v1.WorkerService/AssignTasks',
+                request_serializer=runsurge_dot_v1_dot_worker__pb2.AssignTasksRequest.SerializeToString,
+                response_deserializer=runsurge_dot_v1_dot_worker__pb2.AssignTasksResponse.FromString,
                 _registered_method=True)
         self.NotifyData = channel.unary_unary(
                 '/runsurge.v1.WorkerService/NotifyData',
@@ -77,8 +77,9 @@ class WorkerServiceServicer:
     """What the master (and, for StreamData, peers) call on a worker.
     """
 
-    def AssignTask(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+    def AssignTasks(self, request, context):
+        """The tasks the master placed on this worker in one scheduling pass (each accepted or refused).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -123,10 +124,10 @@ class WorkerServiceServicer:
 
 def add_WorkerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
-            'AssignTask': grpc.unary_unary_rpc_method_handler(
-                    servicer.AssignTask,
-                    request_deserializer=runsurge_dot_v1_dot_worker__pb2.AssignTaskRequest.FromString,
-                    response_serializer=runsurge_dot_v1_dot_worker__pb2.AssignTaskResponse.SerializeToString,
+            'AssignTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.AssignTasks,
+                    request_deserializer=runsurge_dot_v1_dot_worker__pb2.AssignTasksRequest.FromString,
+                    response_serializer=runsurge_dot_v1_dot_worker__pb2.AssignTasksResponse.SerializeToString,
             ),
             'NotifyData': grpc.unary_unary_rpc_method_handler(
                     servicer.NotifyData,
@@ -171,7 +172,7 @@ class WorkerService:
     """
 
     @staticmethod
-    def AssignTask(request,
+    def AssignTasks(request,
             target,
             options=(),
             channel_credentials=None,
@@ -184,9 +185,9 @@ class WorkerService:
         return grpc.experimental.unary_unary(
             request,
             target,
-            '/runsurge.v1.WorkerService/AssignTask',
-            runsurge_dot_v1_dot_worker__pb2.AssignTaskRequest.SerializeToString,
-            runsurge_dot_v1_dot_worker__pb2.AssignTaskResponse.FromString,
+            '/runsurge.v1.WorkerService/AssignTasks',
+            runsurge_dot_v1_dot_worker__pb2.AssignTasksRequest.SerializeToString,
+            runsurge_dot_v1_dot_worker__pb2.AssignTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

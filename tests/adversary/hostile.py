@@ -24,7 +24,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
     def __init__(self, net, owner: str = ATTACKER, memory: int = 256 << 20, fingerprint: str = "hostile-0001",
                  accept: bool = True):
         self.net, self.owner, self.memory, self.fingerprint = net, owner, memory, fingerprint
-        self.accept = accept  # answer AssignTask with accepted=accept
+        self.accept = accept  # answer each task of AssignTasks with accepted=accept
         self.key = new_key()
         self.port = free_port()
         self.assigned: list[worker_pb2.AssignTaskRequest] = []
@@ -79,11 +79,14 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
             except grpc.RpcError:
                 pass
 
-    def complete(self, task: worker_pb2.AssignTaskRequest, **fields) -> master_pb2.Ack:
+    def complete(self, task: worker_pb2.AssignTaskRequest, **fields) -> master_pb2.TaskCompleteResult:
+        """One completion in a CompleteTasks call (override any report field); the master's answer to it."""
         req = dict(worker_id=self.id, task_id=task.task_id, attempt=task.attempt,
                    status=master_pb2.TASK_STATUS_SUCCEEDED)
         req.update(fields)
-        return self.master.TaskComplete(master_pb2.TaskCompleteRequest(**req), metadata=self.md, timeout=10)
+        (result,) = self.master.CompleteTasks(master_pb2.CompleteTasksRequest(
+            reports=[master_pb2.TaskCompleteRequest(**req)]), metadata=self.md, timeout=10).results
+        return result
 
     def upload(self, task_id: str, data: bytes, data_id: str | None = None, size: int | None = None):
         import hashlib
@@ -96,7 +99,7 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
     def wait_assigned(self, count: int = 1, timeout_s: float = 30) -> worker_pb2.AssignTaskRequest:
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.assigned) >= count, timeout_s):
-                raise TimeoutError(f"only {len(self.assigned)} AssignTask calls")
+                raise TimeoutError(f"only {len(self.assigned)} tasks assigned")
             return self.assigned[count - 1]
 
     def stop(self) -> None:
@@ -104,13 +107,15 @@ class HostileWorker(worker_pb2_grpc.WorkerServiceServicer):
         self.server.stop(grace=0)
 
     # -- WorkerService, as the master sees it ----------------------------------------------------
-    def AssignTask(self, request, context):
+    def AssignTasks(self, request, context):
         with self._changed:
-            self.assigned.append(request)
+            self.assigned.extend(request.tasks)
             if self.accept:
-                self.held.add(request.task_id)
+                self.held.update(t.task_id for t in request.tasks)
             self._changed.notify_all()
-        return worker_pb2.AssignTaskResponse(accepted=self.accept, reason="" if self.accept else "no thanks")
+        return worker_pb2.AssignTasksResponse(results=[
+            worker_pb2.AssignTaskResponse(accepted=self.accept, reason="" if self.accept else "no thanks")
+            for _ in request.tasks])
 
     def NotifyData(self, request, context):
         self.notices.append(request)

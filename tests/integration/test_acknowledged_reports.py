@@ -55,9 +55,11 @@ def test_every_acknowledged_completion_survives_a_master_killed_mid_burst(net, t
     def complete(task) -> None:
         go.wait()
         try:
-            burst.complete(task, wall_s=0.01, cpu_s=0.01)
+            result = burst.complete(task, wall_s=0.01, cpu_s=0.01)
         except grpc.RpcError:
             return  # not acknowledged: the worker keeps it and reports it again
+        if result.result != master_pb2.REPORT_RESULT_ACKNOWLEDGED:
+            return
         with lock:
             acked.add(task.task_id)
 
@@ -82,12 +84,12 @@ def test_every_acknowledged_completion_survives_a_master_killed_mid_burst(net, t
     for tid, task in tasks.items():
         if tid in before:
             continue
-        try:  # as a worker does: wait for the master to be back, then report again
-            burst.master.TaskComplete(master_pb2.TaskCompleteRequest(
-                worker_id=burst.id, task_id=tid, attempt=task.attempt, status=master_pb2.TASK_STATUS_SUCCEEDED,
-                wall_s=0.01, cpu_s=0.01), metadata=burst.md, timeout=30, wait_for_ready=True)
-        except grpc.RpcError as e:
-            assert e.code() == grpc.StatusCode.FAILED_PRECONDITION and tid in done, (tid, e)
+        # As a worker does: wait for the master to be back, then report again.
+        (answer,) = burst.master.CompleteTasks(master_pb2.CompleteTasksRequest(reports=[master_pb2.TaskCompleteRequest(
+            worker_id=burst.id, task_id=tid, attempt=task.attempt, status=master_pb2.TASK_STATUS_SUCCEEDED,
+            wall_s=0.01, cpu_s=0.01)]), metadata=burst.md, timeout=30, wait_for_ready=True).results
+        if answer.result != master_pb2.REPORT_RESULT_ACKNOWLEDGED:
+            assert answer.result == master_pb2.REPORT_RESULT_REFUSED and tid in done, (tid, answer)
     for job_id in jobs:
         assert client.wait(job_id, timeout_s=60)["status"] == "done"
     charges = db_rows(net, "SELECT task_id, COUNT(*) FROM ledger_transactions WHERE kind = 'charge' "

@@ -265,7 +265,7 @@ def check_ledger(net: LocalNet, job_id: str, ids: dict[int, str], master_log: st
             assert len({(p.task_id, p.attempt) for p in postings}) == len(postings), "an attempt billed twice"
             assert {p.kind for p in postings} <= {"charge", "recompute"}
             assert all(p.outcome == "done" for p in postings), "a failed or lost run was billed"
-            # Each TaskComplete that finished a task counted once on its worker and billed once.
+            # Each completion that finished a task counted once on its worker and billed once.
             assert sum(s.scalars(select(Worker.tasks_done))) == len(postings)
             # Each lineage re-run is one recomputation (paid by the platform), no more.
             assert master_log.count("lineage: re-running task=") == sum(p.kind == "recompute" for p in postings)

@@ -66,7 +66,8 @@ def other_ca_creds():
 MASTER_RPCS = {
     "NodeHeartbeat": lambda wid: master_pb2.NodeHeartbeatRequest(worker_id=wid),
     "TaskStarted": lambda wid: master_pb2.TaskStartedRequest(worker_id=wid, task_id="t"),
-    "TaskComplete": lambda wid: master_pb2.TaskCompleteRequest(worker_id=wid, task_id="t"),
+    "CompleteTasks": lambda wid: master_pb2.CompleteTasksRequest(
+        reports=[master_pb2.TaskCompleteRequest(worker_id=wid, task_id="t")]),
 }
 
 
@@ -172,7 +173,8 @@ def test_enrolment_needs_a_user_token_and_a_sound_csr(net):
 
 
 WORKER_RPCS = {
-    "AssignTask": worker_pb2.AssignTaskRequest(task_id="t", script_data_id="0" * 64),
+    "AssignTasks": worker_pb2.AssignTasksRequest(tasks=[worker_pb2.AssignTaskRequest(task_id="t",
+                                                                                 script_data_id="0" * 64)]),
     "NotifyData": worker_pb2.NotifyDataRequest(task_id="t", location=common_pb2.DataLocation(data_id="0" * 64)),
     "GetWorkerStatus": worker_pb2.WorkerStatusRequest(),
     "CancelTask": worker_pb2.CancelTaskRequest(task_id="t"),
@@ -237,7 +239,7 @@ def test_malformed_and_oversized_messages_are_refused_and_the_master_stays_up(ne
     a, _ = ids
     channel = grpc.secure_channel(f"127.0.0.1:{net.grpc_port}", a.creds(net.ca_file.read_bytes()))
     md = bearer(a.token)
-    for method in ("NodeHeartbeat", "TaskStarted", "TaskComplete"):
+    for method in ("NodeHeartbeat", "TaskStarted", "CompleteTasks"):
         raw = channel.unary_unary(f"/runsurge.v1.MasterService/{method}")
         for payload in (b"\xff\xff\xff\xff\x0f", b"\x0a\xff\xff\xff\xff\xff", b"\x00" * 5 * (1 << 20)):
             with pytest.raises(grpc.RpcError) as e:
@@ -294,8 +296,13 @@ def test_a_worker_cannot_report_on_a_task_that_is_not_its_own(net, ids, tmp_path
     stub = master_pb2_grpc.MasterServiceStub(grpc.secure_channel(f"127.0.0.1:{net.grpc_port}",
                                                                  a.creds(net.ca_file.read_bytes())))
     before = db_state(net)
-    for call in (lambda: stub.TaskComplete(master_pb2.TaskCompleteRequest(
-                     worker_id=a.id, task_id=task_id, status=master_pb2.TASK_STATUS_FAILED), metadata=bearer(a.token)),
+    report = master_pb2.TaskCompleteRequest(worker_id=a.id, task_id=task_id, status=master_pb2.TASK_STATUS_FAILED)
+    (answer,) = stub.CompleteTasks(master_pb2.CompleteTasksRequest(reports=[report]), metadata=bearer(a.token)).results
+    assert answer.result == master_pb2.REPORT_RESULT_REFUSED and "not (or no longer) assigned" in answer.reason
+    for call in (lambda: stub.CompleteTasks(master_pb2.CompleteTasksRequest(reports=[  # as another worker
+                     report, master_pb2.TaskCompleteRequest(worker_id=job["tasks"][0]["worker_id"], task_id=task_id,
+                                                            status=master_pb2.TASK_STATUS_FAILED)]),
+                                        metadata=bearer(a.token)),
                  lambda: stub.ReceiveData(iter([master_pb2.UploadPart(header=master_pb2.UploadHeader(
                      worker_id=a.id, task_id=task_id, data_id="0" * 64, size=1))]), metadata=bearer(a.token))):
         with pytest.raises(grpc.RpcError) as e:

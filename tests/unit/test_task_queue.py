@@ -26,6 +26,10 @@ class Master:
     def __getattr__(self, method):
         def call(request, metadata=(), timeout=None):
             with self.lock:
+                if method == "CompleteTasks":  # one entry per report, each acknowledged
+                    self.calls += [(method, r.task_id, r.status) for r in request.reports]
+                    return master_pb2.CompleteTasksResponse(results=[master_pb2.TaskCompleteResult(
+                        result=master_pb2.REPORT_RESULT_ACKNOWLEDGED) for _ in request.reports])
                 self.calls.append((method, request.task_id, getattr(request, "status", 0)))
         return call
 
@@ -111,8 +115,8 @@ def test_a_queued_task_starts_the_moment_the_slot_frees(worker):
     sandbox.finish(second)
     until(lambda: runner.task_ids() == [])
     for t in ("t1", "t2"):  # the start is reported, and before the end
-        assert master.reports(t) == ["TaskStarted", "TaskComplete"]
-    assert {(t, s) for m, t, s in master.calls if m == "TaskComplete"} == {("t1", S.TASK_STATUS_SUCCEEDED),
+        assert master.reports(t) == ["TaskStarted", "CompleteTasks"]
+    assert {(t, s) for m, t, s in master.calls if m == "CompleteTasks"} == {("t1", S.TASK_STATUS_SUCCEEDED),
                                                                           ("t2", S.TASK_STATUS_SUCCEEDED)}
 
 
@@ -123,7 +127,7 @@ def test_a_task_ending_at_once_reports_its_start_with_its_end(worker, monkeypatc
     sandbox.finish("t1")  # released before it even starts
     assign("t1")
     until(lambda: runner.task_ids() == [])
-    assert master.reports("t1") == ["TaskComplete"]
+    assert master.reports("t1") == ["CompleteTasks"]
 
 
 def test_a_queued_task_cancelled_never_runs(worker):
@@ -134,8 +138,8 @@ def test_a_queued_task_cancelled_never_runs(worker):
     (first,) = sandbox.started
     second = "t2" if first == "t1" else "t1"
     assert runner.cancel(second)
-    until(lambda: "TaskComplete" in master.reports(second))
-    assert master.reports(second) == ["TaskComplete"]  # never started
+    until(lambda: "CompleteTasks" in master.reports(second))
+    assert master.reports(second) == ["CompleteTasks"]  # never started
     assert [s for m, t, s in master.calls if t == second] == [S.TASK_STATUS_CANCELLED]
     sandbox.finish(first)
     until(lambda: runner.task_ids() == [])
@@ -174,7 +178,8 @@ def test_a_report_on_a_closed_link_is_dropped_quietly(worker):
     channel = grpc.insecure_channel("127.0.0.1:9")
     runner.link.stub = master_pb2_grpc.MasterServiceStub(channel)
     channel.close()
-    runner._call("TaskComplete", master_pb2.TaskCompleteRequest(worker_id="w1", task_id="t1"))  # returns
+    runner._call("TaskStarted", master_pb2.TaskStartedRequest(worker_id="w1", task_id="t1"))  # returns
+    runner.completions.send(master_pb2.TaskCompleteRequest(worker_id="w1", task_id="t1"))  # returns too
 
 
 def test_a_task_cancelled_while_its_log_is_uploaded_ends_quietly_as_cancelled(worker, caplog):
@@ -193,9 +198,10 @@ def test_a_task_cancelled_while_its_log_is_uploaded_ends_quietly_as_cancelled(wo
         def ReceiveData(self, request_iterator, context):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "not your task")
 
-        def TaskComplete(self, request, context):
-            self.completions.append(request.status)
-            return master_pb2.Ack()
+        def CompleteTasks(self, request, context):
+            self.completions += [r.status for r in request.reports]
+            return master_pb2.CompleteTasksResponse(results=[master_pb2.TaskCompleteResult(
+                result=master_pb2.REPORT_RESULT_ACKNOWLEDGED) for _ in request.reports])
 
         def TaskStarted(self, request, context):
             return master_pb2.Ack()

@@ -68,12 +68,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServiceServicer):
         self.runner, self.cache, self.link = runner, cache, link
         self.upload_limit = upload_limit  # the upload cap (ratelimit.py), shared by every stream served
 
-    def AssignTask(self, request, context):
-        if not request.task_id or not is_data_id(request.script_data_id):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task id and script data id are required")
-        accepted, reason = self.runner.accept(request)
-        log.info("assign task=%s accepted=%s %s", request.task_id, accepted, reason)
-        return worker_pb2.AssignTaskResponse(accepted=accepted, reason=reason)
+    def AssignTasks(self, request, context):
+        """Each task accepted or refused on its own, answered in the request's order."""
+        resp = worker_pb2.AssignTasksResponse()
+        for req in request.tasks:
+            if not req.task_id or not is_data_id(req.script_data_id):
+                accepted, reason = False, "task id and script data id are required"
+            else:
+                accepted, reason = self.runner.accept(req)
+            log.info("assign task=%s accepted=%s %s", req.task_id, accepted, reason)
+            resp.results.add(accepted=accepted, reason=reason)
+        return resp
 
     def NotifyData(self, request, context):
         loc = request.location

@@ -1,6 +1,7 @@
 """The task processor: AssignTask is accepted at once, then each task runs in its own thread:
 wait for NotifyData → fetch script and inputs → wait for a free slot → run in the sandbox → keep
-outputs in the cache → upload results and logs → TaskComplete.
+outputs in the cache → upload results and logs → its completion (reports.py, with others'; the
+thread holds the task until the master acknowledged it).
 
 The master may assign more tasks than there are slots (its `prefetch`): those get ready (fetch,
 prepare) while others run, and start the moment a slot frees, in the order they became ready."""
@@ -27,6 +28,7 @@ from runsurge_worker.cache import Cache
 from runsurge_worker.environments import EnvironmentCache, WheelError
 from runsurge_worker.fetch import Fetcher, FetchError
 from runsurge_worker.master_link import MasterLink
+from runsurge_worker.reports import REFUSED, REPORT_PATIENCE_S, CompletionReporter, retry_delays
 from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
 
 log = logging.getLogger("runsurge.worker.tasks")
@@ -36,9 +38,6 @@ LOG_CAP = 4 << 20  # bytes of each log kept (the end of it)
 LOG_READ_MAX = 1 << 20  # most bytes of a running task's log one ReadTaskLog returns
 LOG_NAMES = {"stdout": STDOUT_NAME, "stderr": STDERR_NAME}
 ERROR_TAIL = 4000  # characters of stderr quoted in a failure
-REPORT_PATIENCE_S = 600
-# The master's "not your task (any more)": final, never retried.
-REFUSED = (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
 # A start is reported this long after it happened; a task that ends sooner has its start folded into
 # its TaskComplete (the master takes the start from the run's wall time): one call fewer per short task.
 START_REPORT_DELAY_S = 0.05
@@ -93,6 +92,7 @@ class TaskRunner:
         # begin; a daemon, so a worker stopping while the master is away does not wait for it.
         self._starts: queue.SimpleQueue[StartReport] = queue.SimpleQueue()
         threading.Thread(target=self._report_starts, name="report-started", daemon=True).start()
+        self.completions = CompletionReporter(link)
 
     # -- called by WorkerService -----------------------------------------------------------------
     def accept(self, req: worker_pb2.AssignTaskRequest) -> tuple[bool, str]:
@@ -364,7 +364,7 @@ class TaskRunner:
         if start is not None and not self._fold(start):
             start.sent.wait()  # so the master never hears of the end before the start
         try:
-            self._call("TaskComplete", report)
+            self.completions.send(report)
         finally:
             with self._lock:
                 if self._running.get(req.task_id) is run:  # not replaced by a newer attempt
@@ -537,9 +537,10 @@ class TaskRunner:
         self.link.stub.ReceiveData(parts(), metadata=self.link.metadata(), timeout=3600, wait_for_ready=True)
 
     def _call(self, method: str, request) -> None:
-        """Deliver a report, riding out a master restart (up to REPORT_PATIENCE_S); after that the
-        master's reconciliation re-runs the task rather than lose it."""
+        """Deliver a TaskStarted, riding out a master restart (up to REPORT_PATIENCE_S); after that
+        the master's reconciliation decides."""
         deadline = time.monotonic() + REPORT_PATIENCE_S
+        delays = retry_delays()
         attempt = 0
         while True:
             try:
@@ -555,7 +556,7 @@ class TaskRunner:
                               attempt, e.details())
                     return
                 log.warning("%s failed (attempt %d): %s", method, attempt, e.details())
-                time.sleep(min(2 ** attempt / 4, 10))
+                time.sleep(delays.next())
             except ValueError as e:  # grpc: "Cannot invoke RPC on closed channel!"
                 if "closed channel" not in str(e):
                     raise
