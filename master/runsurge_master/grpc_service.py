@@ -70,6 +70,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                  scheduler: Scheduler, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
         self.tls = tls
+        self.tariff = billing.Tariff.from_config(cfg)  # what the runs it records are charged at
         self.commits = GroupCommit(db)  # task reports: one transaction per burst, acknowledged once written
 
     async def _as_worker(self, worker_id: str, context) -> Claims:
@@ -222,7 +223,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if r.status == S.TASK_STATUS_CHECKPOINTED and not stopped:  # one run, reported (and billed) when it ends
             if replica is not None:  # a quorum replica is not kept waiting: the round goes on without it
                 return replicas.report(s, t, replica, "released", "its worker stopped", self.cfg.max_attempts,
-                                       r.worker_id)
+                                       r.worker_id, tariff=self.tariff)
             lifecycle.checkpoint_task(s, t)
             return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
@@ -240,7 +241,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             value = getattr(r, field)
             setattr(run, field, value if value in uploaded else None)
         if stopped:  # it ran until stopped: the contributor's machine did that much work
-            billing.charge_task(s, t, "cancelled")
+            billing.charge_task(s, t, "cancelled", self.tariff)
             return []
         outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)
@@ -252,7 +253,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         elif outcome in ("ok", "failed"):  # it ran the task (the user's script may have failed)
             benching.succeeded(w)
         if replica is not None:
-            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
+            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id, tariff=self.tariff)
         if outcome == "lost":
             return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
         if outcome == "cancelled":  # not asked for (the master's own cancels are stopped runs): a lost run
@@ -263,11 +264,11 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if outcome == "failed":
             if lifecycle.retry_with_more_memory(s, t, detail):
                 return []
-            return lifecycle.fail_task(s, t, detail)
+            return lifecycle.fail_task(s, t, detail, self.tariff)
         lifecycle.record_outputs(s, t, t.worker_id, detail)
         w = s.get(Worker, t.worker_id)  # held: once clean, the session keeps it only weakly, and billing reloads it
         w.tasks_done += 1
-        lifecycle.finish_task_ok(s, t, detail)
+        lifecycle.finish_task_ok(s, t, detail, self.tariff)
         return []
 
     def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:
