@@ -386,7 +386,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                             t.id, len(uploaded))
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     "this run already uploaded as many objects as its task has results and logs")
-        rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
+        rx = self.store.receiver(h.data_id, size=h.size, max_size=self.cfg.max_output_bytes)
         try:
             async for part in request_iterator:
                 rx.write(part.chunk)

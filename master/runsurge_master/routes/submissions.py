@@ -156,7 +156,7 @@ def _store(sv: Services, sources: dict[str, submission.Source]) -> dict[str, tup
     try:
         for name, source in sources.items():
             if source.path is not None:
-                stored[name] = sv.store.put_file(source.path, max_size=budget)
+                stored[name] = sv.store.add_file(source.path, max_size=budget, link=True)  # a planner's chunk
             else:
                 with source.open() as f:
                     stored[name] = sv.store.put_stream(iter(lambda f=f: f.read(CHUNK_SIZE), b""), max_size=budget)
