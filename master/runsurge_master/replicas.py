@@ -20,14 +20,13 @@ from sqlalchemy.orm import Session
 from runsurge_master import lifecycle, quorum
 from runsurge_master.billing import Tariff
 from runsurge_master.lifecycle import R, T
-from runsurge_master.models import Task, TaskReplica, Worker
+from runsurge_master.models import METERING, Task, TaskReplica, Worker
 from runsurge_master.placement import Capacity, ReadyTask
 from runsurge_master.quorum import ReplicaNeed
 
 log = logging.getLogger("runsurge.replicas")
 ACTIVE = lifecycle.ACTIVE
 IN_PLAY = ("assigned", "running", "done")  # with no verdict yet: the current round's replicas
-METERING = ("exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "stdout_data_id", "stderr_data_id")
 Cancels = list[tuple[str, str]]  # (worker id, task id) to tell CancelTask
 
 
