@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import fastapi_offline
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.routing import APIRoute
@@ -23,24 +23,22 @@ ERRORS = {
 }
 
 
-def docs_router(title: str) -> APIRouter:
-    router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False)
 
-    @router.get("/docs")
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} · API",
-                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs/assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs/assets/favicon.png")
 
-    @router.get("/docs/assets/{name}")
-    def asset(name: str) -> FileResponse:
-        if name not in ASSETS:
-            raise HTTPException(404, "not found")
-        return FileResponse(SWAGGER_UI / name, media_type=ASSETS[name],
-                            headers={"Cache-Control": "public, max-age=86400"})
+@router.get("/docs")
+def docs(request: Request) -> HTMLResponse:
+    return get_swagger_ui_html(openapi_url="/openapi.json", title=f"{request.app.title} · API",
+                               swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                               swagger_css_url="/docs/assets/swagger-ui.css",
+                               swagger_favicon_url="/docs/assets/favicon.png")
 
-    return router
+
+@router.get("/docs/assets/{name}")
+def asset(name: str) -> FileResponse:
+    if name not in ASSETS:
+        raise HTTPException(404, "not found")
+    return FileResponse(SWAGGER_UI / name, media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
 
 
 def document_errors(app: FastAPI, current_user: Callable) -> None:

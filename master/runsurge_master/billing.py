@@ -32,12 +32,10 @@ majority (every result differs) nobody is billed.
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from sqlalchemy import case, func, insert, select, update
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from runsurge_master.models import Job, LedgerEntry, LedgerTransaction, Task, TaskReplica, Worker
@@ -137,18 +135,6 @@ def quote(tariff: Tariff, u: Usage) -> Quote:
     return Quote(usage=u, charge=charge, fee=fee, earning=charge - fee)
 
 
-# Each database's tariff (the master's config), so lifecycle functions need no config argument.
-_tariffs: weakref.WeakKeyDictionary[Engine, Tariff] = weakref.WeakKeyDictionary()
-
-
-def use_tariff(engine: Engine, tariff: Tariff) -> None:
-    _tariffs[engine] = tariff
-
-
-def tariff_for(s: Session) -> Tariff:
-    return _tariffs.get(s.get_bind(), Tariff())
-
-
 # -- the ledger --------------------------------------------------------------------------------
 def post(s: Session, txn: LedgerTransaction, legs: list[tuple[str, int]]) -> LedgerTransaction:
     """Add a posting with its entries. Refuses anything that does not balance to zero."""
@@ -165,11 +151,12 @@ def post(s: Session, txn: LedgerTransaction, legs: list[tuple[str, int]]) -> Led
     return txn
 
 
-def charge_task(s: Session, task: Task, outcome: str) -> LedgerTransaction | None:
-    """Bill the task's current attempt (call it in the transaction that records how it ended).
+def charge_task(s: Session, task: Task, outcome: str, tariff: Tariff) -> LedgerTransaction | None:
+    """Bill the task's current attempt at `tariff` (the master's, from its config; call it in the
+    transaction that records how it ended).
     Idempotent: a second call for the same attempt changes nothing and returns the first posting."""
     if task.redundancy > 1:
-        return _charge_quorum(s, task, outcome)
+        return _charge_quorum(s, task, outcome, tariff)
     if task.worker_id is None:
         return None
     attempt = task.attempts or 0
@@ -181,7 +168,7 @@ def charge_task(s: Session, task: Task, outcome: str) -> LedgerTransaction | Non
     if existing is not None:
         return s.get(LedgerTransaction, existing)
     worker = s.get(Worker, task.worker_id)
-    q = quote(tariff_for(s), usage_of(task, worker))
+    q = quote(tariff, usage_of(task, worker))
     u = q.usage
     txn = LedgerTransaction(job_id=task.job_id, task_id=task.id, attempt=attempt, worker_id=worker.id,
                             contributor_id=worker.owner_id, cpu_us=u.cpu_us, wall_us=u.wall_us,
@@ -198,7 +185,7 @@ def charge_task(s: Session, task: Task, outcome: str) -> LedgerTransaction | Non
     return txn
 
 
-def _charge_quorum(s: Session, task: Task, outcome: str) -> LedgerTransaction | None:
+def _charge_quorum(s: Session, task: Task, outcome: str, tariff: Tariff) -> LedgerTransaction | None:
     """Bill the quorum task's agreeing replicas not billed yet (call it once the quorum decided): the
     task's one charge and an earning per replica, or, when the task was charged before (a lineage
     re-run), a platform-paid recompute per replica. Idempotent: billed replicas have a posting."""
@@ -211,7 +198,6 @@ def _charge_quorum(s: Session, task: Task, outcome: str) -> LedgerTransaction | 
                      .order_by(TaskReplica.attempt)).all()
     if not runs:
         return charge
-    tariff = tariff_for(s)
     usages = [(r, w, usage_of(task, w, r)) for r in runs for w in [s.get(Worker, r.worker_id)]]
     # Replicas that agree did the same work: each is paid for the lowest metering among them, so one
     # over-reporting replica cannot raise the bill.

@@ -204,7 +204,7 @@ def _fetch(cfg: MasterConfig, store: ObjectStore, requirements: list[str], wheel
             if total > cfg.max_environment_bytes:
                 raise SpecError(f"the requirements' wheels exceed {cfg.max_environment_bytes} bytes "
                                 "(setting max_environment_bytes)")
-            data_id, size = store.put_file(path, max_size=cfg.max_environment_bytes)
+            data_id, size = store.add_file(path, max_size=cfg.max_environment_bytes, link=True)
             wheels.append(Wheel(name=str(name), version=str(version), data_id=data_id, size=size,
                                 filename=path.name))
         if not wheels:

@@ -74,6 +74,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                  scheduler: Scheduler, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.store, self.scheduler = db, cfg, tokens, store, scheduler
         self.tls = tls
+        self.tariff = billing.Tariff.from_config(cfg)  # what the runs it records are charged at
         self.commits = GroupCommit(db)  # task reports: one transaction per burst, acknowledged once written
 
     async def _as_worker(self, worker_id: str, context) -> Claims:
@@ -241,7 +242,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if r.status == S.TASK_STATUS_CHECKPOINTED and not stopped:  # one run, reported (and billed) when it ends
             if replica is not None:  # a quorum replica is not kept waiting: the round goes on without it
                 return replicas.report(s, t, replica, "released", "its worker stopped", self.cfg.max_attempts,
-                                       r.worker_id)
+                                       r.worker_id, tariff=self.tariff)
             lifecycle.checkpoint_task(s, t)
             return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
@@ -259,7 +260,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             value = getattr(r, field)
             setattr(run, field, value if value in uploaded else None)
         if stopped:  # it ran until stopped: the contributor's machine did that much work
-            billing.charge_task(s, t, "cancelled")
+            billing.charge_task(s, t, "cancelled", self.tariff)
             return []
         outcome, detail = self._outcome(s, t, r, uploaded)
         w = s.get(Worker, r.worker_id)
@@ -271,7 +272,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         elif outcome in ("ok", "failed"):  # it ran the task (the user's script may have failed)
             benching.succeeded(w)
         if replica is not None:
-            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id)
+            return replicas.report(s, t, replica, outcome, detail, self.cfg.max_attempts, blame.id, tariff=self.tariff)
         if outcome == "lost":
             return lifecycle.requeue_task(s, t, detail, self.cfg.max_attempts, blame.id)
         if outcome == "cancelled":  # not asked for (the master's own cancels are stopped runs): a lost run
@@ -282,11 +283,11 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         if outcome == "failed":
             if lifecycle.retry_with_more_memory(s, t, detail):
                 return []
-            return lifecycle.fail_task(s, t, detail)
+            return lifecycle.fail_task(s, t, detail, self.tariff)
         lifecycle.record_outputs(s, t, t.worker_id, detail)
         w = s.get(Worker, t.worker_id)  # held: once clean, the session keeps it only weakly, and billing reloads it
         w.tasks_done += 1
-        lifecycle.finish_task_ok(s, t, detail)
+        lifecycle.finish_task_ok(s, t, detail, self.tariff)
         return []
 
     def _outcome(self, s, t: Task, r, uploaded: set[str]) -> tuple[str, object]:
@@ -404,7 +405,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
                             t.id, len(uploaded))
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                     "this run already uploaded as many objects as its task has results and logs")
-        rx = self.store.receiver(h.data_id, self.cfg.max_output_bytes, h.size)
+        rx = self.store.receiver(h.data_id, size=h.size, max_size=self.cfg.max_output_bytes)
         try:
             async for part in request_iterator:
                 rx.write(part.chunk)

@@ -32,6 +32,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from runsurge_master import billing, metrics
+from runsurge_master.billing import Tariff
 from runsurge_master.jobspec import JobSpec
 from runsurge_master.models import (
     DataLocation,
@@ -97,29 +98,31 @@ class Stamp:
         at = utcnow()
         return {c: at for c in self.now} | dict.fromkeys(self.clear)
 
-    def __call__(self, s: Session, obj, frm: str, billable: bool) -> None:
+    def __call__(self, s: Session, obj, frm: str, tariff: Tariff | None) -> None:
         for column, value in self.values().items():
             setattr(obj, column, value)
 
 
-def _task_ready(s: Session, task: Task, frm: str, billable: bool) -> None:
+def _task_ready(s: Session, task: Task, frm: str, tariff: Tariff | None) -> None:
     """Queued for placement by anyone: since when is the scheduling latency's start."""
     task.ready_at = utcnow()
     task.worker_id = None
 
 
-def _task_assigned(s: Session, task: Task, frm: str, billable: bool) -> None:
+def _task_assigned(s: Session, task: Task, frm: str, tariff: Tariff | None) -> None:
     """Placed (a plain task: on the worker_id given with it; a quorum task: once all its replicas are)."""
     task.assigned_at = utcnow()
     if frm == T.READY and task.ready_at is not None:  # a move between queues is not a new placement
         metrics.observe_scheduling_latency(s, (task.assigned_at - task.ready_at).total_seconds())
 
 
-def _task_done(s: Session, task: Task, frm: str, billable: bool) -> None:
+def _task_done(s: Session, task: Task, frm: str, tariff: Tariff | None) -> None:
     """Billed; the job is done with its last task (one COUNT, not every task row of the job loaded
     per completion: O(N^2) over a job)."""
+    if tariff is None:
+        raise TypeError(f"task {task.id}: a done task is charged, at the tariff given with its transition")
     task.finished_at = utcnow()
-    billing.charge_task(s, task, T.DONE)
+    billing.charge_task(s, task, T.DONE, tariff)
     job = task.job
     if job.status == J.RUNNING and not s.scalar(
             select(func.count()).select_from(Task).where(Task.job_id == job.id, Task.status != T.DONE)):
@@ -127,19 +130,19 @@ def _task_done(s: Session, task: Task, frm: str, billable: bool) -> None:
         log.info("job done job=%s", job.id)
 
 
-def _task_failed(s: Session, task: Task, frm: str, billable: bool) -> None:
-    """`billable`: the user's own script failed (its run used the contributor's machine); not when the
-    fault was the workers' (see billing.py)."""
+def _task_failed(s: Session, task: Task, frm: str, tariff: Tariff | None) -> None:
+    """Charged at `tariff` when the user's own script failed (its run used the contributor's machine);
+    None when the fault was the workers' (see billing.py)."""
     task.finished_at = utcnow()
-    if billable:
-        billing.charge_task(s, task, T.FAILED)
+    if tariff is not None:
+        billing.charge_task(s, task, T.FAILED, tariff)
 
 
-def _nothing(s: Session, obj, frm: str, billable: bool) -> None:
+def _nothing(s: Session, obj, frm: str, tariff: Tariff | None) -> None:
     pass
 
 
-Handler = Callable[[Session, object, str, bool], None]
+Handler = Callable[[Session, object, str, Tariff | None], None]
 _finished = Stamp("finished_at")
 _started = Stamp("started_at")
 
@@ -180,9 +183,11 @@ TABLES: dict[type, dict[tuple[str, str], Handler]] = {
     Task: TASK_TRANSITIONS, TaskReplica: REPLICA_TRANSITIONS, Job: JOB_TRANSITIONS}
 
 
-def transition(s: Session, obj: Task | TaskReplica | Job, to: str, billable: bool = True, **fields) -> None:
+def transition(s: Session, obj: Task | TaskReplica | Job, to: str, tariff: Tariff | None = None,
+               **fields) -> None:
     """Move `obj` to state `to` and do that transition's bookkeeping. `fields`: columns set with it
-    (error=..., worker_id=... of an assignment). `billable`: for a failed task, whether it is charged."""
+    (error=..., worker_id=... of an assignment). `tariff`: what a task that ends done (required) or
+    failed (None: not charged) is charged at."""
     frm = obj.status
     handler = TABLES[type(obj)].get((frm, to))
     if handler is None:
@@ -190,7 +195,7 @@ def transition(s: Session, obj: Task | TaskReplica | Job, to: str, billable: boo
     obj.status = to
     for column, value in fields.items():
         setattr(obj, column, value)
-    handler(s, obj, frm, billable)
+    handler(s, obj, frm, tariff)
     log.debug("%s=%s %s -> %s", type(obj).__name__.lower(), obj.id, frm, to)
 
 
@@ -278,9 +283,9 @@ def record_outputs(s: Session, task: Task, worker_id: str, outputs: dict[str, tu
             ensure_data(s, data_id, size, None)
 
 
-def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]]) -> None:
+def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]], tariff: Tariff) -> None:
     """Record outputs (name → (data id, size)) and release the tasks waiting for them."""
-    transition(s, task, T.DONE)  # billed, and the job done with its last task
+    transition(s, task, T.DONE, tariff)  # billed at `tariff`, and the job done with its last task
     declared = {o.name: o for o in task.outputs}
     for name, (data_id, size) in outputs.items():
         out = declared.get(name)
@@ -340,10 +345,10 @@ def stopped_run_report(task: Task, worker_id: str) -> bool:
             and task.redundancy == 1)  # a repeated report changes nothing: a run is billed once (billing.py)
 
 
-def fail_task(s: Session, task: Task, error: str, billable: bool = True) -> list[tuple[str, str]]:
-    """The task failed and so does its job. `billable`: the user's own script failed (its run used the
-    contributor's machine, so it is charged); False when the fault was the workers' (see billing.py)."""
-    transition(s, task, T.FAILED, billable=billable, error=error)
+def fail_task(s: Session, task: Task, error: str, tariff: Tariff | None) -> list[tuple[str, str]]:
+    """The task failed and so does its job. `tariff`: what it is charged at when the user's own script
+    failed (its run used the contributor's machine); None when the fault was the workers' (see billing.py)."""
+    transition(s, task, T.FAILED, tariff, error=error)
     to_cancel = cancel_replicas(s, task) if task.redundancy > 1 else []
     return to_cancel + fail_job(s, task.job, f"task {task.name!r} failed: {error}")
 
@@ -391,7 +396,7 @@ def worker_fault(s: Session, task: Task, worker_id: str, reason: str,
     task.faults = s.scalar(select(func.count()).select_from(TaskFault).where(TaskFault.task_id == task.id))
     if task.faults >= max_attempts:
         return fail_task(s, task, f"gave up after faults on {task.faults} different workers; last: {reason}",
-                         billable=False)
+                         tariff=None)
     return None
 
 

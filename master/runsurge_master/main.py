@@ -16,7 +16,7 @@ import grpc
 import uvicorn
 from sqlalchemy.exc import IntegrityError
 
-from runsurge_master import accounts, billing, store_gc
+from runsurge_master import accounts, store_gc
 from runsurge_master.api import create_app
 from runsurge_master.auth import TokenService, hash_password, load_or_create_key
 from runsurge_master.config import MasterConfig, is_wildcard, load_config
@@ -42,10 +42,8 @@ def build(cfg: MasterConfig) -> Services:
     db.upgrade()
     tokens = TokenService(load_or_create_key(cfg.home / "jwt_ed25519.pem"))
     tls = MasterTLS(cfg, db)
-    tariff = billing.Tariff.from_config(cfg)
-    billing.use_tariff(db.engine, tariff)  # lifecycle's charges find it by engine
     return Services(cfg=cfg, db=db, tokens=tokens, store=ObjectStore(cfg.store_dir),
-                    scheduler=Scheduler(db, cfg, tokens, tls), tls=tls, tariff=tariff)
+                    scheduler=Scheduler(db, cfg, tokens, tls), tls=tls)
 
 
 async def start_grpc(sv: Services, port: int, enrollment: bool) -> grpc.aio.Server:

@@ -1,4 +1,4 @@
-"""Prometheus `/metrics` (text exposition format).
+"""What the master exposes to Prometheus at `/metrics` (text exposition format; routes/metrics.py).
 
 Gauges are read from the database at scrape time (a few GROUP BY queries on indexed columns):
     runsurge_jobs{status}                 jobs by status (running, done, failed)
@@ -24,9 +24,7 @@ remember to report it, and a rolled-back placement is not counted.
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
@@ -71,7 +69,9 @@ def _observe(s: Session) -> None:
         SCHEDULING_LATENCY.observe(max(0.0, seconds))
 
 
-class _MasterCollector:
+class MasterCollector:
+    """The gauges and counters of one master, read at scrape time (routes/metrics.py serves them)."""
+
     def __init__(self, sv) -> None:  # services.Services
         self.sv = sv
 
@@ -108,16 +108,3 @@ class _MasterCollector:
         yield from PASS_SECONDS.collect()
         yield from TASK_CALLS.collect()
         yield from TASK_CALL_TASKS.collect()
-
-
-def metrics_router(sv) -> APIRouter:  # services.Services
-    install_hooks()
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_MasterCollector(sv))
-    router = APIRouter()
-
-    @router.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
-    return router

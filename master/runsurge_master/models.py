@@ -156,7 +156,24 @@ class DataLocation(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
-class Task(Base):
+class RunMetering:
+    """What a run reported, as the master accepted it (metering.py clamps it): the columns of a plain
+    task's run on its Task, and of each run of a quorum task on its TaskReplica (the winner's are
+    copied to the task when the quorum decides)."""
+
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mem_avg_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    mem_peak_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    stdout_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its logs, once uploaded
+    stderr_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+METERING = tuple(RunMetering.__annotations__)  # the names of those columns
+
+
+class Task(RunMetering, Base):
     __tablename__ = "tasks"
     __table_args__ = (UniqueConstraint("job_id", "name"), Index("ix_tasks_status", "status"))
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -181,14 +198,7 @@ class Task(Base):
     # Workers of different contributors that must agree on the outputs (1: no quorum; see quorum.py).
     # With 2, the task runs as TaskReplica rows and worker_id is only set once the quorum decided.
     redundancy: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
-    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    mem_avg_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    mem_peak_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    stdout_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stderr_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     assigned_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -277,7 +287,7 @@ class TaskOutput(Base):
     task: Mapped[Task] = relationship(back_populates="outputs")
 
 
-class TaskReplica(Base):
+class TaskReplica(RunMetering, Base):
     """One run of a quorum task (redundancy > 1) on one worker. The replicas of a task run on workers of
     different contributors; their results are compared and the majority wins (quorum.py, replicas.py)."""
 
@@ -294,13 +304,6 @@ class TaskReplica(Base):
     result: Mapped[str | None] = mapped_column(String(64), nullable=True)  # quorum.result_key of what it reported
     outputs: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # name → [data id, size]
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    wall_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    cpu_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    mem_avg_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    mem_peak_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
-    stdout_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    stderr_data_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

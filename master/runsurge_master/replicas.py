@@ -18,15 +18,15 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from runsurge_master import lifecycle, quorum
+from runsurge_master.billing import Tariff
 from runsurge_master.lifecycle import R, T
-from runsurge_master.models import Task, TaskReplica, Worker
+from runsurge_master.models import METERING, Task, TaskReplica, Worker
 from runsurge_master.placement import Capacity, ReadyTask
 from runsurge_master.quorum import ReplicaNeed
 
 log = logging.getLogger("runsurge.replicas")
 ACTIVE = lifecycle.ACTIVE
 IN_PLAY = ("assigned", "running", "done")  # with no verdict yet: the current round's replicas
-METERING = ("exit_code", "wall_s", "cpu_s", "mem_avg_bytes", "mem_peak_bytes", "stdout_data_id", "stderr_data_id")
 Cancels = list[tuple[str, str]]  # (worker id, task id) to tell CancelTask
 
 
@@ -111,15 +111,16 @@ def started(s: Session, task_id: str, worker_id: str) -> None:
 
 # -- reports and faults --------------------------------------------------------------------------
 def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, max_attempts: int,
-           blame: str | None = None) -> Cancels:
+           blame: str | None = None, *, tariff: Tariff) -> Cancels:
     """A replica's TaskComplete, classified by the gRPC service: ("lost" | "cancelled", reason),
     ("failed", error: the user's script failed) or ("ok", outputs: name → (data id, size)). `blame`:
-    the worker a loss is counted against (default: the replica's)."""
+    the worker a loss is counted against (default: the replica's). `tariff`: what a decided task is
+    charged at."""
     if outcome == "released":  # its worker gave it back (stopping, suspended too long): no fault
         lifecycle.transition(s, replica, R.LOST, error=detail)
-        return _settle(s, task)
+        return _settle(s, task, tariff)
     if outcome in ("lost", "cancelled"):  # a replica the master did not cancel has no business stopping
-        return lose(s, task, replica, detail or "the worker cancelled it", max_attempts, blame)
+        return lose(s, task, replica, detail or "the worker cancelled it", max_attempts, blame, tariff=tariff)
     lifecycle.transition(s, replica, R.DONE)
     if outcome == "failed":
         replica.result, replica.error = quorum.FAILED, detail
@@ -128,45 +129,45 @@ def report(s: Session, task: Task, replica: TaskReplica, outcome: str, detail, m
         replica.outputs = {name: [data_id, size] for name, (data_id, size) in detail.items()}
     log.info("replica done task=%s attempt=%d worker=%s result=%s", task.id, replica.attempt, replica.worker_id,
              replica.result[:12])
-    return _settle(s, task)
+    return _settle(s, task, tariff)
 
 
 def lose(s: Session, task: Task, replica: TaskReplica, reason: str, max_attempts: int,
-         blame: str | None = None) -> Cancels:
+         blame: str | None = None, *, tariff: Tariff) -> Cancels:
     """The replica's worker could not finish it (lost, crashed, could not fetch): place another, unless
     the task used its retry budget (max_attempts worker faults), which fails the job unbilled."""
     lifecycle.transition(s, replica, R.LOST, error=reason)
     task.error = reason
     log.info("replica lost task=%s attempt=%d worker=%s reason=%s", task.id, replica.attempt, replica.worker_id, reason)
     failed = lifecycle.worker_fault(s, task, blame or replica.worker_id, reason, max_attempts)
-    return failed if failed is not None else _settle(s, task)
+    return failed if failed is not None else _settle(s, task, tariff)  # the others may decide it
 
 
-def lose_all(s: Session, replicas: list[TaskReplica], reason: str, max_attempts: int) -> Cancels:
+def lose_all(s: Session, replicas: list[TaskReplica], reason: str, max_attempts: int, *, tariff: Tariff) -> Cancels:
     cancels: Cancels = []
     for r in replicas:
         if r.status in ACTIVE:  # not if an earlier one used up the task's retry budget (which cancels the rest)
-            cancels += lose(s, s.get(Task, r.task_id), r, reason, max_attempts)
+            cancels += lose(s, s.get(Task, r.task_id), r, reason, max_attempts, tariff=tariff)
     return cancels
 
 
-def _settle(s: Session, task: Task) -> Cancels:
+def _settle(s: Session, task: Task, tariff: Tariff) -> Cancels:
     """Decide the task if its replicas can, else make sure the replicas it still needs get placed."""
     reps = [r for r, _ in _in_play(s, [task.id]).get(task.id, [])]
     d = quorum.decide(_results(reps), task.redundancy)
     if d.winners:
-        return _decided(s, task, reps, d)
+        return _decided(s, task, reps, d, tariff)
     if d.no_majority:
         for r in reps:
             r.verdict = "differ"
         log.warning("quorum: no majority for task=%s among %d replicas", task.id, len(reps))
-        return lifecycle.fail_task(s, task, quorum.NO_MAJORITY, billable=False)  # nobody's result is vouched for
+        return lifecycle.fail_task(s, task, quorum.NO_MAJORITY, tariff=None)  # nobody's result is vouched for
     if d.wanted > len(reps) and task.status not in (T.PENDING, T.READY):  # pending: lost inputs first (lineage)
         lifecycle.transition(s, task, T.READY)
     return []
 
 
-def _decided(s: Session, task: Task, reps: list[TaskReplica], d: quorum.Decision) -> Cancels:
+def _decided(s: Session, task: Task, reps: list[TaskReplica], d: quorum.Decision, tariff: Tariff) -> Cancels:
     """The majority is the task's result; trust follows each replica's vote; the agreeing replicas'
     workers hold the outputs (dependants fetch from either) and are billed (billing.charge_task)."""
     cancels = lifecycle.cancel_replicas(s, task)  # none normally: a decision waits for every placed replica
@@ -186,7 +187,7 @@ def _decided(s: Session, task: Task, reps: list[TaskReplica], d: quorum.Decision
         setattr(task, name, getattr(first, name))
     task.worker_id = first.worker_id
     if first.result == quorum.FAILED:
-        return cancels + lifecycle.fail_task(s, task, first.error or "the script failed")
+        return cancels + lifecycle.fail_task(s, task, first.error or "the script failed", tariff)
     outputs = {name: (data_id, size) for name, (data_id, size) in first.outputs.items()}
     for r in winners:
         w = s.get(Worker, r.worker_id)
@@ -194,7 +195,7 @@ def _decided(s: Session, task: Task, reps: list[TaskReplica], d: quorum.Decision
         if w.online:  # an offline worker's copies are gone (lineage recomputes them if needed)
             lifecycle.record_outputs(s, task, w.id, outputs)
     log.info("quorum: task=%s decided by %d of %d replicas", task.id, len(winners), len(reps))
-    lifecycle.finish_task_ok(s, task, outputs)
+    lifecycle.finish_task_ok(s, task, outputs, tariff)
     return cancels
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 
 from runsurge_master import benching, environments, lifecycle, replicas
 from runsurge_master.auth import TokenService
+from runsurge_master.billing import Tariff
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.live import LiveState
@@ -58,6 +59,7 @@ def by_worker(dispatches: list[Dispatch]) -> list[list[Dispatch]]:
 class Scheduler:
     def __init__(self, db: Database, cfg: MasterConfig, tokens: TokenService, tls: MasterTLS):
         self.db, self.cfg, self.tokens, self.tls = db, cfg, tokens, tls
+        self.tariff = Tariff.from_config(cfg)  # a lost replica may let the others decide (and bill) its task
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         # worker id → (address, channel, stub): a stub per dispatch would rebuild its callables each time
@@ -154,7 +156,8 @@ class Scheduler:
                         cancels += lifecycle.requeue_task(s, t, "lost while the master restarted",
                                                           self.cfg.max_attempts)
                 cancels += replicas.lose_all(s, [r for r in mine if r.task_id not in running],
-                                             "lost while the master restarted", self.cfg.max_attempts)
+                                             "lost while the master restarted", self.cfg.max_attempts,
+                                             tariff=self.tariff)
                 notices = self._notices(s, [t for t in ours if t.id in running and t.status == "assigned"])
             log.info("reconciled worker=%s running=%d requeued=%d", worker_id, len(running),
                      sum(t.id not in running for t in ours))
@@ -216,7 +219,8 @@ class Scheduler:
         for t in tasks:
             cancels += lifecycle.requeue_task(s, t, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
         lost = replicas.active_on(s, w.id)
-        cancels += replicas.lose_all(s, lost, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts)
+        cancels += replicas.lose_all(s, lost, f"{reason} (worker {w.id[:8]})", self.cfg.max_attempts,
+                                     tariff=self.tariff)
         if tasks or lost:  # one fault event, however many tasks it dropped
             benching.fault(w, reason)
         return cancels
@@ -498,7 +502,8 @@ class Scheduler:
             if t.status in lifecycle.ACTIVE and t.worker_id == d.worker_id:
                 cancels = lifecycle.requeue_task(s, t, f"could not assign: {reason}", self.cfg.max_attempts)
             elif (r := replicas.active(s, t, d.worker_id)) is not None and r.attempt == d.request.attempt:
-                cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts)
+                cancels = replicas.lose(s, t, r, f"could not assign: {reason}", self.cfg.max_attempts,
+                                        tariff=self.tariff)
             w = s.get(Worker, d.worker_id)
             if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
                 if w.online:

@@ -3,7 +3,6 @@
 from dataclasses import dataclass
 
 from runsurge_master.auth import TokenService
-from runsurge_master.billing import Tariff
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.scheduler import Scheduler
@@ -19,4 +18,3 @@ class Services:
     store: ObjectStore
     scheduler: Scheduler
     tls: MasterTLS
-    tariff: Tariff  # from cfg; what this master charges per CPU-hour and GiB-hour

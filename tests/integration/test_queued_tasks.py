@@ -78,8 +78,14 @@ def test_a_master_restart_keeps_the_queued_tasks(net, tmp_path):
     client = net.client()
     job_id = client.submit_spec(tmp_path / "job.toml")["id"]
     wait_tasks(client, job_id, running=2, assigned=2)  # one queued on each worker
+    seen = net.log("master").count("reconciled worker=")
     net.restart_master()
-    time.sleep(2.5)  # past 3 heartbeat intervals: without reconciliation they would be re-queued
+    deadline = time.monotonic() + 30  # the restarted master asks both workers what they run
+    while net.log("master").count("reconciled worker=") < seen + 2:
+        assert time.monotonic() < deadline, "the restarted master did not reconcile both workers"
+        time.sleep(0.1)
+    # The job runs on for seconds more (3 s tasks queued), past 3 heartbeat intervals: without the
+    # reconciliation's fresh liveness window the tasks would be re-queued (attempts 2).
     client = net.client()
     job = client.wait(job_id, timeout_s=60)
     assert job["status"] == "done", job

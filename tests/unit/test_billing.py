@@ -13,6 +13,7 @@ from runsurge_master.api import create_app
 from runsurge_master.billing import GIB, Tariff, Usage, quote
 from runsurge_master.config import load_config
 from runsurge_master.db import Database
+from runsurge_master.grpc_service import MasterServicer
 from runsurge_master.jobspec import parse_spec
 from runsurge_master.main import build
 from runsurge_master.models import DataObject, Job, LedgerEntry, LedgerTransaction, Task, User, Worker, utcnow
@@ -119,9 +120,9 @@ class World:
             t = s.get(Task, task_id)
             t.wall_s, t.cpu_s, t.mem_avg_bytes, t.mem_peak_bytes = wall_s, cpu_s, 1 << 20, 2 << 20
             if how == "done":
-                lifecycle.finish_task_ok(s, t, {})
+                lifecycle.finish_task_ok(s, t, {}, TARIFF)
             elif how == "script failed":
-                lifecycle.fail_task(s, t, "exit code 1")
+                lifecycle.fail_task(s, t, "exit code 1", TARIFF)
             elif how == "worker lost":
                 lifecycle.requeue_task(s, t, "worker stopped sending heartbeats", max_attempts=3)
             else:
@@ -147,7 +148,6 @@ class World:
 def world(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'b.db'}")
     db.upgrade()
-    billing.use_tariff(db.engine, TARIFF)
     return World(db)
 
 
@@ -161,7 +161,7 @@ def test_a_done_task_is_charged_once_and_splits_into_earning_and_fee(world):
     assert b == {f"user:{world.owner.id}": -1_250_000, f"contributor:{world.contrib.id}": 1_125_000,
                  "platform:fees": 125_000}
     with world.db.session() as s:  # a repeated call for the same run changes nothing
-        assert billing.charge_task(s, s.get(Task, t), "done").id == txn.id
+        assert billing.charge_task(s, s.get(Task, t), "done", TARIFF).id == txn.id
     assert len(world.txns(t)) == 1
 
 
@@ -321,7 +321,7 @@ def run_job_by_hand(client, sv, headers, contributor_email="c@x.org") -> dict:
         s.flush()
         t = s.get(Task, job["tasks"][0]["id"])
         t.status, t.worker_id, t.attempts, t.wall_s, t.cpu_s = "running", w.id, 1, 2.5, 2.0
-        lifecycle.finish_task_ok(s, t, {})
+        lifecycle.finish_task_ok(s, t, {}, sv.scheduler.tariff)  # as the master's report handling would
     return job
 
 
@@ -375,9 +375,9 @@ def test_a_job_with_nothing_billed_cannot_be_paid(api):
 
 
 def test_the_configured_tariff_prices_charges_without_the_http_app_being_built(tmp_path):
-    """Charges come from lifecycle (gRPC reports too), so the tariff is the master's config, not a side
-    effect of building the billing routes."""
-    sv = build(load_config(home=tmp_path / "m", price_cpu_hour=7, price_gib_hour=3, platform_fee_percent=25))
-    assert sv.tariff == Tariff(cpu_hour=7, gib_hour=3, fee_percent=25)
-    with sv.db.session() as s:
-        assert billing.tariff_for(s) == sv.tariff
+    """Charges are made where runs end (the gRPC reports, the scheduler's lost replicas), at the tariff of
+    the master's config those parts hold, not one found as a side effect of building the billing routes."""
+    cfg = load_config(home=tmp_path / "m", price_cpu_hour=7, price_gib_hour=3, platform_fee_percent=25)
+    sv = build(cfg)
+    servicer = MasterServicer(sv.db, cfg, sv.tokens, sv.store, sv.scheduler, sv.tls)
+    assert sv.scheduler.tariff == servicer.tariff == Tariff(cpu_hour=7, gib_hour=3, fee_percent=25)

@@ -51,7 +51,6 @@ class Net:
     def __init__(self, tmp_path):
         self.db = Database(f"sqlite:///{tmp_path / 'q.db'}")
         self.db.upgrade()
-        billing.use_tariff(self.db.engine, TARIFF)
         self.cfg = load_config(home=tmp_path / "m")
         self.sched = Scheduler(self.db, self.cfg, TokenService(Ed25519PrivateKey.generate()), tls=None)
         self.user, self.workers = {}, {}
@@ -97,7 +96,7 @@ class Net:
             name = t.outputs[0].name
             outcome = {"lost": ("lost", "worker crashed"), FAILED: ("failed", "exit code 1")}.get(
                 result, ("ok", {name: (result, 10)}))
-            return replicas.report(s, t, r, *outcome, max_attempts=3)
+            return replicas.report(s, t, r, *outcome, max_attempts=3, tariff=TARIFF)
 
     def task(self, task_id: str) -> Task:
         with self.db.session() as s:
@@ -182,7 +181,8 @@ def test_agreeing_replicas_finish_the_task_bill_it_once_and_hold_its_output(net)
     with net.db.session() as s:
         mine = billing.earnings(s, net.user[second])
         assert (mine["pending"], mine["paid"], mine["workers"][0]["worker_id"]) == (0, e2, net.workers[second])
-        assert billing.charge_task(s, s.get(Task, tasks["make"]), "done").id == charge.id  # billing twice: no-op
+        again = billing.charge_task(s, s.get(Task, tasks["make"]), "done", TARIFF)
+        assert again.id == charge.id  # billing twice: no-op
     assert len(net.postings(tasks["make"])) == 3
 
 

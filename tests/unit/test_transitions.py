@@ -7,7 +7,7 @@ import itertools
 import pytest
 from sqlalchemy import inspect, select
 
-from runsurge_master import billing, lifecycle, metrics
+from runsurge_master import lifecycle, metrics
 from runsurge_master.billing import GIB, Tariff
 from runsurge_master.db import Database
 from runsurge_master.lifecycle import (
@@ -22,6 +22,7 @@ from runsurge_master.lifecycle import (
 )
 from runsurge_master.models import DataObject, Job, LedgerTransaction, Task, TaskReplica, User, Worker, utcnow
 
+TARIFF = Tariff(cpu_hour=1_000_000, gib_hour=250_000, fee_percent=10)
 KINDS = {Task: (T, TASK_TRANSITIONS), TaskReplica: (R, REPLICA_TRANSITIONS), Job: (J, JOB_TRANSITIONS)}
 
 
@@ -29,7 +30,6 @@ KINDS = {Task: (T, TASK_TRANSITIONS), TaskReplica: (R, REPLICA_TRANSITIONS), Job
 def db(tmp_path_factory):
     db = Database(f"sqlite:///{tmp_path_factory.mktemp('transitions') / 't.db'}")
     db.upgrade()
-    billing.use_tariff(db.engine, Tariff(cpu_hour=1_000_000, gib_hour=250_000, fee_percent=10))
     with db.session() as s:
         owner, contrib = User(email="o@x.org", password_hash="x"), User(email="c@x.org", password_hash="x")
         s.add_all([owner, contrib, DataObject(id="0" * 64, size=1)])
@@ -77,7 +77,7 @@ def test_a_listed_transition_moves_and_does_its_bookkeeping(db, model, frm, to):
     with db.session() as s:
         obj = make(s, model, frm)
         obj_id, before = obj.id, row(obj)
-        lifecycle.transition(s, obj, to)
+        lifecycle.transition(s, obj, to, TARIFF)  # charged at it if it ends done or failed
         latencies = list(s.info.get(metrics._PENDING, ()))
     with db.session() as s:
         obj = s.get(model, obj_id)

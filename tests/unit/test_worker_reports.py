@@ -3,9 +3,9 @@ report the master did not ask for is a lost run, with the job's bookkeeping, not
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from runsurge_master import billing, lifecycle
+from runsurge_master import lifecycle
 from runsurge_master.auth import TokenService
-from runsurge_master.billing import GIB, Tariff
+from runsurge_master.billing import GIB
 from runsurge_master.config import load_config
 from runsurge_master.db import Database
 from runsurge_master.grpc_service import MasterServicer
@@ -26,8 +26,7 @@ outputs = ["x.txt"]
 def test_an_unasked_cancel_report_requeues_the_task_as_a_lost_run(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 'r.db'}")
     db.upgrade()
-    billing.use_tariff(db.engine, Tariff(cpu_hour=1_000_000, gib_hour=250_000, fee_percent=10))
-    cfg = load_config(home=tmp_path / "m")
+    cfg = load_config(home=tmp_path / "m", price_cpu_hour=1_000_000, price_gib_hour=250_000, platform_fee_percent=10)
     tokens = TokenService(Ed25519PrivateKey.generate())
     sched = Scheduler(db, cfg, tokens, tls=None)
     servicer = MasterServicer(db, cfg, tokens, ObjectStore(tmp_path / "objects"), sched, tls=None)

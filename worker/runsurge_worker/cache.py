@@ -1,5 +1,5 @@
 """The worker's content-addressed cache: every input it fetched and every output it produced,
-served to peers by data id."""
+served to peers by data id (runsurge_proto.objects.ContentStore, the same as the master's store)."""
 
 from __future__ import annotations
 
@@ -7,38 +7,16 @@ import os
 import shutil
 from pathlib import Path
 
-from runsurge_proto.wire import FileReceiver, is_data_id, sha256_file
+from runsurge_proto.objects import ContentStore
+from runsurge_proto.wire import is_data_id
 
 
-class Cache:
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def path(self, data_id: str) -> Path:
-        if not is_data_id(data_id):
-            raise ValueError("not a data id")
-        return self.root / data_id[:2] / data_id
-
-    def has(self, data_id: str) -> bool:
-        return is_data_id(data_id) and self.path(data_id).exists()
+class Cache(ContentStore):
+    """What the worker adds: private copies for tasks, and a disk cap that drops the least recently
+    used objects."""
 
     def ids(self) -> list[str]:
         return [p.name for p in self.root.glob("??/*") if is_data_id(p.name)]
-
-    def receiver(self, data_id: str, size: int, max_size: int) -> FileReceiver:
-        return FileReceiver(self.path(data_id), data_id, max_size, size)
-
-    def add_file(self, src: Path) -> tuple[str, int]:
-        """Copy a task's output into the cache (the task folder is then deleted)."""
-        data_id = sha256_file(src)
-        dest = self.path(data_id)
-        if not dest.exists():
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            tmp = dest.with_name(f".tmp-{os.getpid()}-{id(src)}")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, dest)
-        return data_id, dest.stat().st_size
 
     def copy_to(self, data_id: str, dest: Path) -> None:
         """A private copy for a task: user code may modify its inputs, never the cache."""
