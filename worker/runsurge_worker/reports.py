@@ -28,6 +28,12 @@ MAX_PER_CALL = 256  # under the master's MAX_REPORTS_PER_CALL
 R = master_pb2.ReportResult
 
 
+def link_closed(e: ValueError) -> bool:
+    """Whether a call failed because the worker, stopping, closed its link (grpc: "Cannot invoke RPC
+    on closed channel!"): nothing to retry, the master's reconciliation decides."""
+    return "closed channel" in str(e)
+
+
 def retry_delays() -> Backoff:
     """The delays between attempts at one report (or one call of them): 0.25 s doubling to 10 s, jittered."""
     return Backoff(base_s=0.25, cap_s=10.0)
@@ -86,10 +92,9 @@ class CompletionReporter:
             if e.code() in REFUSED:
                 return self._drop(batch, f"refused: {e.details()}")
             return self._again(batch, f"{e.code().name} {e.details()}")
-        except ValueError as e:  # grpc: "Cannot invoke RPC on closed channel!"
-            if "closed channel" not in str(e):
+        except ValueError as e:
+            if not link_closed(e):
                 raise
-            # The worker is stopping and closed its link; the master's reconciliation decides.
             return self._drop(batch, "not sent: the worker is stopping")
         if len(resp.results) != len(batch):
             return self._again(batch, f"the master answered {len(resp.results)} of {len(batch)} reports")

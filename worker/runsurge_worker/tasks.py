@@ -28,7 +28,7 @@ from runsurge_worker.cache import Cache
 from runsurge_worker.environments import EnvironmentCache, WheelError
 from runsurge_worker.fetch import Fetcher, FetchError
 from runsurge_worker.master_link import MasterLink
-from runsurge_worker.reports import REFUSED, REPORT_PATIENCE_S, CompletionReporter, retry_delays
+from runsurge_worker.reports import REFUSED, REPORT_PATIENCE_S, CompletionReporter, link_closed, retry_delays
 from runsurge_worker.sandbox.base import STDERR_NAME, STDOUT_NAME, Limits, RunResult, SandboxBackend
 
 log = logging.getLogger("runsurge.worker.tasks")
@@ -557,10 +557,9 @@ class TaskRunner:
                     return
                 log.warning("%s failed (attempt %d): %s", method, attempt, e.details())
                 time.sleep(delays.next())
-            except ValueError as e:  # grpc: "Cannot invoke RPC on closed channel!"
-                if "closed channel" not in str(e):
+            except ValueError as e:
+                if not link_closed(e):
                     raise
-                # The worker is stopping and closed its link; the master's reconciliation decides.
                 log.warning("%s for task %s not sent: the worker is stopping", method, request.task_id)
                 return
 
