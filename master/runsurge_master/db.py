@@ -1,14 +1,18 @@
-"""Engine and sessions. SQLite gets WAL and a busy timeout so HTTP threads and the event loop share it."""
+"""Engine and sessions. SQLite gets WAL and a busy timeout so HTTP threads and the master's writer share it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def make_engine(url: str) -> Engine:
@@ -48,6 +52,15 @@ class Database:
             raise
         finally:
             s.close()
+
+    async def call(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` in a transaction of its own on a thread: the event loop never waits on the
+        database (worker reports go through group_commit.py instead: batched, one writer)."""
+        return await asyncio.to_thread(self._in_session, work)
+
+    def _in_session(self, work: Callable[[Session], T]) -> T:
+        with self.session() as s:
+            return work(s)
 
     def upgrade(self) -> None:
         """Bring the schema to the newest Alembic revision."""

@@ -103,7 +103,7 @@ class MasterCollector:
         g.add_metric(["busy"], busy or 0)
         yield g
         yield CounterMetricFamily("runsurge_tasks_assigned", "Task placements made by the scheduler",
-                                  value=self.sv.scheduler.assigned_total)
+                                  value=self.sv.scheduler.planner.assigned_total)
         yield from SCHEDULING_LATENCY.collect()
         yield from PASS_SECONDS.collect()
         yield from TASK_CALLS.collect()

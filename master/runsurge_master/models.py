@@ -88,18 +88,6 @@ class RevokedCert(Base):
     reason: Mapped[str] = mapped_column(String(200), default="")
 
 
-class Heartbeat(Base):
-    """Recent load reports (pruned), for the dashboard and for debugging liveness."""
-
-    __tablename__ = "heartbeats"
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    worker_id: Mapped[str] = mapped_column(ForeignKey("workers.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    running_tasks: Mapped[int] = mapped_column(Integer)
-    memory_used_bytes: Mapped[int] = mapped_column(BigInteger)
-    free_slots: Mapped[int] = mapped_column(Integer)
-
-
 class Job(Base):
     __tablename__ = "jobs"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)

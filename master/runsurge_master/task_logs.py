@@ -44,7 +44,7 @@ def read(sv, task_id: str, user: str, stream: str, offset: int) -> LogChunk:
                 data = f.read()
         return LogChunk(data.decode("utf-8", "replace"), offset + len(data), status in lifecycle.OPEN, status)
     try:
-        resp = sv.scheduler.ask(worker_id, address, "ReadTaskLog", worker_pb2.ReadTaskLogRequest(
+        resp = sv.scheduler.channels.ask(worker_id, address, "ReadTaskLog", worker_pb2.ReadTaskLogRequest(
             task_id=task_id, stream=stream, offset=offset, max_bytes=LIVE_READ_MAX))
     except grpc.aio.AioRpcError as e:
         if e.code() == grpc.StatusCode.NOT_FOUND:  # it has just ended there (or not begun): ask again

@@ -44,7 +44,7 @@ def test_metrics_follow_jobs_tasks_and_workers(api):
                      slots=3))
         s.add(Worker(owner_id=user_id, fingerprint="v" * 16, host="h", grpc_port=2, memory_bytes=1 << 30, cpus=2,
                      slots=5, online=False))
-    sv.scheduler.assigned_total = 7
+    sv.scheduler.planner.assigned_total = 7
     m = scrape(client)
     assert m[("runsurge_jobs", (("status", "running"),))] == 1
     assert m[("runsurge_tasks", (("state", "ready"),))] == 1
@@ -98,9 +98,9 @@ def test_the_scheduler_s_placements_are_observed(api):
         s.add(Worker(owner_id=owner, fingerprint="w" * 16, host="127.0.0.1", grpc_port=1, memory_bytes=1 << 30,
                      cpus=1, slots=1))
     before = scrape(client)
-    assigned = sv.scheduler.assigned_total
+    assigned = sv.scheduler.planner.assigned_total
     assert len(sv.scheduler.plan()) == 1  # places the task (sending it is another coroutine's job)
-    assert sv.scheduler.assigned_total == assigned + 1
+    assert sv.scheduler.planner.assigned_total == assigned + 1
     after = scrape(client)
     assert after[("runsurge_scheduling_latency_seconds_count", ())] == \
         before[("runsurge_scheduling_latency_seconds_count", ())] + 1

@@ -11,6 +11,6 @@ def test_migrations_create_exactly_the_models(tmp_path):
     db.upgrade()
     db.upgrade()  # idempotent
     assert {"users", "workers", "jobs", "tasks", "data_objects", "data_locations", "task_inputs",
-            "task_outputs", "heartbeats"} <= set(inspect(db.engine).get_table_names())
+            "task_outputs"} <= set(inspect(db.engine).get_table_names())
     with db.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

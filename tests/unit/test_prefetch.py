@@ -8,7 +8,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from runsurge_master import lifecycle, scheduler
+from runsurge_master import lifecycle, planning
 from runsurge_master.auth import TokenService
 from runsurge_master.config import load_config
 from runsurge_master.db import Database
@@ -106,9 +106,9 @@ def test_a_task_left_in_a_busy_worker_s_queue_moves_to_an_idle_worker(tmp_path):
     (short,) = [t for t in tasks.values() if placed[t] == idle]
     net.set(short, status="done")  # the other worker is done and nothing is ready
     assert net.plan() == []  # queued just now: it will start soon enough where it is
-    net.set(queued, assigned_at=utcnow() - timedelta(seconds=scheduler.STEAL_AFTER_S + 1))
+    net.set(queued, assigned_at=utcnow() - timedelta(seconds=planning.STEAL_AFTER_S + 1))
     with net.db.session() as s:
-        dispatches, cancels = net.sched._plan(s)
+        dispatches, cancels = net.sched.planner.plan(s)
     assert [(d.request.task_id, net.names[d.worker_id]) for d in dispatches] == [(queued, idle)]
     assert cancels == [(net.workers[busy], queued)]  # its copy in the busy worker's queue is withdrawn
     with net.db.session() as s:

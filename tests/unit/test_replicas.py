@@ -254,7 +254,7 @@ def test_a_lost_replica_runs_again_within_the_retry_budget(net):
     job_id, tasks = net.job()
     attempt = {who: a for _, who, a in net.plan()}
     with net.db.session() as s:  # bob's worker stops beating: its replica is lost, alice's runs on
-        net.sched.worker_lost(s, s.get(Worker, net.workers["bob"]), "worker stopped sending heartbeats")
+        net.sched.liveness.worker_lost(s, s.get(Worker, net.workers["bob"]), "worker stopped sending heartbeats")
     t = net.task(tasks["make"])
     assert t.status == "ready" and "heartbeats" in t.error
     assert net.plan() == []  # bob is offline, alice already runs it
@@ -307,7 +307,7 @@ def test_a_lineage_rerun_gets_a_new_quorum_paid_by_the_platform(net):
         net.report(tasks["make"], who, HONEST)
     with net.db.session() as s:  # every holder of x.txt went away: the consumer re-runs its producer
         for who in ("alice", "bob"):
-            net.sched.worker_lost(s, s.get(Worker, net.workers[who]), "gone")
+            net.sched.liveness.worker_lost(s, s.get(Worker, net.workers[who]), "gone")
         assert lifecycle.reopen_lost_producers(s, s.get(Task, tasks["use"]), set())
     net.online("alice", "carol")
     assert {who for _, who, _ in net.plan()} == {"alice", "carol"}  # a fresh round: earlier voters may run again
@@ -331,9 +331,9 @@ def test_restart_reconciliation_keeps_running_replicas_and_requeues_lost_ones(ne
         async def GetWorkerStatus(self, *_, **__):
             return worker_pb2.WorkerStatus(running_task_ids=running[self.worker_id])
 
-    monkeypatch.setattr(net.sched, "stub", lambda worker_id, _address: Stub(worker_id))
+    monkeypatch.setattr(net.sched.channels, "stub", lambda worker_id, _address: Stub(worker_id))
     told = []
-    monkeypatch.setattr(net.sched, "cancel_remote", told.extend)
+    monkeypatch.setattr(net.sched.channels, "cancel", told.extend)
     asyncio.run(net.sched.reconcile())
     with net.db.session() as s:
         task = s.get(Task, tasks["make"])

@@ -1,16 +1,16 @@
-"""A worker's TaskComplete report handled on a real database (MasterServicer._completed): a CANCELLED
+"""A worker's TaskComplete report handled on a real database (outcomes.RunOutcomes, no gRPC): a CANCELLED
 report the master did not ask for is a lost run, with the job's bookkeeping, not a silent end."""
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from runsurge_master import lifecycle
 from runsurge_master.auth import TokenService
-from runsurge_master.billing import GIB
+from runsurge_master.billing import GIB, Tariff
 from runsurge_master.config import load_config
 from runsurge_master.db import Database
-from runsurge_master.grpc_service import MasterServicer
 from runsurge_master.jobspec import parse_spec
 from runsurge_master.models import DataObject, Job, Task, User, Worker, utcnow
+from runsurge_master.outcomes import RunOutcomes
 from runsurge_master.scheduler import Scheduler
 from runsurge_master.store import ObjectStore
 from runsurge_proto import master_pb2
@@ -29,7 +29,7 @@ def test_an_unasked_cancel_report_requeues_the_task_as_a_lost_run(tmp_path):
     cfg = load_config(home=tmp_path / "m", price_cpu_hour=1_000_000, price_gib_hour=250_000, platform_fee_percent=10)
     tokens = TokenService(Ed25519PrivateKey.generate())
     sched = Scheduler(db, cfg, tokens, tls=None)
-    servicer = MasterServicer(db, cfg, tokens, ObjectStore(tmp_path / "objects"), sched, tls=None)
+    outcomes = RunOutcomes(cfg, ObjectStore(tmp_path / "objects"), Tariff.from_config(cfg), sched.channels.delete)
     with db.session() as s:
         s.add(DataObject(id=SCRIPT, size=10))
         owner, contributor = User(email="o@x.org", password_hash="x"), User(email="c@x.org", password_hash="x")
@@ -44,10 +44,10 @@ def test_an_unasked_cancel_report_requeues_the_task_as_a_lost_run(tmp_path):
     (d,) = sched.plan()
     assert (d.request.task_id, d.worker_id) == (task_id, worker_id)
     with db.session() as s:
-        servicer._started(s, master_pb2.TaskStartedRequest(worker_id=worker_id, task_id=task_id))
+        outcomes.started(s, master_pb2.TaskStartedRequest(worker_id=worker_id, task_id=task_id))
     with db.session() as s:
         assert s.get(Task, task_id).status == "running"
-        servicer._completed(s, master_pb2.TaskCompleteRequest(
+        outcomes.completed(s, master_pb2.TaskCompleteRequest(
             worker_id=worker_id, task_id=task_id, status=master_pb2.TASK_STATUS_CANCELLED, wall_s=5, cpu_s=5,
             attempt=d.request.attempt))
     with db.session() as s:

@@ -50,7 +50,7 @@ def cancel_job(job_id: str, user: CurrentUser, sv: ServicesDep, s: SessionDep) -
     s.flush()
     out = job_out(s, job, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
     s.commit()  # workers are told to stop only what the database says is cancelled
-    sv.scheduler.cancel_remote(stops)
+    sv.scheduler.channels.cancel(stops)
     return out
 
 
@@ -68,7 +68,7 @@ def delete_job(job_id: str, user: CurrentUser, sv: ServicesDep, s: SessionDep) -
     for data_id in gone:
         sv.store.path(data_id).unlink(missing_ok=True)
     for worker_id, data_ids in drop.items():
-        sv.scheduler.delete_remote(worker_id, data_ids)
+        sv.scheduler.channels.delete(worker_id, data_ids)
 
 
 @router.get("/api/jobs/{job_id}/results")
