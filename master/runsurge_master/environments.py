@@ -95,10 +95,6 @@ def of_task(task: Task) -> Environment | None:
     return task.environment
 
 
-def wheels_of(env: Environment) -> list[Wheel]:
-    return [Wheel(**w) for w in env.wheels]
-
-
 def resolve(s: Session, cfg: MasterConfig, store: ObjectStore, requirements: list[str]) -> Environment:
     """The environment for a requirement set: looked up if this set was resolved before, else
     resolved to wheels (SpecError with the resolver's reason when it cannot be), stored, recorded."""

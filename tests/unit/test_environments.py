@@ -13,6 +13,7 @@ from wheels import make_wheel
 from runsurge_master import environments, store_gc
 from runsurge_master.api import create_app
 from runsurge_master.config import load_config
+from runsurge_master.environments import Wheel
 from runsurge_master.jobspec import SpecError
 from runsurge_master.main import build
 from runsurge_master.models import Environment, EnvironmentResolution
@@ -73,7 +74,7 @@ def test_a_job_gets_an_environment_of_stored_wheels_and_the_same_set_is_not_reso
     assert any("packages: otherpkg, tinypkg==1.0" in line for line in r.json()["explanation"])
     with sv.db.session() as s:
         env = s.get(Environment, env_id)
-        wheels = environments.wheels_of(env)
+        wheels = [Wheel(**w) for w in env.wheels]
         assert sorted(w.name + "==" + w.version for w in wheels) == ["otherpkg==1.0", "tinypkg==1.0"]
         for w in wheels:  # content-addressed: the object is the wheel's bytes
             assert hashlib.sha256(sv.store.path(w.data_id).read_bytes()).hexdigest() == w.data_id
@@ -99,7 +100,7 @@ def test_a_job_gets_an_environment_of_stored_wheels_and_the_same_set_is_not_reso
     store_gc.collect(sv.db, sv.store, grace_s=0)
     with sv.db.session() as s:
         for e in s.query(Environment):
-            assert all(sv.store.has(w.data_id) for w in environments.wheels_of(e))
+            assert all(sv.store.has(w["data_id"]) for w in e.wheels)
 
 
 @pytest.mark.parametrize("requirements, reason", [

@@ -39,10 +39,6 @@ class VmPool(Generic[V]):
             self._thread = threading.Thread(target=self._fill, name="vm-pool", daemon=True)
             self._thread.start()
 
-    def idle_count(self) -> int:
-        with self._cond:
-            return len(self._idle)
-
     def wait_full(self, timeout: float) -> bool:
         """Block until the pool holds `size` idle VMs (tests and benchmarks use this)."""
         with self._cond:
