@@ -7,6 +7,7 @@ a thread), reads through Database.call (a thread)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from runsurge_proto.wire import IntegrityError, file_chunk_messages, is_data_id
 
 log = logging.getLogger("runsurge.grpc")
 WORKER_TOKEN_TTL_S = 3600
+FIRST_CHUNKS = 4  # a stream's first chunks read with its check, in one thread hop
+WRITE_BYTES = 1 << 20  # an upload's chunks go to disk in hops of this many bytes (held meanwhile)
 MAX_REPORTS_PER_CALL = 512  # a worker sends what finished during its previous call: far fewer
 R = master_pb2.ReportResult
 
@@ -152,14 +155,26 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         claims: Claims = current_claims()
         if not is_data_id(request.data_id):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
-        if not await self.db.call(lambda s: run_data.may_stream(s, claims.sub, request.task_id, request.data_id,
-                                                                  script)):
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "that data is not an input of your task")
-        if not self.store.has(request.data_id):
-            await context.abort(grpc.StatusCode.NOT_FOUND, "the master does not hold that data")
-        chunks = iter(file_chunk_messages(self.store.path(request.data_id)))  # already serialised
-        while (message := await asyncio.to_thread(next, chunks, None)) is not None:  # disk reads off the loop
+        # One thread hop for the check and, for a file of a few chunks (a script, most inputs), its
+        # bytes; a larger file's chunks are read a hop each.
+        refusal, first, rest = await asyncio.to_thread(self._open_stream, claims.sub, request, script)
+        if refusal:
+            await context.abort(*refusal)
+        for message in first:
             yield message
+        while len(first) == FIRST_CHUNKS and (message := await asyncio.to_thread(next, rest, None)) is not None:
+            yield message  # (read off the loop)
+
+    def _open_stream(self, worker_id: str, request, script: bool):
+        """(refusal or None, the first messages, an iterator of the rest); on a thread."""
+        with self.db.session() as s:
+            allowed = run_data.may_stream(s, worker_id, request.task_id, request.data_id, script)
+        if not allowed:
+            return (grpc.StatusCode.PERMISSION_DENIED, "that data is not an input of your task"), [], iter(())
+        if not self.store.has(request.data_id):
+            return (grpc.StatusCode.NOT_FOUND, "the master does not hold that data"), [], iter(())
+        messages = iter(file_chunk_messages(self.store.path(request.data_id)))  # already serialised
+        return None, list(itertools.islice(messages, FIRST_CHUNKS)), messages
 
     async def StreamData(self, request, context):
         async for chunk in self._stream(request, context, script=False):
@@ -186,9 +201,13 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             lambda s: run_data.upload_attempt(s, self.cfg, claims.sub, h.task_id, h.data_id)))
         rx = self.store.receiver(h.data_id, size=h.size, max_size=self.cfg.max_output_bytes)
         try:
+            pending: list[bytes] = []  # chunks written a hop per WRITE_BYTES, the last with the commit
             async for part in request_iterator:
-                await asyncio.to_thread(rx.write, part.chunk)  # disk writes off the loop
-            await asyncio.to_thread(rx.commit)
+                pending.append(part.chunk)
+                if sum(map(len, pending)) >= WRITE_BYTES:
+                    await asyncio.to_thread(_write_all, rx, pending)
+                    pending = []
+            await asyncio.to_thread(_write_all, rx, pending, commit=True)
         except IntegrityError as e:
             log.warning("rejected upload from worker=%s task=%s: %s", claims.sub, h.task_id, e)
             await context.abort(grpc.StatusCode.DATA_LOSS, str(e))
@@ -197,3 +216,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             raise
         await self.commits.run(lambda s: run_data.record_upload(s, claims.sub, h.task_id, attempt, h.data_id, rx.size))
         return master_pb2.UploadResult(data_id=h.data_id, size=rx.size)
+
+
+def _write_all(rx, chunks: list[bytes], commit: bool = False) -> None:
+    for chunk in chunks:
+        rx.write(chunk)
+    if commit:
+        rx.commit()
