@@ -74,8 +74,10 @@ def test_busy_graphical_session_counts():
 def test_manager_idle_and_own_sessions_do_not_count():
     _, s5, s7 = parse_show(SHOW)
     assert user_active([s5], 30, now=NOW) is None  # the user manager is never idle: not a person
-    assert user_active([s7], 30, now=NOW + 31, remote=True) is None  # idle longer than resume_after_idle_s
-    assert user_active([s7], 30, now=NOW + 10, remote=True).id == "7"  # idle, but not long enough yet
+    # A tty: idle once its last key (the atime, 8 s coarse) is older than resume_after_idle_s.
+    late = NOW + 30 + usersession.TTY_ATIME_STEP_S
+    assert user_active([s7], 30, now=late, remote=True) is None
+    assert user_active([s7], 30, now=late - 1, remote=True).id == "7"  # not long enough yet
     assert user_active([s7], 30, now=NOW + 10) is None  # an SSH login counts only when asked
     assert user_active(parse_show(SHOW), 30, now=NOW + 3600, own="3") is None  # the worker's own
 
@@ -147,3 +149,46 @@ def test_an_ssh_login_in_use_suspends_only_when_remote_users_count(tmp_path, mon
     assert _decide() == ("", False)  # the default: a server's owner logs in all the time
     assert _decide(suspend_when_remote_user_active=True) == ("user active on session 7", True)
     assert _decide(suspend_when_remote_user_active=True, suspend_when_user_active=False) == ("", False)
+
+
+# Captured from a real logind (systemd 252.39 in the guest, stock logind.conf: IdleActionSec=30min):
+# root autologged in on tty1, last key at IdleSinceHint (the tty's atime); logind still says "not idle".
+TTY1 = """\
+Id=5
+Name=root
+Seat=seat0
+Type=tty
+Class=user
+Active=yes
+Remote=no
+IdleHint=no
+IdleSinceHint=1796694014796000
+"""
+KEY = 1796694014.796
+
+
+def test_a_tty_is_idle_from_its_last_key_not_from_loginds_30_minute_hint():
+    [tty] = parse_show(TTY1)
+    assert not tty.idle and tty.idle_since == KEY
+    assert user_active([tty], 30, now=KEY + 20).id == "5"
+    assert user_active([tty], 30, now=KEY + 30 + usersession.TTY_ATIME_STEP_S) is None  # hint still "no"
+    # Once logind's IdleActionSec passed its hint says idle; the atime rule gives the same answer.
+    idle = parse_show(TTY1.replace("IdleHint=no", "IdleHint=yes"))
+    assert user_active(idle, 30, now=KEY + 20).id == "5"
+    assert user_active(idle, 30, now=KEY + 3600) is None
+
+
+def test_a_graphical_session_follows_its_idle_hint():
+    busy = parse_show(TTY1.replace("Type=tty", "Type=wayland"))  # IdleSinceHint: when it went busy
+    assert user_active(busy, 30, now=KEY + 3600).id == "5"
+    idle = parse_show(TTY1.replace("Type=tty", "Type=wayland").replace("IdleHint=no", "IdleHint=yes"))
+    assert user_active(idle, 30, now=KEY + 20).id == "5"
+    assert user_active(idle, 30, now=KEY + 31) is None
+
+
+def test_an_ssh_login_without_an_atime_is_in_use_while_it_lasts():
+    # Captured: `ssh -t` into the guest with UsePAM yes: no TTY in logind, the hint never moves.
+    ssh = parse_show("Id=1\nName=root\nType=tty\nClass=user\nActive=yes\nRemote=yes\n"
+                     "IdleHint=no\nIdleSinceHint=0\n")
+    assert user_active(ssh, 30, now=KEY, remote=True).id == "1"
+    assert user_active(ssh, 30, now=KEY) is None

@@ -7,6 +7,17 @@ it. The session ids come from logind's own state folder (one file per session), 
 `loginctl list-sessions` runs on each of the governor's ticks. No logind (no systemd, a container)
 means "no desktop signal": never an error.
 
+What "idle" means differs by session type (measured against systemd 252's logind, Debian 12, in
+tests/vm/test_logind_session.py). A graphical session's IdleHint is what its desktop set, and
+IdleSinceHint is when it last changed. A tty session has no idle monitor: logind reports the tty's
+atime as IdleSinceHint (the last key read) and says IdleHint=yes only once that is IdleActionSec old
+(30 min by default, whatever IdleAction is), so the hint would hold the worker for half an hour
+after the last key. For ttys the worker therefore reads the atime itself, plus the 8 s the kernel
+may leave it behind the last key (it moves a tty's timestamps only across 8 s boundaries,
+CVE-2013-0160). An SSH login has no TTY in logind (sshd gives PAM the tty "ssh"): its IdleHint is
+always "no" and IdleSinceHint 0, so a remote login counts as in use for as long as it lasts, with or
+without a pty.
+
 Only sessions of class "user" with type x11/wayland/mir/tty that are active count: not greeters,
 lock screens, `manager`/`background` sessions (user managers, cron, services), and not the worker's
 own session (XDG_SESSION_ID). Sessions without a seat (SSH logins: logind's Remote=yes) count only
@@ -24,7 +35,9 @@ from pathlib import Path
 
 PROPS = ("Id", "Name", "Seat", "Type", "Class", "Active", "Remote", "IdleHint", "IdleSinceHint")
 SESSIONS_DIR = Path("/run/systemd/sessions")  # logind's: a file per session, named by its id
-PERSON_TYPES = {"x11", "wayland", "mir", "tty"}
+GRAPHICAL_TYPES = {"x11", "wayland", "mir"}  # their IdleHint is the desktop's idle monitor
+PERSON_TYPES = GRAPHICAL_TYPES | {"tty"}
+TTY_ATIME_STEP_S = 8.0  # the kernel moves a tty's atime only when it crosses an 8 s boundary
 
 
 @dataclass(frozen=True)
@@ -72,13 +85,22 @@ def counts(s: Session, own: str | None, remote: bool) -> bool:
             and (remote or not s.remote))
 
 
+def in_use(s: Session, idle_for_s: float, now: float) -> bool:
+    """Used within the last `idle_for_s`. A graphical session: its idle hint, or since it went idle.
+    A tty with a known atime: since its last key (read from the atime, not logind's hint, which
+    waits for IdleActionSec). Otherwise logind's hint: "no" when it cannot tell (an SSH login)."""
+    if s.type not in GRAPHICAL_TYPES and s.idle_since > 0:
+        return now - s.idle_since < idle_for_s + TTY_ATIME_STEP_S
+    return not s.idle or now - s.idle_since < idle_for_s
+
+
 def user_active(sessions: list[Session], idle_for_s: float, now: float | None = None,
                 own: str | None = None, remote: bool = False) -> Session | None:
-    """The first counted session in use: not idle, or idle for less than `idle_for_s`. Sessions
-    without a seat count only with `remote`."""
+    """The first counted session in use (in_use). Sessions without a seat count only with
+    `remote`."""
     now = time.time() if now is None else now
     for s in sessions:
-        if counts(s, own, remote) and (not s.idle or now - s.idle_since < idle_for_s):
+        if counts(s, own, remote) and in_use(s, idle_for_s, now):
             return s
     return None
 
