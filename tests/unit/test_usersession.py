@@ -192,3 +192,68 @@ def test_an_ssh_login_without_an_atime_is_in_use_while_it_lasts():
                      "IdleHint=no\nIdleSinceHint=0\n")
     assert user_active(ssh, 30, now=KEY, remote=True).id == "1"
     assert user_active(ssh, 30, now=KEY) is None
+
+
+def _on_a_pty():
+    """A child whose controlling tty is a new pty (pty.fork), once it is: (pid, /dev/pts/N, master)."""
+    import pty
+    import time
+
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp("sleep", ["sleep", "60"])
+    deadline = time.monotonic() + 30
+    while usersession._pty_of(str(pid)) is None:  # the child is still taking the pty as its ctty
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return pid, usersession._pty_of(str(pid)), master
+
+
+def _end(pid, master):
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(master)
+
+
+def test_an_ssh_logins_last_key_is_the_atime_of_its_processes_pty(tmp_path):
+    import subprocess
+
+    pid, pts, master = _on_a_pty()
+    no_tty = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL)
+    try:
+        assert os.path.realpath(f"/proc/{pid}/fd/0") == pts  # the pty the child reads
+        os.utime(pts, (NOW, NOW))  # as if its last key was read at NOW
+        procs = tmp_path / "cgroup.procs"
+        procs.write_text(f"{no_tty.pid}\n{pid}\n999999999\n")
+        assert usersession.pty_last_key(procs) == NOW
+        procs.write_text(f"{no_tty.pid}\n")  # `ssh host cmd`: no pty, no last key
+        assert usersession.pty_last_key(procs) == 0.0
+        assert usersession.pty_last_key(tmp_path / "gone") == 0.0
+    finally:
+        no_tty.kill()
+        no_tty.wait()
+        _end(pid, master)
+
+
+def test_sessions_give_an_ssh_login_its_ptys_last_key(tmp_path, monkeypatch):
+    pid, pts, master = _on_a_pty()
+    try:
+        os.utime(pts, (NOW, NOW))
+        scope = tmp_path / "cgroup/user.slice/user-1000.slice/session-7.scope"
+        scope.mkdir(parents=True)
+        (scope / "cgroup.procs").write_text(f"{pid}\n")
+        monkeypatch.setattr(usersession, "CGROUP_ROOTS", (tmp_path / "none", tmp_path / "cgroup"))
+        ssh = "Id=7\nUser=1000\nName=bob\nType=tty\nClass=user\nActive=yes\nRemote=yes\nIdleHint=no\n" \
+              "IdleSinceHint=0\nScope=session-7.scope\n"
+        _fake_logind(tmp_path, monkeypatch, ssh)
+        [s] = sessions()
+        assert (s.uid, s.scope, s.idle_since) == ("1000", "session-7.scope", NOW)
+        assert user_active([s], 30, now=NOW + 20, remote=True).id == "7"
+        assert user_active([s], 30, now=NOW + 30 + usersession.TTY_ATIME_STEP_S, remote=True) is None
+        (scope / "cgroup.procs").write_text("")  # its shell ended; the login lingers: logind's word
+        [s] = sessions()
+        assert s.idle_since == 0 and user_active([s], 30, now=NOW + 3600, remote=True).id == "7"
+    finally:
+        _end(pid, master)

@@ -11,18 +11,21 @@ it sees is fed to the host's real Governor.decide, its times moved onto the host
 What real logind does (systemd 252.39, Debian 12, kernel 6.1; measured here):
 - `ssh -t` login: Type=tty, Class=user, Remote=yes, no Seat and no TTY (sshd hands PAM the tty
   "ssh", which pam_systemd drops), so IdleHint stays "no" and IdleSinceHint 0 for as long as the
-  login lasts, typed into or not; a plain `ssh host cmd` is the same kind of session.
+  login lasts, typed into or not; a plain `ssh host cmd` is the same kind of session. usersession
+  reads such a login's last key from the atime of its shell's pty (/dev/pts/N, the controlling tty
+  of a process in the session's cgroup, session-ID.scope), with the same 8 s steps as a tty's.
 - getty autologin on tty1: Type=tty, Seat=seat0, TTY=tty1, Remote=no. IdleSinceHint is the tty's
   atime (the last key read), which the kernel moves only when the time crosses an 8 s boundary
   (tty_update_time, CVE-2013-0160): it can be up to 8 s older than the last key. IdleHint is
   computed on each read as atime + IdleActionSec <= now; IdleActionSec applies whatever IdleAction
   is, and is 30 min by default: on a stock system a tty session says "not idle" for 30 min after
   its last key. So usersession reads a tty's idle time from the atime, not from the hint.
-- Figures from one run under TCG (2 shared cores; a look, one SSH command running python3 in the
-  guest, takes ~1-2 s): dpkg -i of the seven packages 19.1 s; dbus + logind + sshd restart 2.6 s;
-  getty to a logind session 9.3 s. With resume_after_idle_s=15 the governor resumed 25.0 s after
-  the last key (15 + the 8 s atime step + a look). With IdleActionSec=10s the hint said "no" at the
-  first look after a key and "yes" again 12.9 s after the last key (atime + 10 s, seen by polling).
+- Figures from two runs under TCG (2 shared cores; a look, one SSH command running python3 in the
+  guest, takes ~1-2 s): dpkg -i of the seven packages 14.8-19.1 s; dbus + logind + sshd restart
+  2.1-2.6 s; getty to a logind session 5.2-9.3 s. With resume_after_idle_s=15 the governor resumed
+  21.9-25.0 s after the last key (15 + up to the 8 s atime step + a look), on tty1 and over SSH
+  alike. With IdleActionSec=10s the hint said "no" at the first look after a key (1.0 s) and "yes"
+  again 7.4-9.9 s after the last key: atime + 10 s, the atime 0.7 s before the key.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ IDLE_ACTION_S = 10  # logind's IdleActionSec in the hint's phase
 
 
 def _run(vm, cmd: str) -> str:
-    return vm.conn.run(cmd, hide=True, warn=False).stdout
+    return vm.conn.run(cmd, hide=True, warn=False, in_stream=False).stdout
 
 
 def _push(vm, cmd: str, data: bytes) -> None:
@@ -174,21 +177,55 @@ def _until(what: str, timeout: float, probe):
         time.sleep(0.5)
 
 
-def test_an_ssh_login_counts_only_when_remote_users_do(logind_vm, backend, monkeypatch):
+def _keys_until(vm, what: str, press, moved) -> tuple[Look, float]:
+    """press() a key, about once a second, until moved(look); returns the look and the last press's
+    (host) time. A tty's atime moves only when the time crosses an 8 s boundary."""
+    last = 0.0
+
+    def probe():
+        nonlocal last
+        press()
+        last = time.time()
+        look = _look(vm)
+        return moved(look) and look
+    return _until(what, 60, probe), last
+
+
+def _resumed(vm, monkeypatch, last_key: float, remote: bool = False) -> tuple[Look, float]:
+    """Wait for the governor to take work again; it must not before `resume_after_idle_s` of no keys."""
+    def probe():
+        look = _look(vm)
+        return _decide(monkeypatch, look, remote) == ("", False) and (look, time.time())
+    look, at = _until("resumed", IDLE_S + usersession.TTY_ATIME_STEP_S + 60, probe)
+    print(f"governor resumed {at - last_key:.1f} s after the last key (resume_after_idle_s={IDLE_S:g})")
+    assert at - last_key >= IDLE_S  # never before the owner left it alone that long
+    return look, at
+
+
+def test_an_ssh_login_counts_when_remote_users_do_until_its_pty_is_idle(logind_vm, backend, monkeypatch):
     vm = logind_vm
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # the backend pinned it already
     client.connect("127.0.0.1", port=vm.ssh_port, username="root", look_for_keys=False, allow_agent=False,
                    pkey=paramiko.Ed25519Key.from_private_key_file(str(backend.work_dir / "ssh/id_ed25519")))
     try:
-        client.invoke_shell()  # `ssh -t`: a pty and a login shell, through PAM
-        look = _until("an SSH session in logind", 60, lambda: (lk := _look(vm)).one(remote=True) and lk)
+        shell = client.invoke_shell()  # `ssh -t`: a pty and a login shell, through PAM
+        look = _until("an SSH session with its shell on a pty", 60,
+                      lambda: (lk := _look(vm)).one(remote=True) and lk.one(remote=True).idle_since and lk)
         s = look.one(remote=True)
-        assert (s.type, s.klass, s.seat, s.active) == ("tty", "user", "", True)
-        assert (s.idle, s.idle_since) == (False, 0.0)  # logind cannot tell: no TTY for an SSH login
+        assert (s.type, s.klass, s.seat, s.active, s.idle) == ("tty", "user", "", True, False)
+        shown = _run(vm, f"loginctl show-session -pTTY -pIdleSinceHint {s.id}").split()
+        assert "IdleSinceHint=0" in shown and not any(p.startswith("TTY=") and p != "TTY=" for p in shown)
         assert look.local is None and look.remote == s.id  # the guest's own active_session
-        assert _decide(monkeypatch, look) == ("", False)
+        assert _decide(monkeypatch, look) == ("", False)  # the default: remote logins do not count
         assert _decide(monkeypatch, look, remote=True) == (f"user active on session {s.id}", True)
+
+        look, last_key = _keys_until(vm, "the pty's atime moved", lambda: shell.send(b"true\n"),
+                                     lambda lk: lk.one(remote=True).idle_since > s.idle_since)
+        assert _decide(monkeypatch, look, remote=True) == (f"user active on session {s.id}", True)
+        _resumed(vm, monkeypatch, last_key, remote=True)
+        look = _look(vm)
+        assert look.one(remote=True) is not None and look.remote is None  # still logged in, left alone
     finally:
         client.close()
     look = _until("the SSH session gone", 60, lambda: (lk := _look(vm)).one(remote=True) is None and lk)
@@ -220,33 +257,19 @@ def _type(vm, key: str = "x") -> float:
     return time.time()
 
 
-def _type_until(vm, sid: str, what: str, moved) -> tuple[Look, float]:
-    """Keys, one a second, until `moved(session)`: the atime moves only across 8 s boundaries."""
-    def probe():
-        nonlocal last
-        last = _type(vm)
-        return (look := _look(vm)).one(id=sid) and moved(look.one(id=sid)) and look
-    last = 0.0
-    return _until(what, 60, probe), last
-
-
 def test_a_tty_session_suspends_while_typed_into_and_resumes_after_idle(logind_vm, tty1, monkeypatch):
     vm, sid = logind_vm, tty1
     # 1. Stock logind.conf (IdleActionSec=30min): the hint says "not idle" throughout; the last key,
     # the tty's atime, decides.
     before = _look(vm).one(id=sid)
-    look, last_key = _type_until(vm, sid, "the tty's atime moved", lambda s: s.idle_since > before.idle_since)
+    look, last_key = _keys_until(vm, "the tty's atime moved", lambda: _type(vm),
+                                 lambda lk: lk.one(id=sid).idle_since > before.idle_since)
     s = look.one(id=sid)
     assert (s.type, s.klass, s.seat, s.remote, s.active, s.idle) == ("tty", "user", "seat0", False, True, False)
     assert look.local == sid  # the guest's own active_session
     assert _decide(monkeypatch, look) == (f"user active on seat0 session {sid}", True)
 
-    def resumed():
-        look = _look(vm)
-        return _decide(monkeypatch, look) == ("", False) and (look, time.time())
-    look, at = _until("resumed", IDLE_S + usersession.TTY_ATIME_STEP_S + 60, resumed)
-    print(f"governor resumed {at - last_key:.1f} s after the last key (resume_after_idle_s={IDLE_S:g})")
-    assert at - last_key >= IDLE_S  # never before the owner left it alone that long
+    look, _ = _resumed(vm, monkeypatch, last_key)
     assert not look.one(id=sid).idle  # logind's hint still says "not idle"
     assert _look(vm).local is None  # and the guest's own active_session agrees (no key since)
 
@@ -254,7 +277,7 @@ def test_a_tty_session_suspends_while_typed_into_and_resumes_after_idle(logind_v
     _run(vm, f"mkdir -p /etc/systemd/logind.conf.d && printf '[Login]\\nIdleActionSec={IDLE_ACTION_S}s\\n' "
              "> /etc/systemd/logind.conf.d/idle.conf && systemctl restart systemd-logind.service")
     _until("idle per logind", 60, lambda: (s := _look(vm).one(id=sid)) and s.idle)
-    look, last_key = _type_until(vm, sid, "busy per logind", lambda s: not s.idle)
+    look, last_key = _keys_until(vm, "busy per logind", lambda: _type(vm), lambda lk: not lk.one(id=sid).idle)
     flipped = time.time() - last_key
     assert _decide(monkeypatch, look) == (f"user active on seat0 session {sid}", True)
     busy_at = time.time()
