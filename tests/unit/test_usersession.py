@@ -74,8 +74,10 @@ def test_busy_graphical_session_counts():
 def test_manager_idle_and_own_sessions_do_not_count():
     _, s5, s7 = parse_show(SHOW)
     assert user_active([s5], 30, now=NOW) is None  # the user manager is never idle: not a person
-    assert user_active([s7], 30, now=NOW + 31, remote=True) is None  # idle longer than resume_after_idle_s
-    assert user_active([s7], 30, now=NOW + 10, remote=True).id == "7"  # idle, but not long enough yet
+    # A tty: idle once its last key (the atime, 8 s coarse) is older than resume_after_idle_s.
+    late = NOW + 30 + usersession.TTY_ATIME_STEP_S
+    assert user_active([s7], 30, now=late, remote=True) is None
+    assert user_active([s7], 30, now=late - 1, remote=True).id == "7"  # not long enough yet
     assert user_active([s7], 30, now=NOW + 10) is None  # an SSH login counts only when asked
     assert user_active(parse_show(SHOW), 30, now=NOW + 3600, own="3") is None  # the worker's own
 
@@ -147,3 +149,111 @@ def test_an_ssh_login_in_use_suspends_only_when_remote_users_count(tmp_path, mon
     assert _decide() == ("", False)  # the default: a server's owner logs in all the time
     assert _decide(suspend_when_remote_user_active=True) == ("user active on session 7", True)
     assert _decide(suspend_when_remote_user_active=True, suspend_when_user_active=False) == ("", False)
+
+
+# Captured from a real logind (systemd 252.39 in the guest, stock logind.conf: IdleActionSec=30min):
+# root autologged in on tty1, last key at IdleSinceHint (the tty's atime); logind still says "not idle".
+TTY1 = """\
+Id=5
+Name=root
+Seat=seat0
+Type=tty
+Class=user
+Active=yes
+Remote=no
+IdleHint=no
+IdleSinceHint=1796694014796000
+"""
+KEY = 1796694014.796
+
+
+def test_a_tty_is_idle_from_its_last_key_not_from_loginds_30_minute_hint():
+    [tty] = parse_show(TTY1)
+    assert not tty.idle and tty.idle_since == KEY
+    assert user_active([tty], 30, now=KEY + 20).id == "5"
+    assert user_active([tty], 30, now=KEY + 30 + usersession.TTY_ATIME_STEP_S) is None  # hint still "no"
+    # Once logind's IdleActionSec passed its hint says idle; the atime rule gives the same answer.
+    idle = parse_show(TTY1.replace("IdleHint=no", "IdleHint=yes"))
+    assert user_active(idle, 30, now=KEY + 20).id == "5"
+    assert user_active(idle, 30, now=KEY + 3600) is None
+
+
+def test_a_graphical_session_follows_its_idle_hint():
+    busy = parse_show(TTY1.replace("Type=tty", "Type=wayland"))  # IdleSinceHint: when it went busy
+    assert user_active(busy, 30, now=KEY + 3600).id == "5"
+    idle = parse_show(TTY1.replace("Type=tty", "Type=wayland").replace("IdleHint=no", "IdleHint=yes"))
+    assert user_active(idle, 30, now=KEY + 20).id == "5"
+    assert user_active(idle, 30, now=KEY + 31) is None
+
+
+def test_an_ssh_login_without_an_atime_is_in_use_while_it_lasts():
+    # Captured: `ssh -t` into the guest with UsePAM yes: no TTY in logind, the hint never moves.
+    ssh = parse_show("Id=1\nName=root\nType=tty\nClass=user\nActive=yes\nRemote=yes\n"
+                     "IdleHint=no\nIdleSinceHint=0\n")
+    assert user_active(ssh, 30, now=KEY, remote=True).id == "1"
+    assert user_active(ssh, 30, now=KEY) is None
+
+
+def _on_a_pty():
+    """A child whose controlling tty is a new pty (pty.fork), once it is: (pid, /dev/pts/N, master)."""
+    import pty
+    import time
+
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execvp("sleep", ["sleep", "60"])
+    deadline = time.monotonic() + 30
+    while usersession._pty_of(str(pid)) is None:  # the child is still taking the pty as its ctty
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return pid, usersession._pty_of(str(pid)), master
+
+
+def _end(pid, master):
+    import signal
+
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    os.close(master)
+
+
+def test_an_ssh_logins_last_key_is_the_atime_of_its_processes_pty(tmp_path):
+    import subprocess
+
+    pid, pts, master = _on_a_pty()
+    no_tty = subprocess.Popen(["sleep", "60"], start_new_session=True, stdin=subprocess.DEVNULL)
+    try:
+        assert os.path.realpath(f"/proc/{pid}/fd/0") == pts  # the pty the child reads
+        os.utime(pts, (NOW, NOW))  # as if its last key was read at NOW
+        procs = tmp_path / "cgroup.procs"
+        procs.write_text(f"{no_tty.pid}\n{pid}\n999999999\n")
+        assert usersession.pty_last_key(procs) == NOW
+        procs.write_text(f"{no_tty.pid}\n")  # `ssh host cmd`: no pty, no last key
+        assert usersession.pty_last_key(procs) == 0.0
+        assert usersession.pty_last_key(tmp_path / "gone") == 0.0
+    finally:
+        no_tty.kill()
+        no_tty.wait()
+        _end(pid, master)
+
+
+def test_sessions_give_an_ssh_login_its_ptys_last_key(tmp_path, monkeypatch):
+    pid, pts, master = _on_a_pty()
+    try:
+        os.utime(pts, (NOW, NOW))
+        scope = tmp_path / "cgroup/user.slice/user-1000.slice/session-7.scope"
+        scope.mkdir(parents=True)
+        (scope / "cgroup.procs").write_text(f"{pid}\n")
+        monkeypatch.setattr(usersession, "CGROUP_ROOTS", (tmp_path / "none", tmp_path / "cgroup"))
+        ssh = "Id=7\nUser=1000\nName=bob\nType=tty\nClass=user\nActive=yes\nRemote=yes\nIdleHint=no\n" \
+              "IdleSinceHint=0\nScope=session-7.scope\n"
+        _fake_logind(tmp_path, monkeypatch, ssh)
+        [s] = sessions()
+        assert (s.uid, s.scope, s.idle_since) == ("1000", "session-7.scope", NOW)
+        assert user_active([s], 30, now=NOW + 20, remote=True).id == "7"
+        assert user_active([s], 30, now=NOW + 30 + usersession.TTY_ATIME_STEP_S, remote=True) is None
+        (scope / "cgroup.procs").write_text("")  # its shell ended; the login lingers: logind's word
+        [s] = sessions()
+        assert s.idle_since == 0 and user_active([s], 30, now=NOW + 3600, remote=True).id == "7"
+    finally:
+        _end(pid, master)
