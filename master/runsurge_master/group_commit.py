@@ -37,11 +37,16 @@ class GroupCommit:
         self._pending: list[tuple[Work, asyncio.Future]] = []
         self._drainer: asyncio.Task | None = None
 
-    async def run(self, work: Work) -> Any:
-        """`work(session)`'s result once committed (or its RefusedError / error raised here)."""
+    async def run(self, work: Work, urgent: bool = False) -> Any:
+        """`work(session)`'s result once committed (or its RefusedError / error raised here). `urgent`
+        work goes into the next transaction, ahead of what waits (heartbeats: a late one makes a
+        worker look gone)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._pending.append((work, future))
+        if urgent:
+            self._pending.insert(0, (work, future))
+        else:
+            self._pending.append((work, future))
         if self._drainer is None:
             self._drainer = loop.create_task(self._drain())
         return await future

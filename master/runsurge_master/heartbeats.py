@@ -1,7 +1,8 @@
 """Heartbeats, many at a time: the beats that arrive while the master's writer is busy are handled
-together in its next transaction (group_commit.py) with a few set-wise statements (one SELECT of their
-workers, one UPDATE by primary key of all of them, one SELECT of the tasks they name), not an ORM
-load, a flush and a query per beat: at 1,000 workers that is 500 beats a second (bench/scale.py).
+together in its next transaction (group_commit.py; ahead of the reports that wait) with a few
+set-wise statements (one SELECT of their workers, one UPDATE by primary key of all of them, one
+SELECT of the tasks they name), not an ORM load, a flush and a query per beat: at 1,000 workers
+that is 500 beats a second (bench/scale.py).
 
 A beat's reply decides: re-register (the worker was declared offline meanwhile, or its certificate is
 from before identities), and which tasks it names that are no longer its own (to cancel). A beat
@@ -50,7 +51,8 @@ class Heartbeats:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    replies = await self.commits.run(lambda s, b=batch: handle(s, [beat for beat, _ in b], self.live))
+                    replies = await self.commits.run(lambda s, b=batch: handle(s, [beat for beat, _ in b], self.live),
+                                                      urgent=True)
                 except Exception as exc:  # noqa: BLE001 - every caller of the batch hears of it
                     replies = [exc] * len(batch)
                 for (_, future), reply in zip(batch, replies, strict=True):
