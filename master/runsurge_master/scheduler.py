@@ -81,6 +81,8 @@ class Scheduler:
                 checked = passed
             try:
                 dispatches, cancels = await self.commits.run(lambda s, check=check: self._pass(s, check))
+                if dispatches:  # a pass places at most planning.BATCH: more may be ready for free slots
+                    self._wake.set()
                 self.channels.cancel(cancels)
                 for batch in by_worker(dispatches):
                     self.channels.spawn(self._dispatch(batch))
