@@ -428,13 +428,14 @@ class TaskRunner:
 
     def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:
         req = run.req
+        # What ran so far, also of a run saved (the master bills it if the task is cancelled while saved).
+        report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
+        report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
         if result.checkpoint is not None:  # saved, not ended: it runs on when the worker starts again
             (result.checkpoint / ASSIGN_FILE).write_bytes(req.SerializeToString())
             raise _Checkpointed
         report.restore_s, report.resumes = result.restore_s, result.resumes
         report.exit_code = -1 if result.exit_code is None else result.exit_code
-        report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
-        report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
         report.usage.extend(master_pb2.UsageSample(t_s=t, cpu_s=cpu, rss_bytes=rss) for t, cpu, rss in result.usage)
         report.stdout_data_id = self._upload_log(req.task_id, task_dir / STDOUT_NAME)
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)

@@ -302,7 +302,10 @@ class QemuSandbox(SandboxBackend):
         log.info("checkpointed task %s in %.2fs (%d MiB of VM state)", task_id, meta["saved_s"],
                  (final / "memory.mig").stat().st_size >> 20)
         r = state.get("result", {})
-        return RunResult(None, state["active_s"], 0.0, 0, 0, failure="checkpointed", checkpoint=final,
+        peak = state.get("peak", 0)
+        avg = min(peak, state["rss_total"] // state["samples"]) if state.get("samples") else 0
+        return RunResult(None, state["active_s"], state.get("cpu_s", 0.0), avg, peak, failure="checkpointed",
+                         checkpoint=final,
                          restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
 
     def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
