@@ -121,9 +121,11 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         governor.worker_id = link.worker_id
         governor.start()
-        runner.start_resumed()
+        # Resumed runs start once a heartbeat reply confirms the master still counts them as ours.
         link.heartbeat_loop(status, register, runner.cancel, stop,
-                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
+                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)),
+                            answered=lambda resp: runner.confirm_resumed(set(resp.cancel_task_ids),
+                                                                         start=not resp.reregister))
         # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, save each running VM
         # task to resume it at the next start (the master keeps it ours for its grace window), give
         # every other task back (it runs again at once, nobody's fault), and wait a bounded time for

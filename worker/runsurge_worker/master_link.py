@@ -105,7 +105,10 @@ class MasterLink:
     def heartbeat_loop(self, status: Callable[[], master_pb2.NodeHeartbeatRequest],
                        reregister: Callable[[], None], cancel: Callable[[str], None],
                        stop: threading.Event,
-                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None) -> None:
+                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None,
+                       answered: Callable[[master_pb2.NodeHeartbeatResponse], None] | None = None) -> None:
+        """Beat until `stop`. `delivered(request)`: a beat reached the master; `answered(reply)`: its
+        reply, before its cancels are acted on."""
         failures = 0
         offline = Backoff(base_s=self.heartbeat_interval_s, cap_s=60.0)
         first = True
@@ -123,6 +126,8 @@ class MasterLink:
                 failures = 0
                 if resp.worker_token:
                     self.token = resp.worker_token
+                if answered is not None:
+                    answered(resp)
                 for task_id in resp.cancel_task_ids:
                     cancel(task_id)
                 if resp.reregister:

@@ -308,6 +308,16 @@ class QemuSandbox(SandboxBackend):
                          checkpoint=final,
                          restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
 
+    def discard(self, checkpoint: Path) -> None:
+        """The saved VM (its memory and overlay) and the task's folder (in its slot since the save)."""
+        try:
+            slot = json.loads((checkpoint / "meta.json").read_text())["slot"]
+        except (OSError, ValueError, KeyError):
+            slot = None
+        if isinstance(slot, str) and slot and Path(slot).name == slot:  # a name in task_root, nothing else
+            _remove_tree(self.task_root / slot)
+        _remove_tree(checkpoint)
+
     def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
         """Bring the saved VM back and let its task run to the end (or be saved again). The
         checkpoint is used up: the share's folder moves on from the state it saved."""
