@@ -57,6 +57,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
             "download_limit_bps": cfg.download_limit_bps, "upload_limit_bps": cfg.upload_limit_bps,
             "cache_max_bytes": cfg.cache_max_bytes}
     cache = Cache(cfg.home / "cache")
+    left = cache.remove_leftovers()  # writes the last run's end interrupted: never served, never counted
+    if left:
+        log.info("removed %d leftover(s) of interrupted writes from the cache", left)
     tls = WorkerTLS(cfg.home, cfg.ca_file)
     link = MasterLink(cfg, tls)
     vm = cfg.sandbox in ("qemu", "virtualbox")
