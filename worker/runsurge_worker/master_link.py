@@ -34,6 +34,11 @@ class LoginThrottledError(LoginError):
         self.retry_after_s = retry_after_s
 
 
+def retry_after(e: BaseException) -> float:
+    """How long the master asked us to wait before trying again (0: it did not say)."""
+    return e.retry_after_s if isinstance(e, LoginThrottledError) else 0.0
+
+
 def login(master_url: str, email: str, password: str) -> str:
     body = json.dumps({"email": email, "password": password}).encode()
     req = urllib.request.Request(f"{master_url.rstrip('/')}/api/auth/login", data=body,
@@ -145,11 +150,18 @@ class MasterLink:
                 if failures in (1, 10) or failures % 100 == 0:
                     detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
                     log.warning("heartbeat failed (%d in a row): %s", failures, detail)
+                asked = retry_after(e)  # a re-registration's login throttled: the master's wait first
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAUTHENTICATED:
                     try:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
+                        asked = retry_after(again)
+                if asked:
+                    wait = offline.next(asked)
+                    log.warning("the master throttles our logins: registering again in %.1f s", wait)
+                    if stop.wait(wait):
+                        return
             # After the first beat, a random phase: workers started together then beat spread out.
             self._kick.wait(phase(self.heartbeat_interval_s) if first else self.heartbeat_interval_s)
             first = False
