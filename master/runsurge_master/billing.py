@@ -185,6 +185,12 @@ def charge_task(s: Session, task: Task, outcome: str, tariff: Tariff) -> LedgerT
     return txn
 
 
+def billed(s: Session, task: Task) -> bool:
+    """Whether the task's current attempt has its posting (a plain task's run is billed once)."""
+    return s.scalar(select(LedgerTransaction.id).where(LedgerTransaction.task_id == task.id,
+                                                       LedgerTransaction.attempt == (task.attempts or 0))) is not None
+
+
 def _charge_quorum(s: Session, task: Task, outcome: str, tariff: Tariff) -> LedgerTransaction | None:
     """Bill the quorum task's agreeing replicas not billed yet (call it once the quorum decided): the
     task's one charge and an earning per replica, or, when the task was charged before (a lineage

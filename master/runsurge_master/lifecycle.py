@@ -9,7 +9,8 @@ Task: pending (waits for a producer) → ready → assigned (sent to a worker, m
 running → done | failed | cancelled. A worker fault or release puts an assigned or running task back
 to ready; a queued task may move to another worker (assigned → assigned). A running task whose worker
 stopped and saved its VM is checkpointed: it stays that worker's for the grace window and runs on when
-the worker comes back (→ running), or is released after it (→ ready). Lineage re-runs a done producer
+the worker comes back (→ running), or is released after it (→ ready); cancelled meanwhile, it is
+billed for what ran before its save (the checkpoint report's metering). Lineage re-runs a done producer
 (done → ready) whose output was lost, and its ready consumer waits for it again (→ pending). A quorum
 task (redundancy > 1) runs as replicas (replicas.py) and may be decided while ready or pending, as
 its replicas report.
@@ -34,6 +35,7 @@ from sqlalchemy.orm import Session
 from runsurge_master import billing, metrics
 from runsurge_master.billing import Tariff
 from runsurge_master.jobspec import JobSpec
+from runsurge_master.metering import Metering
 from runsurge_master.models import (
     DataLocation,
     DataObject,
@@ -138,6 +140,16 @@ def _task_failed(s: Session, task: Task, frm: str, tariff: Tariff | None) -> Non
         billing.charge_task(s, task, T.FAILED, tariff)
 
 
+def _task_cancelled(s: Session, task: Task, frm: str, tariff: Tariff | None) -> None:
+    """Its job ended. A checkpointed task's run ended with its save, and its worker's report of it (the
+    metering checkpoint_task kept) is the last one: it is charged here at `tariff` (the owner's cancel;
+    None: not charged, like a run a failing job stopped). Other runs are billed by their stopped-run
+    report (stopped_run_report), if they started."""
+    task.finished_at = utcnow()
+    if frm == T.CHECKPOINTED and tariff is not None:
+        billing.charge_task(s, task, "cancelled", tariff)
+
+
 def _nothing(s: Session, obj, frm: str, tariff: Tariff | None) -> None:
     pass
 
@@ -168,7 +180,7 @@ TASK_TRANSITIONS: dict[tuple[str, str], Handler] = {
     (T.READY, T.FAILED): _task_failed,
     (T.ASSIGNED, T.FAILED): _task_failed,
     (T.RUNNING, T.FAILED): _task_failed,
-    **{(state, T.CANCELLED): _finished for state in OPEN},  # its job ended
+    **{(state, T.CANCELLED): _task_cancelled for state in OPEN},  # its job ended
 }
 REPLICA_TRANSITIONS: dict[tuple[str, str], Handler] = {
     (R.ASSIGNED, R.RUNNING): _started,
@@ -304,9 +316,12 @@ def finish_task_ok(s: Session, task: Task, outputs: dict[str, tuple[str, int]], 
             transition(s, consumer, T.READY)
 
 
-def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers: bool) -> list[tuple[str, str]]:
+def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers: bool,
+             tariff: Tariff | None) -> list[tuple[str, str]]:
     """The job ends as `status`: its open tasks are cancelled; returns (worker id, task id) of the runs
-    (and quorum replicas) to stop. `drop_queued_workers`: a task that had not started forgets its worker."""
+    (and quorum replicas) to stop. `drop_queued_workers`: a task that had not started forgets its worker
+    (a checkpointed one keeps it: its run is charged, and earned by that worker). `tariff`: what a
+    checkpointed task is charged at (None: not charged)."""
     transition(s, job, status, error=error)
     to_cancel = []
     for t in job.tasks:
@@ -315,9 +330,9 @@ def _end_job(s: Session, job: Job, status: str, error: str, drop_queued_workers:
         if t.status in OPEN and t.redundancy > 1:
             to_cancel += cancel_replicas(s, t)
         if t.status in OPEN:
-            if drop_queued_workers and t.status not in ACTIVE:
+            if drop_queued_workers and t.status not in (*ACTIVE, T.CHECKPOINTED):
                 t.worker_id = None
-            transition(s, t, T.CANCELLED)
+            transition(s, t, T.CANCELLED, tariff)
     return to_cancel
 
 
@@ -325,24 +340,28 @@ def fail_job(s: Session, job: Job, error: str) -> list[tuple[str, str]]:
     """Fail the job; returns (worker id, task id) of tasks still running, to be cancelled."""
     if job.status != J.RUNNING:
         return []
-    to_cancel = _end_job(s, job, J.FAILED, error, drop_queued_workers=False)
+    to_cancel = _end_job(s, job, J.FAILED, error, drop_queued_workers=False, tariff=None)
     log.info("job failed job=%s error=%s", job.id, error.splitlines()[0] if error else "")
     return to_cancel
 
 
-def cancel_job(s: Session, job: Job) -> list[tuple[str, str]]:
+def cancel_job(s: Session, job: Job, tariff: Tariff) -> list[tuple[str, str]]:
     """The owner stops the job: queued and waiting tasks are dropped, running ones (and quorum replicas)
     are stopped on their workers (the returned (worker id, task id) pairs). A stopped task keeps its
-    worker, so that worker's last report of it is still billed for what ran (stopped_run_report)."""
-    to_cancel = _end_job(s, job, J.CANCELLED, "cancelled by its owner", drop_queued_workers=True)
+    worker, so that worker's last report of it is still billed for what ran (stopped_run_report); a
+    checkpointed task is billed now, at `tariff`, for what ran before its save."""
+    to_cancel = _end_job(s, job, J.CANCELLED, "cancelled by its owner", drop_queued_workers=True, tariff=tariff)
     log.info("job cancelled job=%s stopping=%d", job.id, len(to_cancel))
     return to_cancel
 
 
-def stopped_run_report(task: Task, worker_id: str) -> bool:
-    """Whether a worker's report is the end of a run its owner's cancel stopped (billed for what ran)."""
+def stopped_run_report(s: Session, task: Task, worker_id: str) -> bool:
+    """Whether a worker's report is the end of a run its owner's cancel stopped (billed for what ran).
+    Accepted once: a run already billed (its report came before, or it was checkpointed when its job
+    was cancelled) is refused, so a re-sent report or a cancelled checkpoint's resumed run changes
+    neither its metering nor its bill."""
     return (task.status == T.CANCELLED and task.job.status == J.CANCELLED and task.worker_id == worker_id
-            and task.redundancy == 1)  # a repeated report changes nothing: a run is billed once (billing.py)
+            and task.redundancy == 1 and not billing.billed(s, task))
 
 
 def fail_task(s: Session, task: Task, error: str, tariff: Tariff | None) -> list[tuple[str, str]]:
@@ -463,10 +482,16 @@ def reopen_lost_producers(s: Session, task: Task, live_workers: set[str],
     return reopened
 
 
-def checkpoint_task(s: Session, task: Task) -> None:
+def checkpoint_task(s: Session, task: Task, metering: Metering) -> None:
     """Its worker stopped and saved the run to resume it: the task stays that worker's (not ACTIVE:
-    the worker's loss does not re-queue it) until it comes back or the grace window ends."""
-    log.info("checkpointed task=%s on worker=%s", task.id, task.worker_id)
+    the worker's loss does not re-queue it) until it comes back or the grace window ends. `metering`
+    (bounded, metering.py): what ran before the save, kept on the task: what a cancel while it is saved
+    bills (a resumed run's report replaces it with the sum of its segments)."""
+    log.info("checkpointed task=%s on worker=%s wall=%.2fs", task.id, task.worker_id, metering.wall_s)
+    task.wall_s, task.cpu_s = metering.wall_s, metering.cpu_s
+    task.mem_avg_bytes, task.mem_peak_bytes = metering.mem_avg_bytes, metering.mem_peak_bytes
+    if task.started_at is None:  # its start was folded into this report
+        task.started_at = utcnow() - timedelta(seconds=metering.wall_s)
     transition(s, task, T.CHECKPOINTED)
 
 

@@ -46,7 +46,7 @@ class RunOutcomes:
         t = s.get(Task, request.task_id)
         replica = replicas.active(s, t, request.worker_id)  # a quorum task's run on this worker
         attempt = replica.attempt if replica else t.attempts if t else 0
-        stopped = replica is None and t is not None and lifecycle.stopped_run_report(t, request.worker_id)
+        stopped = replica is None and t is not None and lifecycle.stopped_run_report(s, t, request.worker_id)
         if ((replica is None and not stopped and (t is None or t.worker_id != request.worker_id
                                                   or t.status not in lifecycle.ACTIVE))
                 or (request.attempt and request.attempt != attempt)):
@@ -74,7 +74,7 @@ class RunOutcomes:
             if replica is not None:  # a quorum replica is not kept waiting: the round goes on without it
                 return replicas.report(s, t, replica, "released", "its worker stopped", self.cfg.max_attempts,
                                        r.worker_id, tariff=self.tariff)
-            lifecycle.checkpoint_task(s, t)
+            lifecycle.checkpoint_task(s, t, m)  # its metering so far: billed if its job is cancelled
             return []
         if run.started_at is None:  # a short run's start comes with its end (the worker folds them)
             run.started_at = now - timedelta(seconds=m.wall_s)

@@ -59,6 +59,24 @@ class ContentStore:
                 return self._land(tmp, digest), size
         return self.put_stream(file_blocks(src), size if max_size is None else max_size, digest, size)
 
+    LEFTOVERS = (".part-*", ".tmp-*")  # a write interrupted by a crash (FileReceiver's temporary files)
+
+    def remove_leftovers(self) -> int:
+        """Delete what interrupted writes left: temporary files in the fan-out folders, and everything
+        in `incoming` (nothing there has landed). Call it only when no write is under way (at start:
+        the store's one process is starting). Returns how many files went."""
+        found = [p for pattern in self.LEFTOVERS for p in self.root.glob(f"??/{pattern}")]
+        incoming = self.root / "incoming"
+        found += list(incoming.iterdir()) if incoming.is_dir() else []
+        removed = 0
+        for p in found:
+            try:
+                p.unlink()
+                removed += 1
+            except (FileNotFoundError, IsADirectoryError, PermissionError):
+                pass
+        return removed
+
     def _incoming(self) -> Path:
         """Where an object of an id not known yet is written first (then renamed into place)."""
         return self.root / "incoming" / uuid.uuid4().hex

@@ -3,6 +3,9 @@ one address slow that address only: the owner's correct password from another ad
 worker whose own address is throttled waits and retries instead of exiting. Sign-ups are limited per
 address; look-alike and invisible-character emails and weak passwords are refused with the reason."""
 
+import re
+import signal
+
 import httpx
 from hostile import VICTIM, db_rows
 
@@ -41,6 +44,28 @@ def test_a_worker_whose_address_is_throttled_waits_and_retries(bare):
     bare._until(lambda: "throttled" in bare.log("worker0"), "the worker to meet the throttle")
     assert bare.workers[0].poll() is None, bare.log("worker0")  # still there, waiting its turn
     assert "retrying in" in bare.log("worker0")
+
+
+def test_a_worker_re_registering_from_a_throttled_address_waits_as_long_as_the_master_asks(bare):
+    """Declared offline (it was stopped a while), the worker must log in again to re-register, and its
+    address is throttled meanwhile: it waits the master's Retry-After (and a jitter), not a heartbeat."""
+    bare.start_worker(0)
+    worker = bare.workers[0]
+    worker.send_signal(signal.SIGSTOP)
+    try:
+        bare._until(lambda: not any(w["online"] for w in bare.client().workers()), "the worker offline")
+        with http_from("127.0.0.1") as guesser:  # the worker's own address
+            for _ in range(11):
+                r = login(guesser, bare, VICTIM, "not-the-password")
+        asked = int(r.headers["retry-after"])
+        assert r.status_code == 429 and asked > 0
+    finally:
+        worker.send_signal(signal.SIGCONT)
+    bare._until(lambda: "the master throttles our logins" in bare.log("worker0"), "the worker to meet the throttle")
+    waits = [float(m) for m in re.findall(r"the master throttles our logins: registering again in ([\d.]+) s",
+                                          bare.log("worker0"))]
+    assert waits and all(w >= asked - 1 for w in waits), (waits, asked)  # (the master's clock ran on meanwhile)
+    assert worker.poll() is None
 
 
 def test_sign_up_is_rate_limited_and_refuses_look_alikes_and_weak_passwords(bare):

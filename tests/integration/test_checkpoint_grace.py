@@ -78,3 +78,18 @@ def test_a_worker_back_without_its_checkpoint_gives_the_task_up_at_once(grace_ne
     assert "did not resume its checkpoint" not in grace_net.log("master")
     (line,) = bill(client, job_id)["lines"]
     assert line["worker_id"] == task["worker_id"] and line["attempt"] == 2
+
+
+@pytest.mark.parametrize("grace_net", [600], indirect=True)
+def test_a_checkpoint_cancelled_in_its_grace_is_billed_once_for_what_ran_before_the_save(grace_net, tmp_path):
+    client, job_id, task = checkpointed_job(grace_net, tmp_path)
+    assert task["wall_s"] > 0  # the checkpoint's report carries what ran, kept on the task
+    client.cancel(job_id)
+    (line,) = bill(client, job_id)["lines"]
+    assert (line["worker_id"], line["outcome"], line["attempt"]) == (task["worker_id"], "cancelled", 1)
+    assert abs(line["wall_s"] - task["wall_s"]) < 1e-6 and line["amount"] > 0
+    # Its worker comes back (listing nothing to resume) and reports nothing new: still one line.
+    grace_net.start_worker(0, program=[str(VANISHING)])
+    job = client.job(job_id)
+    assert job["status"] == "cancelled" and job["tasks"][0]["worker_id"] == task["worker_id"]
+    assert bill(client, job_id)["lines"] == [line]

@@ -20,7 +20,7 @@ from runsurge_proto.wire import (
     raw_chunk_handlers,
 )
 from runsurge_worker.cache import Cache
-from runsurge_worker.fetch import PEER_DATA, Fetcher, FetchError
+from runsurge_worker.fetch import MASTER_STREAM_ATTEMPTS, PEER_DATA, Fetcher, FetchError
 
 SIZES = [0, 1, 127, 128, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE + 1, 3 * CHUNK_SIZE + 300]
 
@@ -207,6 +207,32 @@ def test_a_master_stream_broken_by_a_master_restart_is_started_again(tmp_path):
         for s in (dying, master):
             if s is not None:
                 s.stop(None)
+
+
+def test_a_master_stream_that_keeps_breaking_is_tried_a_bounded_number_of_times(tmp_path):
+    """Each retry after a (jittered, backoff.py) delay; after MASTER_STREAM_ATTEMPTS the fetch fails."""
+    calls = []
+
+    class Broken:
+        def StreamData(self, request, context):
+            calls.append(1)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "restarting")
+            yield b""
+
+    server = grpc.server(futures.ThreadPoolExecutor(2))
+    server.add_registered_method_handlers("runsurge.v1.MasterService", raw_chunk_handlers(Broken(), "StreamData"))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        fetcher = Fetcher(Cache(tmp_path / "cache"), _MasterLink(channel), max_size=1 << 30)
+        loc = common_pb2.DataLocation(data_id="a" * 64, on_master=True, size=1)
+        with pytest.raises(FetchError, match="UNAVAILABLE"):
+            fetcher.fetch("t", loc)
+        assert len(calls) == MASTER_STREAM_ATTEMPTS
+    finally:
+        channel.close()
+        server.stop(None)
 
 
 def test_a_peer_that_goes_away_mid_stream_fails_the_fetch_and_is_named(tmp_path, monkeypatch):

@@ -54,3 +54,18 @@ def test_phase_is_within_one_interval_and_varies():
     offsets = [phase(2.0, rng) for _ in range(200)]
     assert all(0 <= o <= 2.0 for o in offsets)
     assert max(offsets) - min(offsets) > 1.5
+
+
+def test_the_master_s_wait_comes_first_and_the_jitter_after_it():
+    """A Retry-After (a throttled login): never sooner than it, and the workers it told the same wait
+    spread after it rather than all coming back at the same instant."""
+    delays = []
+    for seed in range(1000):
+        b = Backoff(base_s=1.0, cap_s=60.0, rng=random.Random(seed))
+        b.next()
+        b.next()
+        delays.append(b.next(at_least_s=30.0))  # ceiling 4 s
+    assert all(30.0 <= d <= 34.0 for d in delays)
+    assert {int(d) for d in delays} == {30, 31, 32, 33}
+    b = Backoff(base_s=1.0, cap_s=60.0, rng=random.Random(5))
+    assert b.next(at_least_s=-3.0) <= 1.0 and b.attempt == 1  # a nonsense wait is no wait; it counts as a retry

@@ -2,8 +2,11 @@
 cleanly, the master keeps the task for it, and the restarted worker (same home) restores the VM and
 the task runs on from where it was: the same output as an uninterrupted run, one attempt, one bill,
 its wall and CPU time counted once. The job has an environment (a package on the VM's CD drive): the
-restored VM has its disc back. Real master, real qemu worker, TCG."""
+restored VM has its disc back. A checkpoint whose job is cancelled while it is saved is billed once for
+what ran before the save (inside the grace window; nothing after it, once released), and the restarted
+worker deletes it instead of restoring it. Real master, real qemu worker, TCG."""
 
+import json
 import shutil
 import signal
 import tempfile
@@ -133,3 +136,83 @@ def test_a_vm_task_checkpointed_by_sigterm_resumes_after_the_restart_and_counts_
     (line,) = bill["lines"]
     assert line["attempt"] == 1 and line["outcome"] == "done"
     assert abs(line["wall_s"] - task["wall_s"]) < 1e-6 and abs(line["cpu_s"] - task["cpu_s"]) < 1e-6
+
+
+# A run long enough never to end within these tests: it is saved, then cancelled.
+LONG = """
+import hashlib
+h = hashlib.sha256(b"seed")
+for i in range(100000):
+    for _ in range(20000):
+        h = hashlib.sha256(h.digest())
+    print(i, flush=True)
+"""
+
+
+def bill_of(client, job_id: str) -> dict:
+    return client.http.get(f"/api/jobs/{job_id}/bill",
+                           headers={"authorization": f"Bearer {client.access_token}"}).json()
+
+
+def saved_run(vmnet, tmp_path) -> tuple[object, str, dict, Path]:
+    """A job whose one task ran a while and was checkpointed by its worker's SIGTERM; the worker is
+    down. Returns the client, the job id, the task and the task's folder in the saved VM's slot."""
+    (tmp_path / "long.py").write_text(LONG)
+    client = vmnet.client()
+    job_id = client.submit([tmp_path / "long.py"], mode="single")["id"]
+    task_id = wait_task(client, job_id, None, "running", timeout_s=300)["main"]["id"]
+    deadline = time.monotonic() + 300
+    while len(client.task_log(task_id)[0].split()) < 5:  # it computes a few seconds first
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    vmnet.kill_worker(0, signal.SIGTERM)
+    task = wait_task(client, job_id, None, "checkpointed", timeout_s=60)["main"]
+    sandbox = vmnet.root / "worker0" / "sandbox"
+    slot = json.loads((sandbox / "checkpoints" / task_id / "meta.json").read_text())["slot"]
+    return client, job_id, task, sandbox / "tasks" / slot
+
+
+def discarded(vmnet, task_id: str, slot: Path) -> None:
+    """The restarted worker deleted the cancelled checkpoint and never restored it."""
+    deadline = time.monotonic() + 120
+    while f"discarded checkpoint of task {task_id}" not in vmnet.log("worker0"):
+        assert time.monotonic() < deadline, vmnet.log("worker0")[-3000:]
+        time.sleep(0.2)
+    assert f"restored task {task_id}" not in vmnet.log("worker0")
+    sandbox = slot.parent.parent
+    assert not (sandbox / "checkpoints" / task_id).exists() and not slot.exists()
+    assert not (sandbox / "tasks" / task_id).exists()
+
+
+def test_a_checkpoint_cancelled_in_its_grace_is_billed_once_and_discarded_by_its_worker(vmnet, tmp_path):
+    client, job_id, task, slot = saved_run(vmnet, tmp_path)
+    # The checkpoint's report carried what ran before the save (the VM's metering), kept on the task.
+    assert task["wall_s"] > 0 and 0 < task["cpu_s"] <= task["wall_s"] + 1.0, task
+    assert client.cancel(job_id)["status"] == "cancelled"
+    (line,) = bill_of(client, job_id)["lines"]
+    assert (line["outcome"], line["attempt"], line["worker_id"]) == ("cancelled", 1, task["worker_id"])
+    assert abs(line["wall_s"] - task["wall_s"]) < 1e-6 and abs(line["cpu_s"] - task["cpu_s"]) < 1e-6
+    assert line["amount"] > 0
+    vmnet.start_worker(0)  # it finds the checkpoint, the master no longer lists the task: deleted
+    discarded(vmnet, task["id"], slot)
+    job = client.job(job_id)
+    assert job["status"] == "cancelled" and job["tasks"][0]["worker_id"] == task["worker_id"]
+    assert bill_of(client, job_id)["lines"] == [line]  # billed once
+
+
+def test_a_checkpoint_cancelled_after_its_grace_is_not_billed_and_discarded_by_its_worker(vmnet, tmp_path):
+    client, job_id, task, slot = saved_run(vmnet, tmp_path)
+    vmnet.master_env["RUNSURGE_CHECKPOINT_GRACE_S"] = "1"  # the window ends while the worker is down
+    try:
+        vmnet.restart_master()
+        client = vmnet.client()
+        wait_task(client, job_id, None, "ready", timeout_s=60)  # released: nobody's fault, not billed
+        assert "did not resume its checkpoint" in vmnet.log("master")
+        assert client.cancel(job_id)["status"] == "cancelled"
+        assert bill_of(client, job_id)["lines"] == []
+    finally:
+        del vmnet.master_env["RUNSURGE_CHECKPOINT_GRACE_S"]
+        vmnet.restart_master()
+    vmnet.start_worker(0)
+    discarded(vmnet, task["id"], slot)
+    assert bill_of(vmnet.client(), job_id)["lines"] == []

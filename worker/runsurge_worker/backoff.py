@@ -10,7 +10,8 @@ import random
 
 
 class Backoff:
-    """`next()` gives the delay before retry n (n = 0, 1, ...): uniform in [0, min(cap, base * 2**n)]."""
+    """`next()` gives the delay before retry n (n = 0, 1, ...): uniform in [0, min(cap, base * 2**n)],
+    after what the other side asked us to wait, if it did (`next(at_least_s)`)."""
 
     def __init__(self, base_s: float = 1.0, cap_s: float = 60.0, rng: random.Random | None = None):
         if base_s <= 0 or cap_s < base_s:
@@ -22,8 +23,10 @@ class Backoff:
     def ceiling(self) -> float:
         return min(self.cap_s, self.base_s * 2 ** min(self.attempt, 62))
 
-    def next(self) -> float:
-        delay = self._rng.uniform(0, self.ceiling())
+    def next(self, at_least_s: float = 0.0) -> float:
+        """`at_least_s`: the master's own wait (a Retry-After): never sooner, and the jitter on top, so
+        the workers it told the same wait do not all come back in the same instant."""
+        delay = max(0.0, at_least_s) + self._rng.uniform(0, self.ceiling())
         self.attempt += 1
         return delay
 

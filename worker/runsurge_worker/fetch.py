@@ -12,6 +12,7 @@ import grpc
 from runsurge_pki.ca import expect_identity, worker_name
 from runsurge_proto import common_pb2
 from runsurge_proto.wire import CHANNEL_OPTIONS, FileReceiver, IntegrityError, chunk_stream, decode_chunk
+from runsurge_worker.backoff import Backoff
 from runsurge_worker.cache import Cache
 from runsurge_worker.master_link import MasterLink
 from runsurge_worker.ratelimit import TokenBucket
@@ -84,16 +85,16 @@ class Fetcher:
         """A master killed in the middle of a stream breaks it (UNAVAILABLE); the restarted master
         still lists the task as ours, so the stream is started again rather than the task failed.
         A peer is not retried: the master knows other copies, and a dead peer should not hold us."""
-        attempt = 0
+        retry = Backoff(base_s=0.2, cap_s=2.0)  # jittered: a restarted master's workers do not come back together
         while True:
             try:
                 return self._receive(rpc, req, loc)
             except grpc.RpcError as e:
-                attempt += 1
-                if not loc.on_master or e.code() != grpc.StatusCode.UNAVAILABLE or attempt == MASTER_STREAM_ATTEMPTS:
+                if (not loc.on_master or e.code() != grpc.StatusCode.UNAVAILABLE
+                        or retry.attempt + 1 == MASTER_STREAM_ATTEMPTS):
                     raise
                 log.warning("stream of %s from master broke (%s); starting it again", loc.data_id[:12], e.details())
-                time.sleep(min(2.0, 0.1 * 2 ** attempt))
+                time.sleep(retry.next())
 
     def _receive(self, rpc: grpc.UnaryStreamMultiCallable, req: common_pb2.DataRequest,
                  loc: common_pb2.DataLocation) -> FileReceiver | None:

@@ -27,7 +27,7 @@ from runsurge_worker.fetch import Fetcher
 from runsurge_worker.fingerprint import fingerprint
 from runsurge_worker.governor import Governor
 from runsurge_worker.join import JoinError, join
-from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink
+from runsurge_worker.master_link import LoginError, LoginThrottledError, MasterLink, retry_after
 from runsurge_worker.sandbox import get_backend
 from runsurge_worker.service import WorkerServicer, add_to_server, make_check
 from runsurge_worker.status import earnings, read_status, render
@@ -57,6 +57,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
             "download_limit_bps": cfg.download_limit_bps, "upload_limit_bps": cfg.upload_limit_bps,
             "cache_max_bytes": cfg.cache_max_bytes}
     cache = Cache(cfg.home / "cache")
+    left = cache.remove_leftovers()  # writes the last run's end interrupted: never served, never counted
+    if left:
+        log.info("removed %d leftover(s) of interrupted writes from the cache", left)
     tls = WorkerTLS(cfg.home, cfg.ca_file)
     link = MasterLink(cfg, tls)
     vm = cfg.sandbox in ("qemu", "virtualbox")
@@ -83,7 +86,6 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
         resuming.clear()  # a later registration (the master declared us offline) lets them go
 
     try:
-        backoff = 2.0
         retry = Backoff(base_s=1.0, cap_s=60.0)  # full jitter: a returning master is not hit by every worker at once
         while True:
             try:
@@ -91,11 +93,9 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                 break
             except (LoginError, grpc.RpcError) as e:
                 detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
-                wait = retry.next()
-                if isinstance(e, LoginThrottledError):  # someone is guessing from our address: wait, never give up
-                    wait = max(e.retry_after_s, backoff)
-                    backoff = min(300.0, backoff * 2)
-                elif isinstance(e, LoginError) and "refused" in str(e):
+                # Throttled (someone is guessing from our address): the master's wait, never give up.
+                wait = retry.next(retry_after(e))
+                if isinstance(e, LoginError) and not isinstance(e, LoginThrottledError) and "refused" in str(e):
                     raise SystemExit(f"runsurge-worker: {detail}") from None
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.INVALID_ARGUMENT:
                     raise SystemExit(f"runsurge-worker: the master refused the registration: {detail}") from None
@@ -121,9 +121,11 @@ def run(cfg: WorkerConfig, stop: threading.Event) -> None:
                  cfg.listen, port, cfg.sandbox, cfg.slots, cfg.memory)
         governor.worker_id = link.worker_id
         governor.start()
-        runner.start_resumed()
+        # Resumed runs start once a heartbeat reply confirms the master still counts them as ours.
         link.heartbeat_loop(status, register, runner.cancel, stop,
-                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)))
+                            delivered=lambda req: runner.dropped_told(list(req.dropped_data_ids)),
+                            answered=lambda resp: runner.confirm_resumed(set(resp.cancel_task_ids),
+                                                                         start=not resp.reregister))
         # Stopping (SIGTERM: a service stop, a reboot): take nothing new, say so, save each running VM
         # task to resume it at the next start (the master keeps it ours for its grace window), give
         # every other task back (it runs again at once, nobody's fault), and wait a bounded time for

@@ -34,6 +34,11 @@ class LoginThrottledError(LoginError):
         self.retry_after_s = retry_after_s
 
 
+def retry_after(e: BaseException) -> float:
+    """How long the master asked us to wait before trying again (0: it did not say)."""
+    return e.retry_after_s if isinstance(e, LoginThrottledError) else 0.0
+
+
 def login(master_url: str, email: str, password: str) -> str:
     body = json.dumps({"email": email, "password": password}).encode()
     req = urllib.request.Request(f"{master_url.rstrip('/')}/api/auth/login", data=body,
@@ -105,7 +110,10 @@ class MasterLink:
     def heartbeat_loop(self, status: Callable[[], master_pb2.NodeHeartbeatRequest],
                        reregister: Callable[[], None], cancel: Callable[[str], None],
                        stop: threading.Event,
-                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None) -> None:
+                       delivered: Callable[[master_pb2.NodeHeartbeatRequest], None] | None = None,
+                       answered: Callable[[master_pb2.NodeHeartbeatResponse], None] | None = None) -> None:
+        """Beat until `stop`. `delivered(request)`: a beat reached the master; `answered(reply)`: its
+        reply, before its cancels are acted on."""
         failures = 0
         offline = Backoff(base_s=self.heartbeat_interval_s, cap_s=60.0)
         first = True
@@ -123,6 +131,8 @@ class MasterLink:
                 failures = 0
                 if resp.worker_token:
                     self.token = resp.worker_token
+                if answered is not None:
+                    answered(resp)
                 for task_id in resp.cancel_task_ids:
                     cancel(task_id)
                 if resp.reregister:
@@ -140,11 +150,18 @@ class MasterLink:
                 if failures in (1, 10) or failures % 100 == 0:
                     detail = e.details() if isinstance(e, grpc.RpcError) else str(e)
                     log.warning("heartbeat failed (%d in a row): %s", failures, detail)
+                asked = retry_after(e)  # a re-registration's login throttled: the master's wait first
                 if isinstance(e, grpc.RpcError) and e.code() == grpc.StatusCode.UNAUTHENTICATED:
                     try:
                         reregister()
                     except (grpc.RpcError, LoginError) as again:
                         log.warning("re-registration failed: %s", again)
+                        asked = retry_after(again)
+                if asked:
+                    wait = offline.next(asked)
+                    log.warning("the master throttles our logins: registering again in %.1f s", wait)
+                    if stop.wait(wait):
+                        return
             # After the first beat, a random phase: workers started together then beat spread out.
             self._kick.wait(phase(self.heartbeat_interval_s) if first else self.heartbeat_interval_s)
             first = False

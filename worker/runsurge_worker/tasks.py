@@ -88,6 +88,9 @@ class TaskRunner:
         self._slot_freed = threading.Condition(self._lock)
         self._waiting: list[str] = []  # prepared tasks waiting for a slot, first come first started
         self._held = ""  # why no task may start now (governor.py: the machine is busy, schedule, stopping)
+        # Runs resumed from checkpoints that wait for the master's first heartbeat reply: it may no
+        # longer count them as ours (their job was cancelled, their grace window ended).
+        self._unconfirmed: set[str] = set()
         # TaskStarted goes out from a thread of its own, so a run never waits a master round trip to
         # begin; a daemon, so a worker stopping while the master is away does not wait for it.
         self._starts: queue.SimpleQueue[StartReport] = queue.SimpleQueue()
@@ -163,7 +166,8 @@ class TaskRunner:
         """Give tasks back to the master, not as a failure: the master runs them again elsewhere and
         bills nothing for these runs. Returns how many."""
         with self._lock:
-            runs = [r for r in self._running.values() if not r.reporting and (r.in_slot or not running_only)]
+            runs = [r for r in self._running.values() if not r.reporting and (r.in_slot or not running_only)
+                    and r.req.task_id not in self._unconfirmed]
             for run in runs:
                 run.released = reason
         for run in runs:
@@ -177,6 +181,9 @@ class TaskRunner:
             return 0, self.release(reason)
         self.sandbox.checkpoint_all()
         with self._lock:
+            for task_id in self._unconfirmed:  # never restored: their saved state waits for the next start
+                del self._running[task_id]
+            self._unconfirmed.clear()
             saving = sum(r.in_slot and not r.reporting for r in self._running.values())
             waiting = [r for r in self._running.values() if not r.reporting and not r.in_slot]
             for run in waiting:
@@ -187,7 +194,7 @@ class TaskRunner:
 
     def resume_checkpoints(self) -> list[str]:
         """At start: take up the runs the last stop saved; returns their task ids (for NodeRegister).
-        Each runs on in its own thread once the worker is registered (`start_resumed`)."""
+        Each runs on in its own thread once a heartbeat reply confirms it (`confirm_resumed`)."""
         ids = []
         for ckpt in self.sandbox.checkpoints():
             try:
@@ -198,12 +205,25 @@ class TaskRunner:
                 continue
             with self._lock:
                 self._running[req.task_id] = Running(req=req, resume_from=ckpt)
+                self._unconfirmed.add(req.task_id)
             ids.append(req.task_id)
         return ids
 
-    def start_resumed(self) -> None:
+    def confirm_resumed(self, unwanted: set[str], start: bool) -> None:
+        """A heartbeat reply (the heartbeat listed the resumed runs): those the master no longer counts
+        as ours (`unwanted`: the reply's cancels; the job was cancelled, or the grace window ended) are
+        discarded, never restored: their saved VM, overlay and task folder are deleted. The others
+        start, once `start` (the reply does not ask us to register again)."""
         with self._lock:
-            runs = [r for r in self._running.values() if r.resume_from is not None]
+            gone = [self._running.pop(t) for t in self._unconfirmed & unwanted]
+            self._unconfirmed -= unwanted
+            runs = [self._running[t] for t in self._unconfirmed] if start else []
+            if start:
+                self._unconfirmed.clear()
+        for run in gone:
+            self.sandbox.discard(run.resume_from)
+            shutil.rmtree(self.sandbox.task_root / run.req.task_id, ignore_errors=True)
+            log.info("discarded checkpoint of task %s: the master no longer lists it as ours", run.req.task_id)
         for run in runs:
             threading.Thread(target=self._process, args=(run,), name=f"task-{run.req.task_id[:8]}",
                              daemon=True).start()
@@ -428,13 +448,14 @@ class TaskRunner:
 
     def _finish(self, run: Running, task_dir: Path, result: RunResult, report) -> None:
         req = run.req
+        # What ran so far, also of a run saved (the master bills it if the task is cancelled while saved).
+        report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
+        report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
         if result.checkpoint is not None:  # saved, not ended: it runs on when the worker starts again
             (result.checkpoint / ASSIGN_FILE).write_bytes(req.SerializeToString())
             raise _Checkpointed
         report.restore_s, report.resumes = result.restore_s, result.resumes
         report.exit_code = -1 if result.exit_code is None else result.exit_code
-        report.wall_s, report.cpu_s = result.wall_s, result.cpu_s
-        report.mem_avg_bytes, report.mem_peak_bytes = result.mem_avg_bytes, result.mem_peak_bytes
         report.usage.extend(master_pb2.UsageSample(t_s=t, cpu_s=cpu, rss_bytes=rss) for t, cpu, rss in result.usage)
         report.stdout_data_id = self._upload_log(req.task_id, task_dir / STDOUT_NAME)
         report.stderr_data_id = self._upload_log(req.task_id, task_dir / STDERR_NAME)

@@ -42,11 +42,12 @@ def get_job(job_id: str, user: CurrentUser, sv: ServicesDep, s: SessionDep) -> J
                                                      409: {"description": "the job already finished"}})
 def cancel_job(job_id: str, user: CurrentUser, sv: ServicesDep, s: SessionDep) -> JobOut:
     """Stop a running job: queued tasks are dropped, running ones stopped on their workers; the bill
-    counts only what ran (done tasks, and the stopped runs for the time they ran)."""
+    counts only what ran (done tasks, the stopped runs for the time they ran, and checkpointed runs
+    for the time they ran before their save)."""
     job = own_job(s, job_id, user)
     if job.status != "running":
         raise HTTPException(409, f"job {job.id} already {job.status}: nothing to cancel")
-    stops = lifecycle.cancel_job(s, job)
+    stops = lifecycle.cancel_job(s, job, sv.scheduler.tariff)
     s.flush()
     out = job_out(s, job, with_tasks=True, min_trust=sv.cfg.quorum_min_trust)
     s.commit()  # workers are told to stop only what the database says is cancelled

@@ -9,6 +9,7 @@ RunResult. Outputs are whatever the script leaves in the folder; the task proces
 
 from __future__ import annotations
 
+import shutil
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -92,6 +93,11 @@ class SandboxBackend(ABC):
     def checkpoints(self) -> list[Path]:
         """Saved runs left by the worker's last stop, each to be resumed with `restore`."""
         return []
+
+    def discard(self, checkpoint: Path) -> None:
+        """Delete a saved run the master no longer wants (cancelled, or its grace window ended): it is
+        never restored."""
+        shutil.rmtree(checkpoint, ignore_errors=True)
 
     def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
         """Resume a saved run and let it go on to its end, like run() (or be saved again); `env`: the

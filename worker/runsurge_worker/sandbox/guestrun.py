@@ -165,9 +165,13 @@ def run_in_guest(agent: GuestAgent, host_dir: Path, script: str, limits: Limits,
         if checkpoint is not None and checkpoint.is_set():
             with pause.awake(cancel):
                 agent.call("detach", timeout=60)
+            # cpu_s and peak: this run's so far, as of the last probe (the checkpoint's report: what
+            # the master bills if the task is cancelled while saved).
             raise CheckpointRequested({**state, "active_s": active_s(), "samples": meter.samples,
                                        "rss_total": meter.rss_total, "rss_peak": meter.rss_peak,
-                                       "series": meter.series, "stride": meter._stride})
+                                       "series": meter.series, "stride": meter._stride,
+                                       "cpu_s": max(meter.cpu_s - base_stat_s, probe.cgroup_cpu_s - base_cg_s, 0.0),
+                                       "peak": max(meter.rss_peak, probe.cgroup_peak)})
         if active_s() > limits.timeout_s:
             failure = f"timeout after {limits.timeout_s:g}s"
             break

@@ -302,8 +302,21 @@ class QemuSandbox(SandboxBackend):
         log.info("checkpointed task %s in %.2fs (%d MiB of VM state)", task_id, meta["saved_s"],
                  (final / "memory.mig").stat().st_size >> 20)
         r = state.get("result", {})
-        return RunResult(None, state["active_s"], 0.0, 0, 0, failure="checkpointed", checkpoint=final,
+        peak = state.get("peak", 0)
+        avg = min(peak, state["rss_total"] // state["samples"]) if state.get("samples") else 0
+        return RunResult(None, state["active_s"], state.get("cpu_s", 0.0), avg, peak, failure="checkpointed",
+                         checkpoint=final,
                          restore_s=r.get("restore_s", 0.0), resumes=r.get("resumes", 0))
+
+    def discard(self, checkpoint: Path) -> None:
+        """The saved VM (its memory and overlay) and the task's folder (in its slot since the save)."""
+        try:
+            slot = json.loads((checkpoint / "meta.json").read_text())["slot"]
+        except (OSError, ValueError, KeyError):
+            slot = None
+        if isinstance(slot, str) and slot and Path(slot).name == slot:  # a name in task_root, nothing else
+            _remove_tree(self.task_root / slot)
+        _remove_tree(checkpoint)
 
     def restore(self, checkpoint: Path, cancel: threading.Event, env: Path | None = None) -> RunResult:
         """Bring the saved VM back and let its task run to the end (or be saved again). The
