@@ -64,6 +64,8 @@ async def start_grpc(sv: Services, port: int, enrollment: bool) -> grpc.aio.Serv
 
 async def serve(cfg: MasterConfig) -> None:
     sv = build(cfg)
+    if left := sv.store.remove_leftovers():  # uploads a kill interrupted: never landed, never referenced
+        log.info("removed %d leftovers of interrupted writes from the object store", left)
     grpc_addr = f"{cfg.grpc_host}:{cfg.grpc_port}"
     servers = [await start_grpc(sv, cfg.grpc_port, enrollment=False),
                await start_grpc(sv, cfg.enroll_port, enrollment=True)]
