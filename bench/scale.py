@@ -564,7 +564,7 @@ def limit_of(c: Config, other_cpus: float) -> str:
             found.append(f"master CPU ({name}): its one process at {w.master_cpu_pct:.0f}% of a core")
         elif (pct(w.beats, 99) or 0) > 1.0:
             found.append(f"master responsiveness ({name}): heartbeat p99 {pct(w.beats, 99):.1f} s with the master at "
-                         f"only {w.master_cpu_pct:.0f}% of a core: its event loop waits (database calls on the loop, "
+                         f"only {w.master_cpu_pct:.0f}% of a core: its calls wait (queued for the one database writer, "
                          "or no CPU to be had)")
     if c.offline_events:
         found.append(f"heartbeats handled too late: workers declared offline x{c.offline_events} (then re-registered)")
