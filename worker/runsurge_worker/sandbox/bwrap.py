@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -161,15 +160,15 @@ class BwrapSandbox(SandboxBackend):
             if uid is not None:
                 argv = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
                         "--inh-caps=-all", "--"] + argv
-
-            def limit():  # runs in the child before exec; the task's own limits come at its start
-                resource.setrlimit(resource.RLIMIT_NPROC, (MAX_PROCESSES,) * 2)
-                resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
+            # The process limits by prlimit(1), not a preexec_fn: Python code between fork and exec in
+            # this many-threaded process (gRPC, task threads) is what the subprocess docs warn may
+            # deadlock the child, and Popen waits for its exec forever. The task's own limits come at
+            # its start.
+            argv = ["prlimit", f"--nproc={MAX_PROCESSES}", "--core=0", "--"] + argv
             with open(err_path, "wb") as err:
                 proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=err, pass_fds=(seccomp_fd, go_r, ready_w),
-                                        preexec_fn=limit, start_new_session=True)
+                                        start_new_session=True)
         except BaseException:
             shutil.rmtree(slot, ignore_errors=True)
             err_path.unlink(missing_ok=True)
