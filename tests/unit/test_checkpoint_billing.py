@@ -4,58 +4,39 @@ ran it, a later report of that run (its worker resumed it anyway, or re-sent a r
 checkpoint released after its grace window bills nothing, and a job failing bills nothing for it."""
 
 import pytest
-from sqlalchemy import select
+from test_billing import TARIFF
+from test_billing import World as BillingWorld
 
 from runsurge_master import billing, lifecycle
-from runsurge_master.billing import GIB, Tariff
+from runsurge_master.billing import GIB
 from runsurge_master.db import Database
 from runsurge_master.lifecycle import J, T
 from runsurge_master.metering import Metering
-from runsurge_master.models import DataObject, Job, LedgerTransaction, Task, User, Worker, utcnow
+from runsurge_master.models import Job, Task, utcnow
 
-TARIFF = Tariff(cpu_hour=1_000_000, gib_hour=250_000, fee_percent=10)
-# 36 s of wall and CPU time (1 % of an hour) at 1 GiB reserved, on a worker at price factor 2:
+# test_billing's tariff; 36 s of wall and CPU time (1 % of an hour) at 1 GiB reserved, on a worker at price factor 2:
 # 2 × (10 000 + 2 500) µc.
 SAVED = Metering(wall_s=36.0, cpu_s=36.0, mem_avg_bytes=1 << 20, mem_peak_bytes=2 << 20)
 CHARGE, FEE = 25_000, 2_500
 
 
-class World:
+class World(BillingWorld):
+    """test_billing's world; the task runs on its second worker (price factor 2), so its earning
+    must not go to the first (`other`)."""
+
     def __init__(self, db: Database):
-        self.db = db
-        with db.session() as s:
-            self.owner = User(email="owner@x.org", password_hash="x")
-            self.contrib = User(email="contrib@x.org", password_hash="x")
-            s.add_all([self.owner, self.contrib, DataObject(id="0" * 64, size=1)])
-            s.flush()
-            # The task runs on the second worker: its earning must not go to the first.
-            self.other = Worker(owner_id=self.contrib.id, fingerprint="f" * 16, host="127.0.0.1", grpc_port=1,
-                                memory_bytes=GIB, cpus=2, slots=2)
-            self.worker = Worker(owner_id=self.contrib.id, fingerprint="g" * 16, host="127.0.0.2", grpc_port=1,
-                                 memory_bytes=GIB, cpus=2, slots=2, price_factor_milli=2000)
-            s.add_all([self.other, self.worker])
-            s.flush()
-            self.worker_id = self.worker.id
+        super().__init__(db)
+        self.worker_id, self.other = self.worker2.id, self.worker
 
     def checkpointed_job(self, n_tasks: int = 1) -> tuple[str, list[str]]:
         """A job whose first task ran on the worker and was saved there (the checkpoint report)."""
+        job_id, task_ids = self.job(n_tasks)
         with self.db.session() as s:
-            job = Job(owner_id=self.owner.id, name="j")
-            s.add(job)
-            s.flush()
-            tasks = [Task(job_id=job.id, seq=i, name=f"t{i}", script_name="s.py", script_data_id="0" * 64,
-                          memory_bytes=GIB, timeout_s=3600.0, status=T.READY) for i in range(n_tasks)]
-            s.add_all(tasks)
-            s.flush()
-            t = tasks[0]
+            t = s.get(Task, task_ids[0])
             lifecycle.transition(s, t, T.ASSIGNED, worker_id=self.worker_id, attempts=1)
             lifecycle.transition(s, t, T.RUNNING)
             lifecycle.checkpoint_task(s, t, SAVED)
-            return job.id, [t.id for t in tasks]
-
-    def txns(self, task_id: str) -> list[LedgerTransaction]:
-        with self.db.session() as s:
-            return list(s.scalars(select(LedgerTransaction).where(LedgerTransaction.task_id == task_id)))
+        return job_id, task_ids
 
 
 @pytest.fixture
