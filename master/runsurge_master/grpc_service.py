@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable
 
 import grpc
 
@@ -79,10 +79,10 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
         return claims
 
     @staticmethod
-    async def _decided(context, work: Callable):
+    async def _decided(context, decision: Awaitable):
         """A decision module's answer, or its DeniedError as the gRPC status it names."""
         try:
-            return await work()
+            return await decision
         except DeniedError as e:
             await context.abort(grpc.StatusCode[e.code], str(e))
 
@@ -94,8 +94,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         # A transaction of its own, not the writer's: a refusal rolls back what it had begun (and signing
         # a certificate is too slow to hold up others' reports).
-        done = await self._decided(context, lambda: self.db.call(lambda s: self.registrar.register(s, claims.sub,
-                                                                                                 request)))
+        done = await self._decided(context, self.db.call(lambda s: self.registrar.register(s, claims.sub, request)))
         self.scheduler.channels.cancel(done.cancels)
         self.scheduler.channels.forget(done.worker_id)
         log.info("worker registered worker=%s address=%s:%d slots=%d memory=%d", done.worker_id,
@@ -197,7 +196,7 @@ class MasterServicer(master_pb2_grpc.MasterServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "malformed data id")
         if h.size > self.cfg.max_output_bytes:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "output larger than the limit")
-        attempt = await self._decided(context, lambda: self.db.call(
+        attempt = await self._decided(context, self.db.call(
             lambda s: run_data.upload_attempt(s, self.cfg, claims.sub, h.task_id, h.data_id)))
         rx = self.store.receiver(h.data_id, size=h.size, max_size=self.cfg.max_output_bytes)
         try:

@@ -82,6 +82,7 @@ class JobState(StrEnum):
 T, R, J = TaskState, ReplicaState, JobState
 ACTIVE = (T.ASSIGNED, T.RUNNING)  # a worker holds it (a replica in these states too)
 OPEN = (T.PENDING, T.READY, T.ASSIGNED, T.RUNNING, T.CHECKPOINTED)
+Cancels = list[tuple[str, str]]  # (worker id, task id) to tell CancelTask, after the commit
 
 
 class IllegalTransition(RuntimeError):  # noqa: N818 (the issue's name for it)

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from runsurge_master import benching, lifecycle, replicas
 from runsurge_master.billing import Tariff
 from runsurge_master.config import MasterConfig
+from runsurge_master.lifecycle import Cancels
 from runsurge_master.live import LiveState
 from runsurge_master.models import DataLocation, Task, Worker, utcnow
 
 log = logging.getLogger("runsurge.liveness")
 SAFETY_TICK_S = 5.0
-Cancels = list[tuple[str, str]]
 
 
 class Liveness:

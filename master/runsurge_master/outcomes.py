@@ -18,6 +18,7 @@ from runsurge_master.billing import Tariff
 from runsurge_master.config import MasterConfig
 from runsurge_master.group_commit import RefusedError
 from runsurge_master.jobspec import SpecError, check_file_name
+from runsurge_master.lifecycle import Cancels
 from runsurge_master.models import DataLocation, Task, TaskReplica, TaskUpload, Worker, utcnow
 from runsurge_master.store import ObjectStore
 from runsurge_proto import master_pb2
@@ -25,7 +26,6 @@ from runsurge_proto.wire import is_data_id
 
 log = logging.getLogger("runsurge.outcomes")
 S = master_pb2.TaskStatus
-Cancels = list[tuple[str, str]]  # (worker id, task id) to tell CancelTask, after the commit
 
 
 class RunOutcomes:

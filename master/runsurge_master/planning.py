@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, selectinload
 from runsurge_master import benching, environments, lifecycle, replicas
 from runsurge_master.auth import TokenService
 from runsurge_master.config import MasterConfig
+from runsurge_master.lifecycle import Cancels
 from runsurge_master.live import LiveState
 from runsurge_master.metrics import PASS_SECONDS
 from runsurge_master.models import DataLocation, DataObject, Task, TaskInput, TaskReplica, Worker, utcnow
@@ -29,7 +30,6 @@ CAPABILITY_TTL_S = 900  # a peer fetch starts right after assignment; this only 
 # tasks) keep them flowing where one pass of 2,000 took seconds (bench/scale.py, N = 1,000).
 BATCH = 256
 STEAL_AFTER_S = 1.0  # a task queued (prefetched) this long on a busy worker may move to an idle one
-Cancels = list[tuple[str, str]]
 
 
 @dataclass

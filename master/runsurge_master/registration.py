@@ -16,13 +16,13 @@ from sqlalchemy.orm import Session
 
 from runsurge_master import lifecycle
 from runsurge_master.denied import DeniedError
+from runsurge_master.lifecycle import Cancels
 from runsurge_master.models import DataLocation, DataObject, User, Worker, utcnow
 from runsurge_master.tls import MasterTLS
 from runsurge_pki.ca import PkiError
 from runsurge_proto.wire import is_data_id
 
 log = logging.getLogger("runsurge.registration")
-Cancels = list[tuple[str, str]]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from runsurge_master import lifecycle, quorum
 from runsurge_master.billing import Tariff
-from runsurge_master.lifecycle import R, T
+from runsurge_master.lifecycle import Cancels, R, T
 from runsurge_master.models import METERING, Task, TaskReplica, Worker
 from runsurge_master.placement import Capacity, ReadyTask
 from runsurge_master.quorum import ReplicaNeed
@@ -27,7 +27,6 @@ from runsurge_master.quorum import ReplicaNeed
 log = logging.getLogger("runsurge.replicas")
 ACTIVE = lifecycle.ACTIVE
 IN_PLAY = ("assigned", "running", "done")  # with no verdict yet: the current round's replicas
-Cancels = list[tuple[str, str]]  # (worker id, task id) to tell CancelTask
 
 
 # -- which replica is whose ----------------------------------------------------------------------

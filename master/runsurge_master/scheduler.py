@@ -24,11 +24,12 @@ from runsurge_master.billing import Tariff
 from runsurge_master.config import MasterConfig
 from runsurge_master.db import Database
 from runsurge_master.group_commit import GroupCommit
+from runsurge_master.lifecycle import Cancels
 from runsurge_master.live import LiveState
 from runsurge_master.liveness import Liveness
 from runsurge_master.metrics import TASK_CALL_TASKS, TASK_CALLS
 from runsurge_master.models import Task, Worker, utcnow
-from runsurge_master.planning import Cancels, Dispatch, Planner, by_worker
+from runsurge_master.planning import Dispatch, Planner, by_worker
 from runsurge_master.tls import MasterTLS
 from runsurge_master.worker_channels import WorkerChannels
 from runsurge_proto import worker_pb2
